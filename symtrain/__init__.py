@@ -1,0 +1,26 @@
+"""symtrain: make any PyTorch model respect the symmetries of its data, and measure how
+well it does.
+
+>>> import torch, symtrain as st
+>>> sym = st.Symmetry(st.groups.Dihedral(4), input=st.actions.Image(), output=st.actions.Trivial())
+>>> model = st.GroupAveraging(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(3)), sym)
+>>> x = torch.randn(2, 1, 5, 5)
+>>> st.equivariance_error(model, sym, x).max < 1e-5
+True
+"""
+
+from . import actions, groups
+from .errors import DegenerateFrameError, ShapeError, SymmetryError, UnsupportedGroupError
+from .groups import create_group
+from .metrics import EquivarianceError, assert_equivariant, equivariance_error
+from .symmetrize import Canonicalization, FrameAveraging, GroupAveraging, Symmetrizer
+from .symmetry import Symmetry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "actions", "groups", "create_group", "Symmetry", "Symmetrizer", "GroupAveraging",
+    "FrameAveraging", "Canonicalization", "equivariance_error", "assert_equivariant",
+    "EquivarianceError", "SymmetryError", "ShapeError", "UnsupportedGroupError",
+    "DegenerateFrameError",
+]

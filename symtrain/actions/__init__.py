@@ -1,0 +1,12 @@
+"""How groups act on data: one class per data type. See :mod:`symtrain.actions.base`."""
+
+from .base import Action, permute_axis, rotate_last
+from .trivial import Trivial
+from .points import Points, Vectors
+from .nodes import Adjacency, Mask, Nodes
+from .image import Image
+from .graph import Graph, GraphNodes
+from .fields import Fields
+
+__all__ = ["Action", "Trivial", "Points", "Vectors", "Nodes", "Mask", "Adjacency", "Image",
+           "Graph", "GraphNodes", "Fields", "permute_axis", "rotate_last"]

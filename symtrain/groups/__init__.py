@@ -1,0 +1,19 @@
+"""Groups as immutable values with batched elements. See :mod:`symtrain.groups.base`
+for the conventions (left action, column vectors, batch-first elements)."""
+
+from .base import Element, Group, GroupContext
+from .registry import create_group, list_groups, register_group
+from .planar import Cyclic, Dihedral
+from .orthogonal import O, SO, Orthogonal, SpecialOrthogonal
+from .euclidean import E, SE, Euclidean
+from .permutation import SymmetricGroup, invert_permutation, permutations_from_scores
+from .product import DirectProduct
+
+Sn = SymmetricGroup
+
+__all__ = [
+    "Element", "Group", "GroupContext", "create_group", "list_groups", "register_group",
+    "Cyclic", "Dihedral", "O", "SO", "Orthogonal", "SpecialOrthogonal", "E", "SE",
+    "Euclidean", "SymmetricGroup", "Sn", "DirectProduct", "invert_permutation",
+    "permutations_from_scores",
+]

@@ -1,0 +1,194 @@
+"""The group contract.
+
+A :class:`Group` is an immutable, hashable value. Its elements are *batched tensors*:
+one tensor (or a tuple of tensors for products and semidirect products) whose first
+dimension indexes the batch, so that composing, inverting or acting with B elements is
+one tensor operation, never a Python loop.
+
+Conventions (used by every group and action in symtrain):
+
+- **Left action**: ``act(g, act(h, x)) == act(compose(g, h), x)``.
+- **Composition** is function composition: ``compose(g, h)`` applies ``h`` first.
+- **Matrices act on column vectors**: a group with a standard representation maps a
+  point ``p`` (column) to ``R @ p``. Point clouds are stored as rows ``[B, N, d]``,
+  so the action on data is ``x @ R.transpose(-1, -2)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, replace
+from typing import Iterator, Union
+
+import torch
+from torch import Tensor
+
+Element = Union[Tensor, tuple]
+"""A batch of group elements: a tensor ``[B, ...]`` or a (nested) tuple of them."""
+
+
+def element_map(fn, g: Element) -> Element:
+    """Apply ``fn`` to every tensor of a (possibly nested tuple) element batch."""
+    if isinstance(g, tuple):
+        return tuple(element_map(fn, h) for h in g)
+    return fn(g)
+
+
+def element_batch_size(g: Element) -> int:
+    while isinstance(g, tuple):
+        g = g[0]
+    return g.shape[0]
+
+
+def element_take(g: Element, index: Tensor) -> Element:
+    """Elements at ``index`` (a LongTensor over the batch dimension)."""
+    return element_map(lambda t: t.index_select(0, index), g)
+
+
+def element_repeat(g: Element, k: int) -> Element:
+    """Repeat each element ``k`` times, b-major: ``[g0, g0, ..., g1, g1, ...]``."""
+    return element_map(lambda t: t.repeat_interleave(k, dim=0), g)
+
+
+def element_tile(g: Element, b: int) -> Element:
+    """Tile the whole batch ``b`` times: ``[g0, g1, ..., g0, g1, ...]``."""
+    return element_map(lambda t: t.repeat((b,) + (1,) * (t.dim() - 1)), g)
+
+
+@dataclass(frozen=True)
+class GroupContext:
+    """What a group may need to know about the data it acts on.
+
+    Filled by the input action (see :meth:`symtrain.actions.Action.context`):
+
+    - ``num_nodes``: the size n of the node axis, for S_n.
+    - ``mask``: ``[B, N]`` bool, True for real nodes (padded batches of different sizes).
+    - ``centroid``: ``[B, d]`` mean position, used to fix the translation part of E(d).
+    - ``ptr``: ``[B + 1]`` node offsets of a PyG batch (graphs stored flat).
+    """
+
+    num_nodes: int | None = None
+    mask: Tensor | None = None
+    centroid: Tensor | None = None
+    ptr: Tensor | None = None
+    batch_size: int | None = None
+
+    def merge(self, other: "GroupContext") -> "GroupContext":
+        values = {}
+        for name in ("num_nodes", "mask", "centroid", "ptr", "batch_size"):
+            a, b = getattr(self, name), getattr(other, name)
+            if a is not None and b is not None and name in ("num_nodes", "batch_size") and a != b:
+                raise ValueError(f"inputs disagree on {name}: {a} vs {b}")
+            values[name] = a if a is not None else b
+        return GroupContext(**values)
+
+    def repeat(self, k: int) -> "GroupContext":
+        """The context of the input with every sample repeated ``k`` times (b-major)."""
+        if k == 1:
+            return self
+        mask = None if self.mask is None else self.mask.repeat_interleave(k, dim=0)
+        centroid = None if self.centroid is None else self.centroid.repeat_interleave(k, dim=0)
+        ptr = None
+        if self.ptr is not None:
+            sizes = (self.ptr[1:] - self.ptr[:-1]).repeat_interleave(k)
+            ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+        batch = None if self.batch_size is None else self.batch_size * k
+        return replace(self, mask=mask, centroid=centroid, ptr=ptr, batch_size=batch)
+
+
+class Group(ABC):
+    """A group whose elements are batched tensors. Subclasses are frozen dataclasses.
+
+    Subclasses implement ``identity``, ``compose``, ``inverse`` and ``sample``; finite
+    groups also ``elements``; groups with a standard matrix representation implement
+    ``matrix`` and set ``matrix_dim``.
+    """
+
+    #: Short registry-style name, e.g. ``"SO3"``; set by subclasses.
+    name: str = ""
+    #: Size of the standard matrix representation, or ``None`` if there is none.
+    matrix_dim: int | None = None
+
+    # --- structure -------------------------------------------------------------------
+    @property
+    def is_finite(self) -> bool:
+        return self.order is not None
+
+    @property
+    def order(self) -> int | None:
+        """Number of elements, or ``None`` for an infinite group."""
+        return None
+
+    @property
+    def factors(self) -> tuple["Group", ...]:
+        """The factors of a direct product; ``(self,)`` for any other group."""
+        return (self,)
+
+    def split(self, g: Element) -> tuple[Element, ...]:
+        """Components of ``g`` matching :attr:`factors`."""
+        return (g,)
+
+    # --- algebra ---------------------------------------------------------------------
+    @abstractmethod
+    def identity(self, batch: int = 1, *, context: GroupContext | None = None,
+                 device=None, dtype=None) -> Element:
+        ...
+
+    @abstractmethod
+    def compose(self, g: Element, h: Element) -> Element:
+        """``g ∘ h`` elementwise over the batch (``h`` acts first)."""
+
+    @abstractmethod
+    def inverse(self, g: Element) -> Element:
+        ...
+
+    @abstractmethod
+    def sample(self, batch: int, *, context: GroupContext | None = None,
+               generator: torch.Generator | None = None, device=None, dtype=None) -> Element:
+        """``batch`` independent Haar-random elements.
+
+        For groups that are not compact (translations) there is no Haar measure: see the
+        subclass for what is drawn.
+        """
+
+    def elements(self, *, context: GroupContext | None = None, device=None,
+                 dtype=None) -> Element:
+        """All ``order`` elements as one batch (finite groups only)."""
+        raise TypeError(f"{self} is infinite: it has no list of elements; sample from it instead")
+
+    def matrix(self, g: Element) -> Tensor:
+        """Standard representation ``[B, d, d]`` (acts on column vectors)."""
+        raise TypeError(f"{self} has no standard matrix representation")
+
+    def allclose(self, g: Element, h: Element, atol: float = 1e-5) -> Tensor:
+        """``[B]`` bool: whether the elements are equal (up to ``atol`` for continuous groups)."""
+        gs, hs = _leaves(g), _leaves(h)
+        out = torch.ones(gs[0].shape[0], dtype=torch.bool, device=gs[0].device)
+        for a, b in zip(gs, hs):
+            diff = (a.to(torch.float64) - b.to(torch.float64)).abs().reshape(a.shape[0], -1)
+            out &= (diff <= atol).all(1)
+        return out
+
+    # --- value semantics -------------------------------------------------------------
+    def __str__(self) -> str:
+        return self.name or type(self).__name__
+
+    def __mul__(self, other: "Group") -> "Group":
+        from .product import DirectProduct
+
+        return DirectProduct(self, other)
+
+
+def _leaves(g: Element) -> list[Tensor]:
+    if isinstance(g, tuple):
+        return [t for h in g for t in _leaves(h)]
+    return [g]
+
+
+def iter_factors(group: Group, g: Element) -> Iterator[tuple[Group, Element]]:
+    """Pairs ``(factor, component)`` of a (possibly product) group element."""
+    yield from zip(group.factors, group.split(g))
+
+
+def default_float(dtype) -> torch.dtype:
+    return dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from torch import nn
+
+from ..groups.base import element_batch_size
+from ..symmetry import Symmetry
+from .base import Symmetrizer, reference_tensor, uniform_weights
+
+
+def _check_samples(name: str, value: int | None) -> int | None:
+    if value is not None and (not isinstance(value, int) or value < 1):
+        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    return value
+
+
+class GroupAveraging(Symmetrizer):
+    """Average ``g·f(g⁻¹·x)`` over the group.
+
+    - Finite group, ``samples=None``: exact average over all ``|G|`` elements.
+    - ``samples=K``: Monte-Carlo average over ``K`` Haar-random elements per input
+      (required for infinite groups). Equivariant in distribution; the error falls
+      like ``1/√K``. ``eval_samples`` (default: ``samples``) is used in eval mode.
+    - E(d)/SE(d): the translation is fixed by centring (see :mod:`symtrain.groups.euclidean`),
+      the rotation part is averaged.
+
+    Args:
+        base: any module; called on a batch of ``B·K`` transformed inputs.
+        symmetry: the group and its actions on the input and output of ``base``.
+        generator: optional ``torch.Generator`` for the Monte-Carlo draws.
+    """
+
+    def __init__(self, base: nn.Module, symmetry: Symmetry, samples: int | None = None,
+                 eval_samples: int | None = None, generator=None):
+        super().__init__(base, symmetry)
+        self.samples = _check_samples("samples", samples)
+        self.eval_samples = _check_samples("eval_samples", eval_samples)
+        self.generator = generator
+        if samples is None and eval_samples is None and not symmetry.group.is_finite:
+            raise ValueError(f"{symmetry.group} is infinite: exact averaging is impossible; "
+                             "pass samples=K for a Monte-Carlo average")
+
+    @property
+    def num_samples(self) -> int | None:
+        if not self.training and self.eval_samples is not None:
+            return self.eval_samples
+        return self.samples
+
+    def elements(self, x, context):
+        ref = reference_tensor(x)
+        k = self.num_samples
+        if k is None:
+            g = self.symmetry.all_elements(context, device=ref.device, dtype=ref.dtype)
+            k = element_batch_size(g) // context.batch_size
+        else:
+            g = self.symmetry.sample(context, k, self.generator, device=ref.device, dtype=ref.dtype)
+        return g, uniform_weights(context.batch_size, k, ref)
+
+    def extra_repr(self):
+        return f"{super().extra_repr()}, samples={self.samples}, eval_samples={self.eval_samples}"

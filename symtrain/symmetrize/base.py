@@ -1,0 +1,96 @@
+"""One symmetrization pipeline; the wrappers differ only in the distribution of group
+elements they draw for each input.
+
+For an input ``x`` a wrapper draws ``K`` elements ``g_1..g_K`` with weights ``w``
+(from the Haar measure, a frame, a canonicalizer or a learned ``q(g|x)``) and returns
+
+    Σ_k w_k · g_k · f(g_k⁻¹ · x)
+
+with the ``K`` copies folded into the batch dimension, so the base model runs once on
+a batch of ``B·K`` inputs. The result is equivariant whenever the element distribution
+is: ``q(g | h·x) = q(h⁻¹ g | x)``.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..groups.base import Element, GroupContext
+from ..symmetry import Symmetry
+
+
+def call_model(model, x: Any) -> Any:
+    """Call ``model`` on an input; a tuple is unpacked into positional arguments."""
+    return model(*x) if isinstance(x, tuple) else model(x)
+
+
+def reference_tensor(x: Any) -> Tensor:
+    """A floating tensor of the input, to read device and dtype from."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, dict):
+        items = list(x.values())
+    elif isinstance(x, (tuple, list)):
+        items = list(x)
+    elif hasattr(x, "to_dict"):  # a PyG Data / Batch
+        items = [v for v in x.to_dict().values() if isinstance(v, Tensor)]
+    else:
+        raise TypeError(f"cannot find a tensor in input of type {type(x).__name__}")
+    tensors = [reference_tensor(v) for v in items if isinstance(v, (Tensor, dict, tuple, list))]
+    floats = [t for t in tensors if t.is_floating_point()]
+    if not tensors:
+        raise TypeError("the input holds no tensors")
+    return floats[0] if floats else tensors[0]
+
+
+class Symmetrizer(nn.Module):
+    """Base class: ``base`` made equivariant for ``symmetry``.
+
+    ``forward(*inputs)``: one input is acted on as a whole (a tensor, a dict for a
+    keyword :class:`~symtrain.actions.Fields`, a PyG batch); several positional inputs
+    form the tuple of a positional ``Fields``. Tuples are passed to ``base`` unpacked:
+    ``base(pos, vel, charge)``.
+
+    Attributes ``symmetry`` (what the module is equivariant to) and ``base`` are public,
+    so checkers and metrics can read them.
+    """
+
+    def __init__(self, base: nn.Module, symmetry: Symmetry):
+        super().__init__()
+        if not isinstance(symmetry, Symmetry):
+            raise TypeError(f"symmetry must be a symtrain.Symmetry, got {type(symmetry).__name__}")
+        self.base = base
+        self.symmetry = symmetry
+
+    @abstractmethod
+    def elements(self, x: Any, context: GroupContext) -> tuple[Element, Tensor]:
+        """Group elements ``[B·K]`` (b-major) and weights ``[B, K]`` for input ``x``."""
+
+    def forward(self, *inputs: Any) -> Any:
+        x = inputs[0] if len(inputs) == 1 else tuple(inputs)
+        self.symmetry.check_input(x)
+        context = self.symmetry.context(x)
+        g, weights = self.elements(x, context)
+        return self.average(x, context, g, weights)
+
+    def average(self, x: Any, context: GroupContext, g: Element, weights: Tensor) -> Any:
+        """``Σ_k w_k g_k·f(g_k⁻¹·x)`` for given elements and weights."""
+        sym = self.symmetry
+        k = weights.shape[1]
+        context_k = context.repeat(k)
+        xs = sym.act_input(sym.group.inverse(g), sym.input.repeat(x, k, context), context_k)
+        ys = call_model(self.base, xs)
+        ys = sym.act_output(g, ys, context_k)
+        return sym.output.mean(ys, weights, context)
+
+    def extra_repr(self) -> str:
+        return f"symmetry={self.symmetry}"
+
+
+def uniform_weights(batch: int, k: int, like: Tensor) -> Tensor:
+    dtype = like.dtype if like.is_floating_point() else torch.get_default_dtype()
+    return torch.full((batch, k), 1.0 / k, device=like.device, dtype=dtype)

@@ -1,0 +1,309 @@
+"""Frames: small input-dependent sets of group elements ``F(x)`` with
+``F(h·x) = h·F(x)`` (Puny et al., ICLR 2022). Averaging over a frame is exactly
+equivariant; a frame of one element is a canonicalization.
+
+- :class:`PCAFrame` for O(d), SO(d), E(d), SE(d) on point clouds: eigenvectors of the
+  covariance, with the sign ambiguity resolved by averaging over all sign flips
+  (``signs="all"``, 2^d or 2^(d-1) elements) or fixed by the third moment
+  (``signs="skew"``, one element).
+- :class:`SortFrame` for S_n: the permutations that sort the nodes by a per-node key
+  (lexicographic in the node features by default); ties give every ordering of the
+  tied nodes (``ties="enumerate"``) or an error (``ties="error"``).
+- :class:`GroupFrame`: a finite group itself (plain group averaging over that factor).
+
+For a product group the frame is the product of the factors' frames.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..actions.base import Action
+from ..actions.fields import Fields
+from ..actions.graph import Graph
+from ..actions.nodes import Adjacency, Nodes
+from ..actions.points import Points, Vectors
+from ..errors import DegenerateFrameError, UnsupportedGroupError
+from ..groups.base import Element, Group, GroupContext, element_map, element_tile
+from ..groups.euclidean import Euclidean
+from ..groups.orthogonal import Orthogonal, SpecialOrthogonal
+from ..groups.permutation import SymmetricGroup
+from ..symmetry import Symmetry
+
+
+# --- finding the data a frame is computed from --------------------------------------
+def _fields(action: Action, x: Any):
+    if isinstance(action, Fields):
+        for _, sub, value in action._items(x):
+            yield from _fields(sub, value)
+    else:
+        yield action, x
+
+
+def point_cloud(symmetry: Symmetry, x: Any) -> Tensor | None:
+    """The first point cloud or vector field of the input, dense ``[B, N, d]``."""
+    for action, value in _fields(symmetry.input, x):
+        if isinstance(action, Vectors):
+            return value if action.nodes else value[:, None, :]
+        if isinstance(action, Graph):
+            from torch_geometric.data import Batch
+            from torch_geometric.utils import to_dense_batch
+
+            batch = value if isinstance(value, Batch) else Batch.from_data_list([value])
+            for key in action.positions + action.vectors:
+                if getattr(batch, key, None) is not None:
+                    return to_dense_batch(batch[key], batch.batch)[0]
+    return None
+
+
+def lexicographic_keys(symmetry: Symmetry, x: Any) -> Tensor:
+    """Default sort keys ``[B, N, F]`` from the input: node features; for point clouds
+    the distance to the centroid (invariant to E(d)); for adjacency the degree."""
+    context = symmetry.context(x)
+    for action, value in _fields(symmetry.input, x):
+        if isinstance(action, Points) and action.nodes:
+            centred = value - context.centroid[:, None, :].to(value.dtype)
+            return centred.norm(dim=-1, keepdim=True)
+        if isinstance(action, Vectors) and action.nodes:
+            return value.norm(dim=-1, keepdim=True)
+        if isinstance(action, Adjacency):
+            deg = value.sum(2)
+            return deg[..., None] if deg.dim() == 2 else deg
+        if isinstance(action, Nodes):
+            return value[..., None] if value.dim() == 2 else value
+        if isinstance(action, Graph):
+            from torch_geometric.data import Batch
+            from torch_geometric.utils import to_dense_batch
+
+            batch = value if isinstance(value, Batch) else Batch.from_data_list([value])
+            feats = batch.x if batch.x is not None else torch.ones(batch.num_nodes, 1)
+            return to_dense_batch(feats.reshape(batch.num_nodes, -1).float(), batch.batch)[0]
+    raise UnsupportedGroupError("no node data in the input to sort nodes by: pass SortFrame(key=...)")
+
+
+# --- frames --------------------------------------------------------------------------
+class Frame:
+    """Callable ``(factor, symmetry, x, context) -> (elements [B·K], weights [B, K])``."""
+
+    def __call__(self, factor: Group, symmetry: Symmetry, x: Any,
+                 context: GroupContext) -> tuple[Element, Tensor]:
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class PCAFrame(Frame):
+    """Principal axes of the (masked, centred) point cloud.
+
+    Args:
+        signs: ``"all"`` averages over every sign choice of the axes (exact frame);
+            ``"skew"`` picks the sign of each axis that makes the third moment of the
+            projections positive (one element: a canonicalization).
+        tol: eigenvalue gaps below ``tol · λ_max`` make the frame ill-defined and raise
+            :class:`DegenerateFrameError` (a symmetric cloud has no unique axes).
+    """
+
+    def __init__(self, signs: str = "all", tol: float = 1e-3):
+        if signs not in ("all", "skew"):
+            raise ValueError(f"signs must be 'all' or 'skew', got {signs!r}")
+        self.signs, self.tol = signs, tol
+
+    def __call__(self, factor, symmetry, x, context):
+        if not isinstance(factor, (Orthogonal, SpecialOrthogonal, Euclidean)):
+            raise UnsupportedGroupError(f"PCA frames are for O(d), SO(d), E(d), SE(d), not {factor}")
+        pts = point_cloud(symmetry, x)
+        if pts is None:
+            raise UnsupportedGroupError("PCA frames need a point cloud or vectors in the input")
+        d = factor.dim
+        if pts.shape[-1] != d:
+            raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
+        mask = context.mask
+        w = torch.ones(pts.shape[:2], device=pts.device, dtype=torch.float64) if mask is None \
+            else mask.to(torch.float64)
+        p = pts.to(torch.float64)
+        if isinstance(factor, Euclidean) or context.centroid is not None:
+            centre = (p * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1)
+            p = p - centre[:, None, :]
+        else:
+            centre = None
+        cov = torch.einsum("bn,bni,bnj->bij", w, p, p) / w.sum(1).clamp_min(1)[:, None, None]
+        evals, vecs = torch.linalg.eigh(cov)  # ascending
+        gaps = (evals[:, 1:] - evals[:, :-1]) / evals[:, -1:].clamp_min(1e-30)
+        bad = (gaps < self.tol).any(1) | (evals[:, -1] <= 1e-30)
+        if bool(bad.any()):
+            idx = bad.nonzero().flatten()[:5].tolist()
+            raise DegenerateFrameError(
+                f"PCA frame is not unique for samples {idx}: covariance eigenvalues "
+                f"{evals[idx[0]].tolist()} are (nearly) repeated (relative gap < {self.tol}), "
+                "e.g. a symmetric or collinear point cloud. Use GroupAveraging over the group, "
+                "or ProbabilisticSymmetrization, for such inputs.")
+        proper = isinstance(factor, SpecialOrthogonal) or (isinstance(factor, Euclidean) and factor.proper)
+        b = pts.shape[0]
+        if self.signs == "skew":
+            proj = torch.einsum("bni,bij->bnj", p, vecs)
+            third = (w[..., None] * proj ** 3).sum(1)
+            scale = (w[..., None] * proj.abs() ** 3).sum(1).clamp_min(1e-30)
+            if bool((third.abs() / scale < self.tol)[:, : d - 1 if proper else d].any()):
+                raise DegenerateFrameError("PCA canonicalization: an axis has zero third moment, "
+                                           "so its sign is ambiguous; use FrameAveraging instead")
+            signs = torch.where(third >= 0, 1.0, -1.0).to(torch.float64)
+            if proper:
+                signs[:, -1] = 1.0
+                v = vecs * signs[:, None, :]
+                v[:, :, -1] = v[:, :, -1] * torch.linalg.det(v).sign()[:, None]
+            else:
+                v = vecs * signs[:, None, :]
+            rots = v[:, None]
+        else:
+            combos = torch.tensor(list(itertools.product([1.0, -1.0], repeat=d)),
+                                  dtype=torch.float64, device=pts.device)
+            if proper:
+                combos = combos[combos.prod(1) > 0]
+                vecs = vecs.clone()
+                vecs[:, :, -1] = vecs[:, :, -1] * torch.linalg.det(vecs).sign()[:, None]
+            rots = vecs[:, None] * combos[None, :, None, :]  # [B, K, d, d]
+        k = rots.shape[1]
+        rots = rots.reshape(b * k, d, d).to(pts.dtype)
+        weights = torch.full((b, k), 1.0 / k, device=pts.device, dtype=pts.dtype)
+        if isinstance(factor, Euclidean):
+            t = context.centroid if context.centroid is not None else centre.to(pts.dtype)
+            return (rots, t.to(pts.dtype).repeat_interleave(k, 0)), weights
+        return rots, weights
+
+
+class SortFrame(Frame):
+    """Permutations that sort the nodes by ``key`` (ascending, lexicographic over the last
+    axis): the node of rank r goes to position r.
+
+    Args:
+        key: ``x -> [B, N, F]`` (or ``[B, N]``) per-node keys, permutation-equivariant
+            and invariant to the other group factors. Default: see :func:`lexicographic_keys`.
+        ties: ``"enumerate"`` (average over every ordering of tied nodes) or ``"error"``.
+        max_size: largest frame allowed per input with ties.
+    """
+
+    def __init__(self, key: Callable[[Any], Tensor] | None = None, ties: str = "enumerate",
+                 max_size: int = 720):
+        if ties not in ("enumerate", "error"):
+            raise ValueError(f"ties must be 'enumerate' or 'error', got {ties!r}")
+        self.key, self.ties, self.max_size = key, ties, max_size
+
+    def __call__(self, factor, symmetry, x, context):
+        if not isinstance(factor, SymmetricGroup):
+            raise UnsupportedGroupError(f"sort frames are for S_n, not {factor}")
+        keys = self.key(x) if self.key is not None else lexicographic_keys(symmetry, x)
+        keys = keys.detach()
+        if keys.dim() == 2:
+            keys = keys[..., None]
+        b, n, _ = keys.shape
+        mask = context.mask
+        if mask is not None:
+            if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+                raise ValueError("SortFrame needs padding after the real nodes (masks like "
+                                 "to_dense_batch's)")
+            keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
+        order = torch.arange(n, device=keys.device).expand(b, n)
+        for f in reversed(range(keys.shape[-1])):  # stable passes, last key first
+            col = keys.gather(1, order[..., None].expand(b, n, keys.shape[-1]))[..., f]
+            order = order.gather(1, torch.argsort(col, dim=1, stable=True))
+        sorted_keys = keys.gather(1, order[..., None].expand_as(keys))
+        tied = (sorted_keys[:, 1:] == sorted_keys[:, :-1]).all(-1)  # rank r tied with r+1
+        if mask is not None:
+            tied = tied & mask[:, 1:]
+        if not bool(tied.any()):
+            return order, torch.ones(b, 1, device=keys.device, dtype=_float(x))
+        return self._enumerate_ties(order, tied, x)
+
+    def _enumerate_ties(self, order, tied, x):
+        b, n = order.shape
+        rank_perms = []
+        for row in tied.tolist():
+            blocks, start = [], 0
+            for r in range(n):
+                if r == n - 1 or not row[r]:
+                    blocks.append(list(range(start, r + 1)))
+                    start = r + 1
+            size = math.prod(math.factorial(len(blk)) for blk in blocks)
+            if self.ties == "error" or size > self.max_size:
+                what = "a unique ordering" if self.ties == "error" else f"at most {self.max_size} orderings"
+                raise DegenerateFrameError(
+                    f"sorting the nodes by their keys leaves ties ({size} orderings), so there is "
+                    f"not {what}; nodes with equal keys cannot be told apart. Use GroupAveraging "
+                    "with samples=K or ProbabilisticSymmetrization for such inputs.")
+            perms = []
+            for choice in itertools.product(*(itertools.permutations(blk) for blk in blocks)):
+                perms.append([r for blk in choice for r in blk])
+            rank_perms.append(perms)
+        k = max(len(p) for p in rank_perms)
+        table = torch.tensor([p + [p[0]] * (k - len(p)) for p in rank_perms], device=order.device)
+        weights = torch.tensor([[1.0 / len(p)] * len(p) + [0.0] * (k - len(p)) for p in rank_perms],
+                               device=order.device, dtype=_float(x))
+        elems = order[:, None, :].expand(b, k, n).gather(2, table)  # g[r] = order[π(r)]
+        return elems.reshape(b * k, n), weights
+
+
+class GroupFrame(Frame):
+    """The whole (finite) group: exact group averaging over this factor."""
+
+    def __call__(self, factor, symmetry, x, context):
+        ref = _float(x)
+        elems = factor.elements(context=context, device=_device(x), dtype=ref)
+        k = elems.shape[0] if isinstance(elems, Tensor) else elems[0].shape[0]
+        b = context.batch_size
+        return element_tile(elems, b), torch.full((b, k), 1.0 / k, device=_device(x), dtype=ref)
+
+
+def default_frame(factor: Group, canonical: bool = False) -> Frame:
+    if isinstance(factor, (Orthogonal, SpecialOrthogonal, Euclidean)):
+        return PCAFrame(signs="skew" if canonical else "all")
+    if isinstance(factor, SymmetricGroup):
+        return SortFrame(ties="error" if canonical else "enumerate")
+    if factor.is_finite and not canonical:
+        return GroupFrame()
+    raise UnsupportedGroupError(f"no default {'canonicalizer' if canonical else 'frame'} for "
+                                f"{factor}; pass one explicitly")
+
+
+def product_frame(parts: list[tuple[Element, Tensor]], batch: int) -> tuple[Element, Tensor]:
+    """All combinations of the factors' frame elements (the first factor varying slowest)."""
+    elements, weights = [], None
+    sizes = [w.shape[1] for _, w in parts]
+    total = math.prod(sizes)
+    for i, (g, w) in enumerate(parts):
+        before, after = math.prod(sizes[:i]), math.prod(sizes[i + 1:])
+
+        def spread(t, k=sizes[i], before=before, after=after):
+            t = t.reshape(batch, 1, k, 1, *t.shape[1:])
+            t = t.expand(batch, before, k, after, *t.shape[4:])
+            return t.reshape(batch * total, *t.shape[4:])
+
+        elements.append(element_map(spread, g))
+        ww = w[:, None, :, None].expand(batch, before, sizes[i], after).reshape(batch, total)
+        weights = ww if weights is None else weights * ww
+    return tuple(elements) if len(elements) > 1 else elements[0], weights
+
+
+def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple[Element, Tensor]:
+    factors = symmetry.group.factors
+    parts = [frame(f, symmetry, x, context) for frame, f in zip(frames, factors)]
+    return product_frame(parts, context.batch_size)
+
+
+def _float(x) -> torch.dtype:
+    from .base import reference_tensor
+
+    t = reference_tensor(x)
+    return t.dtype if t.is_floating_point() else torch.get_default_dtype()
+
+
+def _device(x):
+    from .base import reference_tensor
+
+    return reference_tensor(x).device
