@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   # virtual environment + install + the main job on built-in data (no downloads)
+#   make test   # virtual environment + install + the whole test suite
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.symtrain-installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e ".[escnn,test,plot]"
+	# escnn requires py3nj, which needs a Fortran compiler to build. escnn runs without it
+	# (numerical Clebsch-Gordan fallback), so install escnn without its declared
+	# dependencies (the real ones come with the [escnn] extra above) and add py3nj only
+	# where gfortran exists.
+	$(PIP) install --no-deps "escnn==1.0.11"
+	if command -v gfortran >/dev/null 2>&1; then $(PIP) install py3nj || echo "py3nj failed to build; escnn will use its fallback"; fi
+	$(PY) -c "import symtrain, escnn, torch_geometric, timm, accelerate"
+	touch $(STAMP)
+
+demo: install
+	$(PY) -m symtrain demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache
