@@ -1,0 +1,11 @@
+"""Lie-derivative evaluation of learned equivariance (Gruver et al., ICLR 2023): end to
+end (:func:`lie_derivative`, :func:`lie_derivatives`), layer by layer
+(:func:`layerwise_lie`), and as a report (:func:`lie_report`, ``symtrain lie``)."""
+
+from .derivative import forward_ad_attention, lie_derivative, lie_derivatives, per_example_norm
+from .generators import (IMAGE_GENERATORS, ActionGenerator, Generator, ImageGenerator,
+                         group_generators, image_gradient)
+
+__all__ = ["lie_derivative", "lie_derivatives", "per_example_norm", "forward_ad_attention",
+           "IMAGE_GENERATORS", "Generator", "ImageGenerator", "ActionGenerator",
+           "group_generators", "image_gradient"]
