@@ -13,6 +13,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("symtrain.demo", "wrap non-equivariant models and print their equivariance error"),
     "lie": ("symtrain.lie.cli", "Lie-derivative report of a timm model (end to end and layer-wise)"),
+    "train": ("symtrain.train.cli", "train a model from a YAML recipe (Accelerate: CPU, GPUs, processes)"),
+    "recipes": ("symtrain.train.recipes", "list the provided recipes, one line each"),
 }
 
 
