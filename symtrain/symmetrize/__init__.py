@@ -5,6 +5,7 @@ from .base import Symmetrizer
 from .averaging import GroupAveraging
 from .frame_averaging import Canonicalization, FrameAveraging
 from .frames import Frame, GroupFrame, PCAFrame, SortFrame
+from .probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
 
 __all__ = ["Symmetrizer", "GroupAveraging", "FrameAveraging", "Canonicalization", "Frame",
-           "PCAFrame", "SortFrame", "GroupFrame"]
+           "PCAFrame", "SortFrame", "GroupFrame", "ProbabilisticSymmetrization", "LearnedCanonicalizer"]

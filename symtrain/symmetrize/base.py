@@ -82,10 +82,19 @@ class Symmetrizer(nn.Module):
         sym = self.symmetry
         k = weights.shape[1]
         context_k = context.repeat(k)
-        xs = sym.act_input(sym.group.inverse(g), sym.input.repeat(x, k, context), context_k)
+        xs = self.transform_input(g, sym.input.repeat(x, k, context), context_k)
         ys = call_model(self.base, xs)
-        ys = sym.act_output(g, ys, context_k)
+        ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
+
+    def transform_input(self, g: Element, xs: Any, context: GroupContext) -> Any:
+        """``g⁻¹·xs`` on the repeated inputs. Subclasses may add a differentiable path
+        (e.g. a straight-through soft permutation) without changing the values."""
+        return self.symmetry.act_input(self.symmetry.group.inverse(g), xs, context)
+
+    def transform_output(self, g: Element, ys: Any, context: GroupContext) -> Any:
+        """``g·ys`` on the base model's outputs (see :meth:`transform_input`)."""
+        return self.symmetry.act_output(g, ys, context)
 
     def extra_repr(self) -> str:
         return f"symmetry={self.symmetry}"

@@ -1,0 +1,8 @@
+"""Equivariant interface networks ``(x, ε) -> g`` for
+:class:`~symtrain.symmetrize.probabilistic.ProbabilisticSymmetrization`."""
+
+from .base import Interface, NodeView, RelaxedElement, groups_compatible, node_view
+from .permutation import PermutationInterface, log_sinkhorn, permutation_entropy, soft_sort_logits
+
+__all__ = ["Interface", "RelaxedElement", "NodeView", "node_view", "groups_compatible",
+           "PermutationInterface", "soft_sort_logits", "log_sinkhorn", "permutation_entropy"]

@@ -1,0 +1,129 @@
+"""ProbabilisticSymmetrization: exact equivariance for a fixed noise draw transformed
+with the input, Monte-Carlo error falling with k, gradients to base and interface
+(through the straight-through path), clear errors. The base models are not
+equivariant (they fail the same checks)."""
+
+import pytest
+import torch
+
+import symtrain as st
+from symtrain.actions import Adjacency, Fields, Mask, Nodes, Trivial
+from symtrain.groups.base import element_repeat
+from symtrain.symmetrize.interfaces import PermutationInterface
+from symtrain.symmetrize.probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
+
+from models import MaskedAdjacencyMLP, PointMLP
+from test_wrappers import padded_adjacency
+
+
+@torch.no_grad()
+def fixed_noise_error(model, x):
+    """Max |f(h·x, h·ε) − h·f(x, ε)| for one noise draw ε of the B·k replicated inputs."""
+    sym, itf = model.symmetry, model.interface
+    k = model.num_samples
+    ctx = sym.context(x)
+    ctx_k = ctx.repeat(k)
+    noise = itf.sample_noise(sym.input.repeat(x, k, ctx), ctx_k, model.noise_scale)
+    h = sym.sample(ctx)
+    y = model(x, noise=noise) if not isinstance(x, tuple) else model(*x, noise=noise)
+    hx = sym.act_input(h, x, ctx)
+    h_noise = itf.noise_action.act(itf.group, element_repeat(h, k), noise, ctx_k)
+    y_h = model(hx, noise=h_noise) if not isinstance(hx, tuple) else model(*hx, noise=h_noise)
+    return float((y_h - sym.act_output(h, y, ctx)).abs().max() / y.abs().max())
+
+
+def nodes_model(k=4, out_action=None):
+    sym = st.Symmetry("S_n", Nodes(), out_action or Nodes())
+    base = PointMLP(6, 3, 2)
+    return ProbabilisticSymmetrization(base, sym, PermutationInterface(in_features=3, hidden=16),
+                                       samples_train=k, noise_scale=1.0)
+
+
+def test_fixed_noise_is_exactly_equivariant_and_base_is_not():
+    model = nodes_model().eval()
+    x = torch.randn(5, 6, 3)
+    assert fixed_noise_error(model, x) <= 1e-6
+    assert st.equivariance_error(model.base, model.symmetry, x, samples=4).max > 0.05
+
+
+def test_fixed_noise_padded_adjacency_invariant():
+    sym = st.Symmetry("S_n", Fields(Adjacency(), Mask()), Trivial())
+    model = ProbabilisticSymmetrization(MaskedAdjacencyMLP(7), sym, PermutationInterface(0, hidden=16),
+                                        samples_train=3).eval()
+    adj, mask = padded_adjacency()
+    assert fixed_noise_error(model, (adj, mask)) <= 1e-5
+    assert st.equivariance_error(model.base, sym, (adj, mask), samples=4).max > 0.05
+
+
+def test_error_of_sample_mean_falls_with_k():
+    model = nodes_model().eval()
+    x = torch.randn(16, 6, 3)
+    errors = {}
+    for k in (1, 32):
+        model.samples_eval = k
+        errors[k] = st.equivariance_error(model, model.symmetry, x, samples=4).mean
+    assert errors[32] < 0.5 * errors[1], errors
+
+
+def test_gradients_reach_base_and_interface_through_straight_through():
+    model = nodes_model(out_action=Trivial())
+    model.base = PointMLP(6, 3, 1, pooled=True)
+    y = model(torch.randn(4, 6, 3))
+    y.sum().backward()  # no auxiliary loss: interface gradients come from the ST path only
+    for name, p in model.named_parameters():
+        assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
+    assert float(model.aux_loss().detach()) > 0
+
+
+def test_straight_through_keeps_forward_values_exact():
+    model = nodes_model()
+    x = torch.randn(4, 6, 3)
+    k = model.num_samples
+    ctx = model.symmetry.context(x)
+    noise = model.interface.sample_noise(x.repeat_interleave(k, 0), ctx.repeat(k), 1.0)
+    y_train = model(x, noise=noise)
+    with torch.no_grad():
+        y_hard = model(x, noise=noise)
+    assert torch.equal(y_train, y_hard)
+
+
+def test_per_sample_loss_and_canonicalization():
+    model = nodes_model(k=3)
+    model.loss_on = "per_sample"
+    x, y = torch.randn(4, 6, 3), torch.randn(4, 6, 2)
+    out = model(x)
+    assert out.shape == (12, 6, 2)
+    loss = (out - model.repeat_target(y)).pow(2).mean()
+    loss.backward()
+    assert model.eval()(x).shape == (4, 6, 2)
+    canon = ProbabilisticSymmetrization.canonicalization(PointMLP(6, 3, 2), model.symmetry,
+                                                         PermutationInterface(3, hidden=16)).eval()
+    assert canon.num_samples == 1 and canon.noise_scale == 0
+    assert st.equivariance_error(canon, None, torch.randn(4, 6, 3), samples=4).max < 1e-5
+
+
+def test_learned_canonicalizer_in_canonicalization_wrapper():
+    sym = st.Symmetry("S_n", Nodes(), Nodes())
+    canon = LearnedCanonicalizer(PermutationInterface(3, hidden=16), sym)
+    model = st.Canonicalization(PointMLP(6, 3, 2), sym, canonicalizer=canon)
+    assert st.equivariance_error(model, sym, torch.randn(4, 6, 3), samples=4).max < 1e-5
+
+
+def test_bad_inputs():
+    sym = st.Symmetry("S_n", Nodes(), Nodes())
+    for k in (0, -1, 1.5):
+        with pytest.raises(st.SymmetryError, match="samples_train"):
+            ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), samples_train=k)
+    with pytest.raises(st.SymmetryError, match="samples_eval"):
+        ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), samples_eval=0)
+    with pytest.raises(st.SymmetryError, match="loss_on"):
+        ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), loss_on="sum")
+    o3 = st.Symmetry("O3", st.actions.Points(), st.actions.Points())
+    with pytest.raises(st.SymmetryError, match="interface produces elements of S_n"):
+        ProbabilisticSymmetrization(PointMLP(6, 3, 3), o3, PermutationInterface(3))
+    model = ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3, max_nodes=4))
+    with pytest.raises(st.SymmetryError, match="max_nodes"):
+        model(torch.randn(2, 6, 3))
+    model = nodes_model()
+    with pytest.raises(st.SymmetryError, match="noise must have shape"):
+        model(torch.randn(2, 6, 3), noise=torch.rand(2, 6, 2))
