@@ -9,6 +9,7 @@ from torch_geometric.data import Batch, Data
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Graph, Mask, Nodes
 from symtrain.groups.base import element_repeat
+from symtrain.symmetrize.base import reference_tensor
 from symtrain.symmetrize.interfaces import (PermutationInterface, log_sinkhorn, permutation_entropy,
                                             soft_sort_logits)
 
@@ -22,14 +23,14 @@ def check_interface(interface, sym, x, k=3, atol=1e-5, exact=False):
     xs = sym.input.repeat(x, k, ctx)
     ctx_k = ctx.repeat(k)
     noise = interface.sample_noise(xs, ctx_k, 1.0)
-    h = element_repeat(sym.sample(ctx, 1), k)
+    ref = reference_tensor(x)
+    h = element_repeat(sym.sample(ctx, 1, dtype=ref.dtype if ref.is_floating_point() else None), k)
     g = interface(xs, noise, ctx_k)
     hx = sym.act_input(h, xs, ctx_k)
     g_h = interface(hx, interface.noise_action.act(sym.group, h, noise, ctx_k), sym.context(hx))
     expected = sym.group.compose(h, g)
     ok = sym.group.allclose(g_h, expected, atol=0.0 if exact else atol)
     assert bool(ok.all()), f"interface not equivariant on {int((~ok).sum())} of {ok.numel()} inputs"
-    # Not trivially so: without transforming the noise the element is not h∘g.
     return g
 
 
@@ -111,3 +112,61 @@ def test_permutation_interface_errors():
         PermutationInterface(in_features=3).attach(st.Symmetry("O3", st.actions.Points(), st.actions.Points()))
     with pytest.raises(ValueError, match="attach"):
         PermutationInterface(in_features=2)(torch.randn(2, 4, 2))
+
+
+# --- rotations and products --------------------------------------------------------------
+from symtrain.actions import Points, Vectors  # noqa: E402
+from symtrain.symmetrize.interfaces import ProductInterface, RotationInterface, gram_schmidt  # noqa: E402
+
+
+def nbody(b=4, n=5, dtype=None):
+    return (torch.randn(b, n, 3, dtype=dtype) + 2, torch.randn(b, n, 3, dtype=dtype),
+            torch.randn(b, n, 1, dtype=dtype))
+
+
+@pytest.mark.parametrize("group", ["O3", "SO3", "E3", "SE3", "SO2"])
+def test_rotation_interface_is_equivariant(group, dtype):
+    d = 2 if group.endswith("2") else 3
+    sym = st.Symmetry(group, Points(), Points())
+    # Gram–Schmidt amplifies float32 rounding when the pooled vectors are nearly
+    # parallel (random weights), so float32 is held to a looser bound.
+    g = check_interface(RotationInterface(group).to(dtype), sym, torch.randn(4, 7, d, dtype=dtype),
+                        atol=1e-9 if dtype == torch.float64 else 1e-3)
+    rot = g[0] if isinstance(g, tuple) else g
+    eye = torch.eye(d, dtype=dtype).expand_as(rot)
+    assert torch.allclose(rot.transpose(-1, -2) @ rot, eye, atol=1e-5)
+    if group.startswith(("SO", "SE")):
+        assert torch.allclose(torch.linalg.det(rot), torch.ones(rot.shape[0], dtype=dtype), atol=1e-5)
+
+
+@pytest.mark.parametrize("group", ["S_n x O3", "S_n x E3", "S_n x SO3"])
+def test_product_interface_is_equivariant(group, dtype):
+    sym = st.Symmetry(group, Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
+    itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16).to(dtype)
+    check_interface(itf, sym, nbody(dtype=dtype), atol=1e-9 if dtype == torch.float64 else 1e-3)
+
+
+def test_gram_schmidt_is_equivariant_and_proper():
+    v = torch.randn(6, 3, 3, dtype=torch.float64)
+    h = st.groups.O(3).sample(6, dtype=torch.float64)
+    assert torch.allclose(gram_schmidt(h @ v), h @ gram_schmidt(v), atol=1e-12)
+    r = gram_schmidt(v, proper=True)
+    assert torch.allclose(torch.linalg.det(r), torch.ones(6, dtype=torch.float64))
+    # The proper version is not O(3)-equivariant: a reflection cannot be followed.
+    flip = torch.diag(torch.tensor([-1.0, 1, 1], dtype=torch.float64)).expand(6, 3, 3)
+    assert not torch.allclose(gram_schmidt(flip @ v, proper=True), flip @ r)
+
+
+def test_rotation_interface_errors():
+    sym = st.Symmetry("O3", Fields(Points(), Vectors()), Points())
+    itf = RotationInterface("O3", in_vectors=1).attach(sym)
+    x = (torch.randn(2, 5, 3), torch.randn(2, 5, 3))
+    ctx = sym.context(x)
+    with pytest.raises(st.SymmetryError, match="in_vectors"):
+        itf(x, itf.sample_noise(x, ctx, 1.0), ctx)
+    with pytest.raises(st.SymmetryError, match="S_n"):
+        RotationInterface("O3").attach(st.Symmetry("S_n x O3", Points(), Points()))
+    with pytest.raises(st.SymmetryError, match="rotation group"):
+        RotationInterface("S_n")
+    with pytest.raises(st.SymmetryError, match="ProductInterface is for"):
+        ProductInterface("O3")

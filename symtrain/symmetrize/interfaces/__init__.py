@@ -2,7 +2,12 @@
 :class:`~symtrain.symmetrize.probabilistic.ProbabilisticSymmetrization`."""
 
 from .base import Interface, NodeView, RelaxedElement, groups_compatible, node_view
-from .permutation import PermutationInterface, log_sinkhorn, permutation_entropy, soft_sort_logits
+from .permutation import (PermutationInterface, log_sinkhorn, permutation_entropy,
+                          relaxed_permutation, soft_sort_logits)
+from .rotation import RotationInterface, VNEncoder, VNLeakyReLU, VNLinear, gram_schmidt
+from .product import ProductInterface
 
 __all__ = ["Interface", "RelaxedElement", "NodeView", "node_view", "groups_compatible",
-           "PermutationInterface", "soft_sort_logits", "log_sinkhorn", "permutation_entropy"]
+           "PermutationInterface", "soft_sort_logits", "log_sinkhorn", "permutation_entropy",
+           "relaxed_permutation", "RotationInterface", "ProductInterface", "VNEncoder", "VNLinear",
+           "VNLeakyReLU", "gram_schmidt"]

@@ -177,17 +177,26 @@ class PermutationInterface(Interface):
     def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
                 soft: bool = False) -> RelaxedElement:
         s, mask = self.scores(x, noise, context)
-        if bool(torch.isnan(s).any()):
-            raise SymmetryError("the permutation interface produced NaN scores (NaN in the input "
-                                "or diverged interface weights); check the data and lower the "
-                                "learning rate")
         s = s + noise[..., -1].to(s.dtype)
-        # The sorting permutation puts x in canonical order; the element is its inverse,
-        # so that g(h·x) = h∘g(x) and g⁻¹·x is the sorted input.
-        perm = invert_permutation(permutations_from_scores(s.detach(), mask))
-        if not soft:
-            return RelaxedElement(perm, (None,), self.zero_loss(s))
-        sorting = log_sinkhorn(soft_sort_logits(s, self.tau, mask), self.sinkhorn_iterations)
-        matrix = sorting.transpose(-1, -2)
-        loss = self.entropy_weight * permutation_entropy(matrix, mask)
+        perm, matrix, loss = relaxed_permutation(s, mask, self.tau, self.sinkhorn_iterations,
+                                                 self.entropy_weight, soft)
         return RelaxedElement(perm, (matrix,), loss)
+
+
+def relaxed_permutation(scores: Tensor, mask: Tensor | None, tau: float, iterations: int,
+                        entropy_weight: float, soft: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    """From per-node scores ``[B, n]``: the hard element ``[B, n]``, its soft matrix
+    ``[B, n, n]`` (or ``None`` if not ``soft``) and the weighted entropy penalty.
+
+    The sorting permutation puts the nodes in decreasing order of score; the element is
+    its inverse, so that ``g(h·x) = h∘g(x)`` and ``g⁻¹·x`` is the input sorted by score."""
+    if bool(torch.isnan(scores).any()):
+        raise SymmetryError("the permutation interface produced NaN scores (NaN in the input "
+                            "or diverged interface weights); check the data and lower the "
+                            "learning rate")
+    perm = invert_permutation(permutations_from_scores(scores.detach(), mask))
+    if not soft:
+        return perm, None, scores.new_zeros(())
+    sorting = log_sinkhorn(soft_sort_logits(scores, tau, mask), iterations)
+    matrix = sorting.transpose(-1, -2)
+    return perm, matrix, entropy_weight * permutation_entropy(matrix, mask)

@@ -1,0 +1,70 @@
+"""S_n × O(d) (or S_n × E(d), SO(d), SE(d)) interface for n-body style point sets: one
+Vector-Neuron encoder gives both the rotation (Gram–Schmidt of pooled vectors, as in
+:class:`~.rotation.RotationInterface`) and one invariant score per node (projections of
+the node's vector features onto that frame), sorted into the permutation as in
+:class:`~.permutation.PermutationInterface`.
+
+Noise: one Gaussian vector per node ``[B, N, d]`` (:class:`~symtrain.actions.Vectors`,
+permuted and rotated); ties between scores are broken by ``tie_break·|ε_i|``, which
+moves with the nodes, so a transformed noise draw gives exactly the transformed element.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from ...errors import ShapeError, SymmetryError
+from ...groups.base import Group, GroupContext
+from ...groups.permutation import SymmetricGroup
+from ...groups.product import DirectProduct
+from .base import RelaxedElement
+from .permutation import relaxed_permutation
+from .rotation import RotationInterface
+
+
+class ProductInterface(RotationInterface):
+    """Interface for ``S_n × G`` with G one of O(d), SO(d), E(d), SE(d).
+
+    Args:
+        group: e.g. ``"S_n x O3"`` or ``"S_n x E3"``.
+        in_vectors, in_scalars, hidden, layers, knn: as :class:`RotationInterface`.
+        tau, sinkhorn_iterations, entropy_weight, max_nodes: as
+            :class:`~.permutation.PermutationInterface`.
+    """
+
+    def __init__(self, group: str | Group = "S_n x O3", in_vectors: int = 1, in_scalars: int = 0,
+                 hidden: int = 32, layers: int = 2, knn: int = 4, tau: float = 0.1,
+                 sinkhorn_iterations: int = 20, entropy_weight: float = 0.1,
+                 tie_break: float = 1e-6, max_nodes: int | None = None):
+        from ...groups.registry import create_group
+
+        full = create_group(group)
+        factors = full.factors
+        if len(factors) != 2 or not isinstance(factors[0], SymmetricGroup):
+            raise SymmetryError(f"ProductInterface is for S_n x O(d)/SO(d)/E(d)/SE(d), got {full}; "
+                                "use PermutationInterface or RotationInterface for one factor")
+        super().__init__(factors[1], in_vectors, in_scalars, hidden, layers, knn)
+        self.group = full
+        self.tau, self.sinkhorn_iterations = tau, sinkhorn_iterations
+        self.entropy_weight, self.tie_break, self.max_nodes = entropy_weight, tie_break, max_nodes
+        self.score = nn.Sequential(nn.Linear(hidden * self.dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
+                soft: bool = False) -> RelaxedElement:
+        n = noise.shape[1]
+        if self.max_nodes is not None and n > self.max_nodes:
+            raise ShapeError(f"the input has {n} nodes but this ProductInterface was built for at "
+                             f"most max_nodes={self.max_nodes}; rebuild it with a larger max_nodes")
+        h, rot, mask, centroid = self.encode(x, noise, context)
+        invariant = torch.einsum("bnhi,bij->bnhj", h, rot)        # coordinates in the frame
+        s = self.score(rearrange(invariant, "b n h d -> b n (h d)"))[..., 0]
+        s = s + self.tie_break * noise.norm(dim=-1).to(s.dtype)
+        if mask is not None:
+            s = s.masked_fill(~mask, 0.0)
+        perm, matrix, loss = relaxed_permutation(s, mask, self.tau, self.sinkhorn_iterations,
+                                                 self.entropy_weight, soft)
+        return RelaxedElement((perm, self.element(rot, centroid, context)), (matrix, None), loss)

@@ -1,0 +1,228 @@
+"""O(d)/SO(d) interface (and E(d)/SE(d) by centring) for point sets: a small
+Vector-Neuron network (Deng et al. 2021), DGCNN-style kNN edge convolution plus global
+pooling, maps centred positions, velocities and Gaussian noise vectors to ``d``
+equivariant vectors; differentiable Gram–Schmidt turns them into an orthogonal matrix.
+
+Conventions: vectors are rows ``[..., d]``; a group element ``R`` acts by ``v ↦ v Rᵀ``.
+The element's columns are the Gram–Schmidt vectors, so ``g(h·x) = H g(x)`` and
+``g⁻¹·x = x R`` is the input in the learned frame. For SO(d) the first column is
+multiplied by ``det R``; for E(d) the translation is the (masked) centroid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from ...actions.points import Vectors
+from ...errors import ShapeError, SymmetryError
+from ...groups.base import Group, GroupContext
+from ...groups.euclidean import Euclidean
+from ...groups.orthogonal import Orthogonal, SpecialOrthogonal
+from .base import Interface, RelaxedElement, node_view
+
+
+def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
+    """Orthonormalise the ``d`` columns of ``v`` ``[B, d, d]`` in order (differentiable).
+
+    Equivariant: ``gram_schmidt(H v) = H gram_schmidt(v)`` for orthogonal ``H``. With
+    ``proper`` the first column is multiplied by the determinant, giving SO(d)
+    (equivariant for rotations ``H``)."""
+    cols: list[Tensor] = []
+    for i in range(v.shape[-1]):
+        u = v[..., i]
+        for c in cols:
+            u = u - (u * c).sum(-1, keepdim=True) * c
+        cols.append(u / u.norm(dim=-1, keepdim=True).clamp_min(eps))
+    r = torch.stack(cols, -1)
+    if proper:
+        det = torch.linalg.det(r).sign().detach()
+        r = torch.cat([r[..., :1] * det[:, None, None], r[..., 1:]], -1)
+    return r
+
+
+class VNLinear(nn.Module):
+    """``[..., C_in, d] -> [..., C_out, d]``: mixes vector channels, never coordinates."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in) / c_in ** 0.5)
+
+    def forward(self, v: Tensor) -> Tensor:
+        return torch.einsum("oc,...cd->...od", self.weight.to(v.dtype), v)
+
+
+class VNLeakyReLU(nn.Module):
+    """Vector-Neuron ReLU: removes the component of each vector along a learned
+    direction where it points against it (leaky with ``slope``)."""
+
+    def __init__(self, c: int, slope: float = 0.2, eps: float = 1e-8):
+        super().__init__()
+        self.direction = VNLinear(c, c)
+        self.slope, self.eps = slope, eps
+
+    def forward(self, v: Tensor) -> Tensor:
+        k = self.direction(v)
+        dot = (v * k).sum(-1, keepdim=True)
+        k2 = (k * k).sum(-1, keepdim=True).clamp_min(self.eps)
+        projected = torch.where(dot >= 0, v, v - dot / k2 * k)
+        return self.slope * v + (1 - self.slope) * projected
+
+
+def _masked_mean(v: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean over the node axis 1 of ``[B, N, ...]``, real nodes only."""
+    if mask is None:
+        return v.mean(1)
+    w = mask.to(v.dtype).reshape(*mask.shape, *([1] * (v.dim() - 2)))
+    return (v * w).sum(1) / w.sum(1).clamp_min(1)
+
+
+class VNEncoder(nn.Module):
+    """Per-node equivariant vector features ``[B, N, hidden, d]`` from vector channels
+    ``[B, N, C, d]``: kNN edge convolution (on positions ``[B, N, d]``, if given), then
+    ``layers`` blocks of VN-linear/ReLU with global mean pooling. Invariant per-node
+    scalars ``[B, N, S]`` gate the first layer."""
+
+    def __init__(self, in_vectors: int, hidden: int = 32, layers: int = 2, knn: int = 4,
+                 in_scalars: int = 0):
+        super().__init__()
+        self.knn = knn
+        self.edge = nn.Sequential(VNLinear(2 * in_vectors, hidden), VNLeakyReLU(hidden))
+        self.lift = VNLinear(in_vectors, hidden)
+        self.gate = nn.Linear(in_scalars, hidden) if in_scalars else None
+        self.blocks = nn.ModuleList(
+            nn.Sequential(VNLinear(2 * hidden, hidden), VNLeakyReLU(hidden)) for _ in range(layers))
+
+    def forward(self, v: Tensor, pos: Tensor | None, mask: Tensor | None,
+                scalars: Tensor | None = None) -> Tensor:
+        b, n = v.shape[:2]
+        k = min(self.knn, n - 1)
+        if pos is not None and k > 0:
+            dist = torch.cdist(pos, pos)
+            blocked = torch.eye(n, dtype=torch.bool, device=pos.device)[None]
+            if mask is not None:
+                blocked = blocked | ~mask[:, None, :]
+            dist = dist.masked_fill(blocked, float("inf"))
+            idx = dist.topk(k, dim=-1, largest=False).indices                        # [B, N, k]
+            nbr = v[torch.arange(b, device=v.device)[:, None, None], idx]           # [B, N, k, C, d]
+            centre = v[:, :, None].expand_as(nbr)
+            edge = self.edge(torch.cat([nbr - centre, centre], -2))
+            h = edge.mean(2) + self.lift(v)
+        else:
+            h = self.lift(v)
+        if self.gate is not None and scalars is not None:
+            h = h * (1 + self.gate(scalars.to(h.dtype)))[..., None]
+        for block in self.blocks:
+            pooled = _masked_mean(h, mask)[:, None].expand_as(h)
+            h = block(torch.cat([h, pooled], -2))
+        if mask is not None:
+            h = h * mask.to(h.dtype)[:, :, None, None]
+        return h
+
+
+def _rotation_part(group: Group) -> tuple[int, bool, bool]:
+    """(d, proper, translations) of O(d)/SO(d)/E(d)/SE(d)."""
+    if isinstance(group, Euclidean):
+        return group.dim, group.proper, True
+    if isinstance(group, (Orthogonal, SpecialOrthogonal)):
+        return group.dim, isinstance(group, SpecialOrthogonal), False
+    raise SymmetryError(f"{group} is not a rotation group (O(d), SO(d), E(d), SE(d))")
+
+
+class PointEncoding(nn.Module):
+    """Reads points, vectors and scalars of an input and returns the centred vector
+    channels, positions, mask, centroid and scalars (shared by the rotation and the
+    product interfaces)."""
+
+    @staticmethod
+    def read(interface: Interface, x: Any, noise: Tensor, context: GroupContext | None,
+             in_vectors: int, in_scalars: int, d: int):
+        view = node_view(interface._action(), x, context)
+        mask = view.mask
+        channels, pos, centroid = [], None, None
+        if view.points is not None:
+            centroid = _masked_mean(view.points, mask)
+            pos = view.points - centroid[:, None]
+            channels.append(pos)
+        channels += view.vectors
+        if len(channels) != in_vectors:
+            raise ShapeError(f"{type(interface).__name__}(in_vectors={in_vectors}) got {len(channels)} "
+                             "point/vector fields; set in_vectors to the number of Points and "
+                             "Vectors fields in the input")
+        ref = channels[0] if channels else noise
+        if ref.shape[-1] != d:
+            raise ShapeError(f"{interface.group} needs {d}-d vectors, got {ref.shape[-1]}-d")
+        if noise.shape != ref.shape[:2] + (d,):
+            raise ShapeError(f"noise must have shape {tuple(ref.shape[:2]) + (d,)}, got {tuple(noise.shape)}")
+        v = torch.stack(channels + [noise.to(ref.dtype)], -2)                        # [B, N, C+1, d]
+        scalars = None
+        if in_scalars:
+            scalars = view.features
+            got = 0 if scalars is None else scalars.shape[-1]
+            if got != in_scalars:
+                raise ShapeError(f"{type(interface).__name__}(in_scalars={in_scalars}) got {got} "
+                                 "per-node scalar channels (Nodes fields)")
+        if bool(torch.isnan(v).any()):
+            raise SymmetryError("NaN in the points/vectors given to the rotation interface")
+        if mask is not None:
+            v = v * mask.to(v.dtype)[:, :, None, None]
+        return v, pos, mask, centroid, scalars
+
+
+class RotationInterface(Interface):
+    """Equivariant interface for O(d), SO(d), E(d), SE(d) on point sets.
+
+    Input: the Points field (centred) and any Vectors fields (velocities), as
+    ``in_vectors`` vector channels; Nodes fields as ``in_scalars`` invariant scalars.
+    Noise: one Gaussian vector per node ``[B, N, d]`` (acted on by
+    :class:`~symtrain.actions.Vectors`), an extra vector channel.
+
+    Args:
+        group: ``"O3"``, ``"SO3"``, ``"E3"``, ``"SE3"`` (any d).
+        in_vectors: number of point/vector fields per node.
+        hidden, layers, knn: Vector-Neuron width, depth and kNN size.
+    """
+
+    def __init__(self, group: str | Group = "O3", in_vectors: int = 1, in_scalars: int = 0,
+                 hidden: int = 32, layers: int = 2, knn: int = 4):
+        super().__init__(group)
+        self.dim, self.proper, self.translations = _rotation_part(self.group)
+        self.in_vectors, self.in_scalars = in_vectors, in_scalars
+        self.noise_action = Vectors()
+        self.encoder = VNEncoder(in_vectors + 1, hidden, layers, knn, in_scalars)
+        self.frame = VNLinear(hidden, self.dim)
+
+    def sample_noise(self, x: Any, context: GroupContext, scale: float,
+                     generator: torch.Generator | None = None) -> Tensor:
+        from ..base import reference_tensor
+
+        ref = reference_tensor(x)
+        dtype = ref.dtype if ref.is_floating_point() else None
+        return scale * torch.randn(context.batch_size, context.num_nodes, self.dim,
+                                   generator=generator, device=ref.device, dtype=dtype)
+
+    def encode(self, x: Any, noise: Tensor, context: GroupContext | None):
+        """Per-node VN features ``[B, N, H, d]``, the rotation ``[B, d, d]``, mask, centroid."""
+        v, pos, mask, centroid, scalars = PointEncoding.read(
+            self, x, noise, context, self.in_vectors, self.in_scalars, self.dim)
+        h = self.encoder(v, pos, mask, scalars)
+        vecs = self.frame(_masked_mean(h, mask))                                    # [B, d, d] rows
+        rot = gram_schmidt(rearrange(vecs, "b k d -> b d k"), proper=self.proper)
+        return h, rot, mask, centroid
+
+    def element(self, rot: Tensor, centroid: Tensor | None, context: GroupContext | None):
+        if not self.translations:
+            return rot
+        if context is not None and context.centroid is not None:
+            centroid = context.centroid
+        if centroid is None:
+            raise SymmetryError(f"{self.group} needs positions (a Points field) to fix the translation")
+        return rot, centroid.to(rot.dtype)
+
+    def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
+                soft: bool = False) -> RelaxedElement:
+        _, rot, _, centroid = self.encode(x, noise, context)
+        return RelaxedElement(self.element(rot, centroid, context), (None,), rot.new_zeros(()))
