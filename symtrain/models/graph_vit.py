@@ -1,0 +1,174 @@
+"""Vision transformers on graphs: a timm ViT reads a graph as an image.
+
+A graph of at most ``max_nodes`` nodes becomes a dense ``[N, N, C]`` tensor: edge
+features (or the adjacency) in every entry and node features on the diagonal, zero
+padded to ``grid · patch`` where ``grid`` is the ViT's token grid and
+``patch = ⌈max_nodes / grid⌉``. A new patch embedding (``Conv2d`` with
+kernel = stride = ``patch``) turns it into the ViT's tokens; the ViT's position
+embeddings, blocks and norms are reused through its public ``forward_features`` /
+``forward_head``. Readouts: graph-level from the pooled tokens, node-level from the
+diagonal of a ``ConvTranspose2d`` map back to ``N × N``, edge-level from the whole map.
+
+The adapter is *not* permutation-equivariant by itself (the patch grid and position
+embeddings see node order). Make it so with a wrapper over S_n acting on
+``Fields(Adjacency(), Nodes(), Mask())``: see :func:`graph_vit_symmetry`.
+(Kim et al., NeurIPS 2023, "Learning Probabilistic Symmetrization", section on ViTs.)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..actions import Adjacency, Fields, Mask, Nodes, Trivial
+from ..errors import ShapeError
+from ..symmetry import Symmetry
+
+Task = Literal["graph", "node", "edge"]
+
+
+class PretrainedWeightsUnavailable(RuntimeError):
+    """``pretrained=True`` could not fetch weights (no network, or no such weights)."""
+
+
+class GraphPatchEmbed(nn.Module):
+    """``[B, C, N_pad, N_pad] -> [B, grid², D]`` tokens (replaces the ViT's image patch embedding)."""
+
+    def __init__(self, in_chans: int, embed_dim: int, patch: int, grid: int):
+        super().__init__()
+        self.patch, self.grid_size = patch, (grid, grid)
+        self.num_patches = grid * grid
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch, stride=patch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class GraphViT(nn.Module):
+    """A timm vision transformer applied to dense graphs.
+
+    ``forward(adj, x=None, mask=None)``:
+        adj: ``[B, N, N]`` adjacency or ``[B, N, N, E]`` edge features, ``N ≤ max_nodes``.
+        x: ``[B, N, F]`` node features (placed on the diagonal), optional.
+        mask: ``[B, N]`` bool, True for real nodes; padded entries are zeroed.
+    Returns ``[B, out_dim]`` (graph), ``[B, N, out_dim]`` (node) or ``[B, N, N, out_dim]`` (edge).
+
+    Args:
+        vit: a timm ``VisionTransformer`` (or family: DeiT, …). Its ``patch_embed`` is replaced and
+            its classifier removed; ``backbone_parameters()`` / ``new_parameters()`` split the
+            parameters for separate learning rates.
+    """
+
+    def __init__(self, vit: nn.Module, max_nodes: int, edge_dim: int = 1, node_dim: int = 0,
+                 out_dim: int = 1, task: Task = "graph"):
+        super().__init__()
+        if task not in ("graph", "node", "edge"):
+            raise ValueError(f"task must be 'graph', 'node' or 'edge', got {task!r}")
+        grid = getattr(getattr(vit, "patch_embed", None), "grid_size", None)
+        if grid is None or not hasattr(vit, "forward_features"):
+            raise TypeError(f"{type(vit).__name__} is not a timm vision transformer (no patch_embed.grid_size)")
+        if grid[0] != grid[1]:
+            raise ValueError(f"the ViT's token grid must be square, got {tuple(grid)}")
+        self.grid = int(grid[0])
+        self.max_nodes, self.edge_dim, self.node_dim, self.task = max_nodes, edge_dim, node_dim, task
+        self.patch = max(1, math.ceil(max_nodes / self.grid))
+        self.padded = self.patch * self.grid
+        dim = vit.embed_dim
+        vit.reset_classifier(0)
+        vit.patch_embed = GraphPatchEmbed(edge_dim + node_dim, dim, self.patch, self.grid)
+        self.backbone = vit
+        if task == "graph":
+            self.head = nn.Linear(vit.num_features, out_dim)
+        else:
+            self.head = nn.ConvTranspose2d(dim, out_dim, kernel_size=self.patch, stride=self.patch)
+
+    def backbone_parameters(self):
+        """Pretrained parameters (position embeddings, blocks, norms)."""
+        return [p for n, p in self.backbone.named_parameters() if not n.startswith("patch_embed.")]
+
+    def new_parameters(self):
+        """Parameters this adapter adds (graph patch embedding, readout head)."""
+        return list(self.backbone.patch_embed.parameters()) + list(self.head.parameters())
+
+    def dense_input(self, adj: Tensor, x: Tensor | None, mask: Tensor | None) -> Tensor:
+        """``[B, C, N_pad, N_pad]`` image of the graph."""
+        if adj.dim() == 3:
+            adj = adj[..., None]
+        if adj.dim() != 4 or adj.shape[1] != adj.shape[2]:
+            raise ShapeError(f"GraphViT expects adjacency (B, N, N) or (B, N, N, E), got {tuple(adj.shape)}")
+        b, n = adj.shape[:2]
+        if n > self.max_nodes:
+            raise ShapeError(f"graph has {n} nodes but this GraphViT was built for at most "
+                             f"{self.max_nodes}; build it with max_nodes >= {n}")
+        if adj.shape[-1] != self.edge_dim:
+            raise ShapeError(f"GraphViT was built for edge_dim={self.edge_dim}, got {adj.shape[-1]} edge channels")
+        parts = [adj.to(self.head.weight.dtype)]
+        if self.node_dim:
+            if x is None or x.shape[:2] != (b, n) or x.shape[-1] != self.node_dim:
+                got = None if x is None else tuple(x.shape)
+                raise ShapeError(f"GraphViT expects node features ({b}, {n}, {self.node_dim}), got {got}")
+            parts.append(torch.diag_embed(x.to(parts[0].dtype).transpose(1, 2)).permute(0, 2, 3, 1))
+        dense = torch.cat(parts, -1)
+        if mask is not None:
+            pair = (mask[:, :, None] & mask[:, None, :]).to(dense.dtype)
+            dense = dense * pair[..., None]
+        dense = dense.permute(0, 3, 1, 2)
+        pad = self.padded - n
+        return F.pad(dense, (0, pad, 0, pad))
+
+    def forward(self, adj: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        n = adj.shape[1]
+        tokens = self.backbone.forward_features(self.dense_input(adj, x, mask))
+        if self.task == "graph":
+            return self.head(self.backbone.forward_head(tokens, pre_logits=True))
+        prefix = getattr(self.backbone, "num_prefix_tokens", 1)
+        grid = tokens[:, prefix:].transpose(1, 2).reshape(tokens.shape[0], -1, self.grid, self.grid)
+        out = self.head(grid)[:, :, :n, :n].permute(0, 2, 3, 1)  # [B, N, N, out]
+        if self.task == "edge":
+            return out
+        return torch.diagonal(out, dim1=1, dim2=2).transpose(1, 2)  # [B, N, out]
+
+
+def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | Path | None = None,
+               **timm_kwargs) -> nn.Module:
+    """A timm ViT by name, with weights from the hub (``pretrained=True``), a local file
+    (``checkpoint=PATH``, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``),
+    or random."""
+    import timm
+
+    if checkpoint is not None:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"ViT weights file not found: {path} (pass an existing .pth / "
+                                    ".bin / .safetensors file, or pretrained=False)")
+        return timm.create_model(model_name, pretrained=True,
+                                 pretrained_cfg_overlay=dict(file=str(path)), **timm_kwargs)
+    if not pretrained:
+        return timm.create_model(model_name, pretrained=False, **timm_kwargs)
+    try:
+        return timm.create_model(model_name, pretrained=True, **timm_kwargs)
+    except Exception as err:  # network, hub or missing-weights errors all end here
+        raise PretrainedWeightsUnavailable(
+            f"could not load pretrained weights for {model_name!r} from the Hugging Face hub "
+            f"({type(err).__name__}: {str(err)[:200]}). Without network access, download the "
+            "weights elsewhere and pass checkpoint=PATH (a local weights file), or use "
+            "pretrained=False.") from err
+
+
+def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int, edge_dim: int = 1,
+                     node_dim: int = 0, out_dim: int = 1, task: Task = "graph", pretrained: bool = False,
+                     checkpoint: str | Path | None = None, **timm_kwargs) -> GraphViT:
+    """``GraphViT`` around ``timm.create_model(model_name, ...)``; see :func:`create_vit`."""
+    vit = create_vit(model_name, pretrained=pretrained, checkpoint=checkpoint, **timm_kwargs)
+    return GraphViT(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=node_dim, out_dim=out_dim, task=task)
+
+
+def graph_vit_symmetry(task: Task = "graph") -> Symmetry:
+    """S_n acting on ``(adj, x, mask)`` inputs and on graph / node / edge outputs."""
+    output = {"graph": Trivial(), "node": Nodes(), "edge": Adjacency()}[task]
+    return Symmetry("S_n", Fields(Adjacency(), Nodes(), Mask()), output)
