@@ -19,27 +19,30 @@ def rotation_matrix_2d(angle: Tensor) -> Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
-def _check_n(n: int) -> int:
-    n = int(n)
-    if n < 1:
-        raise ValueError(f"the order n of a cyclic/dihedral group must be >= 1, got {n}")
-    return n
-
-
 @dataclass(frozen=True)
-class Cyclic(Group):
-    """C_n = {r^k}. Elements: ``[B]`` long tensors ``k`` in ``[0, n)``; ``r`` rotates
-    counter-clockwise by 2π/n."""
+class _PlanarFinite(Group):
+    """Shared by C_n and D_n: the order parameter ``n`` and the 2-d representation."""
 
     n: int
     matrix_dim = 2
+    prefix = ""
 
     def __post_init__(self):
-        object.__setattr__(self, "n", _check_n(self.n))
+        if int(self.n) < 1:
+            raise ValueError(f"the order n of {self.prefix}_n must be >= 1, got {self.n}")
+        object.__setattr__(self, "n", int(self.n))
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return f"C{self.n}"
+        return f"{self.prefix}{self.n}"
+
+
+@dataclass(frozen=True)
+class Cyclic(_PlanarFinite):
+    """C_n = {r^k}. Elements: ``[B]`` long tensors ``k`` in ``[0, n)``; ``r`` rotates
+    counter-clockwise by 2π/n."""
+
+    prefix = "C"
 
     @property
     def order(self) -> int:
@@ -68,19 +71,11 @@ class Cyclic(Group):
 
 
 @dataclass(frozen=True)
-class Dihedral(Group):
+class Dihedral(_PlanarFinite):
     """D_n = {r^k s^f}, order 2n. Elements: ``[B, 2]`` long tensors ``(k, f)`` meaning
     ``r^k s^f``: first reflect across the x-axis if ``f == 1``, then rotate by 2πk/n."""
 
-    n: int
-    matrix_dim = 2
-
-    def __post_init__(self):
-        object.__setattr__(self, "n", _check_n(self.n))
-
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return f"D{self.n}"
+    prefix = "D"
 
     @property
     def order(self) -> int:
