@@ -170,3 +170,52 @@ def test_rotation_interface_errors():
         RotationInterface("S_n")
     with pytest.raises(st.SymmetryError, match="ProductInterface is for"):
         ProductInterface("O3")
+
+
+# --- images (escnn) --------------------------------------------------------------------------
+from symtrain.actions import Image  # noqa: E402
+from symtrain.groups.planar import rotation_matrix_2d  # noqa: E402
+from symtrain.symmetrize.interfaces import ImageInterface  # noqa: E402
+
+
+@pytest.mark.parametrize("group", ["C4", "D4", "D1"])
+def test_image_interface_is_equivariant(group):
+    sym = st.Symmetry(group, Image(), st.actions.Trivial())
+    g = check_interface(ImageInterface(group, in_channels=2, hidden=2), sym, torch.randn(4, 2, 9, 9), exact=True)
+    assert g.dtype == torch.long
+
+
+def test_image_interface_soft_distribution_matches_hard():
+    sym = st.Symmetry("D4", Image(), st.actions.Trivial())
+    itf = ImageInterface("D4", in_channels=1, hidden=2, entropy_weight=0.5).attach(sym)
+    x = torch.randn(3, 1, 9, 9)
+    ctx = sym.context(x)
+    rel = itf.relaxed(x, itf.sample_noise(x, ctx, 1.0), ctx, soft=True)
+    elems = sym.group.elements()
+    assert torch.equal(elems[rel.soft[0].argmax(1)], rel.element)
+    assert float(rel.aux_loss.detach()) > 0
+
+
+def test_so2_image_interface_follows_quarter_turns():
+    """SO(2) on a square grid: exact only for multiples of 90°, where bilinear
+    resampling hits pixel centres."""
+    sym = st.Symmetry("SO2", Image("bilinear"), st.actions.Trivial())
+    itf = ImageInterface("SO2", in_channels=1, hidden=2).attach(sym)
+    x = torch.randn(4, 1, 9, 9)
+    ctx = sym.context(x)
+    noise = itf.sample_noise(x, ctx, 1.0)
+    h = rotation_matrix_2d(torch.randint(4, (4,)) * (torch.pi / 2))
+    g = itf(x, noise, ctx)
+    g_h = itf(sym.act_input(h, x), itf.noise_action.act(sym.group, h, noise), ctx)
+    assert torch.allclose(g_h, h @ g, atol=1e-4)
+    assert not torch.allclose(itf(sym.act_input(h, x), noise, ctx), h @ g, atol=1e-2)
+
+
+def test_image_interface_errors():
+    with pytest.raises(st.SymmetryError, match="supports C_n, D_n and SO2"):
+        ImageInterface("O3")
+    sym = st.Symmetry("C4", Image(), st.actions.Trivial())
+    itf = ImageInterface("C4", in_channels=3, hidden=2).attach(sym)
+    x = torch.randn(2, 1, 9, 9)
+    with pytest.raises(st.SymmetryError, match="in_channels"):
+        itf(x, torch.zeros(2, 1, 9, 9), sym.context(x))

@@ -6,8 +6,9 @@ from .permutation import (PermutationInterface, log_sinkhorn, permutation_entrop
                           relaxed_permutation, soft_sort_logits)
 from .rotation import RotationInterface, VNEncoder, VNLeakyReLU, VNLinear, gram_schmidt
 from .product import ProductInterface
+from .image import ImageInterface
 
 __all__ = ["Interface", "RelaxedElement", "NodeView", "node_view", "groups_compatible",
            "PermutationInterface", "soft_sort_logits", "log_sinkhorn", "permutation_entropy",
            "relaxed_permutation", "RotationInterface", "ProductInterface", "VNEncoder", "VNLinear",
-           "VNLeakyReLU", "gram_schmidt"]
+           "VNLeakyReLU", "gram_schmidt", "ImageInterface"]
