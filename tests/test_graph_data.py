@@ -92,3 +92,19 @@ def test_pyg_form_matches_dense_form():
         assert torch.equal(g.y, y[mask])
     csl = csl_graphs(2, generator=_gen())[:3].to_pyg()
     assert [int(g.y) for g in csl] == [0, 0, 1] and csl[0].x.shape == (41, 1)
+
+
+def test_unicyclic_exp_pairs_differ_only_in_long_cycles():
+    """With cycle=c the two lifts have equal closed-walk counts tr(A^k) for k < c (no
+    short-subgraph statistic separates them) and differ at k = c."""
+    data = exp_pairs(6, base_nodes=8, cycle=5, generator=_gen(4))
+    adj = data.adjacency.double()
+    for i in range(6):
+        a, b = adj[2 * i], adj[2 * i + 1]
+        assert all(h[0] == h[1] for h in wl_histograms([a, b]))
+        assert _components(a) == 2 and _components(b) == 1
+        walks = [(torch.trace(torch.matrix_power(a, k)), torch.trace(torch.matrix_power(b, k)))
+                 for k in range(1, 6)]
+        assert all(float(x) == float(y) for x, y in walks[:4]) and float(walks[4][0]) > float(walks[4][1])
+    with pytest.raises(ValueError, match="cycle"):
+        exp_pairs(2, base_nodes=4, cycle=5)

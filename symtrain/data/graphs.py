@@ -130,7 +130,8 @@ def csl_graphs(per_class: int = 15, *, nodes: int = 41, skips: Sequence[int] = C
 
 
 def exp_pairs(num_pairs: int = 100, *, base_nodes: int = 8, edge_prob: float = 0.25,
-              generator: torch.Generator | None = None, device=None) -> DenseGraphs:
+              cycle: int | None = None, generator: torch.Generator | None = None,
+              device=None) -> DenseGraphs:
     """EXP-style pairs of 1-WL-equivalent, non-isomorphic graphs with ``2·base_nodes``
     nodes each; graph ``2i`` (label 0) and ``2i+1`` (label 1) form pair ``i``.
 
@@ -139,10 +140,20 @@ def exp_pairs(num_pairs: int = 100, *, base_nodes: int = 8, edge_prob: float = 0
     Label 0 is ``H ⊔ H``; label 1 is the 2-lift in which the forced chord, and each
     other chord with probability 1/2, crosses between the two copies (tree edges never
     do), which is connected. Both are double covers of ``H``, hence 1-WL-equivalent.
+
+    With ``cycle=c``, ``H`` is instead unicyclic: a ``c``-cycle with the other base nodes
+    hung on it as random trees (``edge_prob`` unused), and label 1 twists one cycle
+    edge. The two graphs then differ only in having two ``c``-cycles or one
+    ``2c``-cycle: no count of subgraphs smaller than a ``c``-cycle separates them, which
+    defeats models that merely average over random node orders.
     """
     m = base_nodes
     if m < 3:
         raise ValueError(f"base_nodes must be at least 3 (a cycle), got {m}")
+    if cycle is not None:
+        if not 3 <= cycle <= m:
+            raise ValueError(f"cycle must be in 3..base_nodes={m}, got {cycle}")
+        return _unicyclic_pairs(num_pairs, m, cycle, generator, device)
     kw = dict(generator=generator, device=device)
     ar = torch.arange(m, device=device)
     # random recursive tree: node i > 0 hangs from a uniform node < i
@@ -161,15 +172,34 @@ def exp_pairs(num_pairs: int = 100, *, base_nodes: int = 8, edge_prob: float = 0
     chords = ((extra + forced) > 0).float() * (1 - tree)
     cross = _symmetric((torch.rand(num_pairs, m, m, **kw) < 0.5).float()) * chords
     cross = ((cross + forced) > 0).float()
-    base = tree + chords
+    return _lift_pairs(tree + chords, cross, generator)
+
+
+def _unicyclic_pairs(num_pairs: int, m: int, c: int, generator, device) -> DenseGraphs:
+    ar = torch.arange(m, device=device)
+    parent = (torch.rand(num_pairs, m, generator=generator, device=device) * ar).floor().long()
+    parent[:, :c] = (ar[:c] - 1) % c  # the cycle 0-1-…-(c-1)-0, then trees hung on it
+    base = torch.zeros(num_pairs, m, m, device=device)
+    rows = torch.arange(num_pairs, device=device)[:, None].expand(-1, m)
+    base[rows, ar.expand(num_pairs, -1), parent] = 1.0
+    base = ((base + base.transpose(-1, -2)) > 0).float()
+    cross = torch.zeros_like(base)
+    cross[:, 0, c - 1] = cross[:, c - 1, 0] = 1.0
+    return _lift_pairs(base, cross, generator)
+
+
+def _lift_pairs(base: Tensor, cross: Tensor, generator) -> DenseGraphs:
+    """Trivial 2-lift (label 0) and the 2-lift twisting the edges in ``cross`` (label 1)
+    of each base graph ``[P, m, m]``, interleaved and randomly relabelled."""
+    p, m = base.shape[:2]
     same, zero = base - cross, torch.zeros_like(base)
     trivial = torch.cat([torch.cat([base, zero], 2), torch.cat([zero, base], 2)], 1)
     twisted = torch.cat([torch.cat([same, cross], 2), torch.cat([cross, same], 2)], 1)
     adjacency = torch.stack([trivial, twisted], 1).flatten(0, 1)
-    labels = torch.tensor([0, 1], device=device).repeat(num_pairs)
+    labels = torch.tensor([0, 1], device=base.device).repeat(p)
     adjacency, = random_node_order(adjacency, generator=generator)
-    features = torch.ones(2 * num_pairs, 2 * m, 1, device=device)
-    mask = torch.ones(2 * num_pairs, 2 * m, dtype=torch.bool, device=device)
+    features = torch.ones(2 * p, 2 * m, 1, device=base.device)
+    mask = torch.ones(2 * p, 2 * m, dtype=torch.bool, device=base.device)
     return DenseGraphs(adjacency, features, mask, labels)
 
 
