@@ -1,0 +1,413 @@
+"""Discrete equivariance diagnostics on the pixel grid: which layers of a network keep an
+exact grid symmetry (rotations by 90°, flips, integer or fractional shifts), and which
+input sizes let a strided group CNN be exactly equivariant.
+
+The input-size rule (Edixhoven, Lengyel, van Gemert 2023): a stride-2 convolution with a
+3×3 kernel and padding 1 samples input pixels 0, 2, 4, …; the sampled grid is symmetric
+about the image centre, so that rotating the input by 90° rotates the sampled grid onto
+itself, only when the last sampled pixel is the last pixel, i.e. the size n is odd. With
+L such layers every intermediate size must be odd: n ≡ 1 (mod 2^L). So a p4 ResNet with
+two downsamplings is exact at 29, 33, 37 and not at 32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..actions.base import Action
+from ..actions.image import Image
+from ..actions.trivial import Trivial
+from ..errors import ShapeError, SymmetryError
+from ..groups.base import Element, element_batch_size
+from ..groups.planar import Cyclic, Dihedral
+from ..symmetry import Symmetry
+from .equivariance import equivariance_error
+
+_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+
+
+# --- transformations of every image-like tensor of a network -------------------------
+@dataclass(frozen=True)
+class Shift:
+    """Translation by ``(dx, dy)`` pixels of the network input (x right, y up).
+
+    On a feature map of width ``W'`` (input width ``W``) the shift is ``dx·W'/W`` of its
+    own pixels: an integer shift there is a circular ``roll``, a fractional one (or
+    ``mode="fourier"``) a band-limited circular shift by a phase ramp in Fourier space.
+    Regular group fibres are not moved by translations."""
+
+    dx: float
+    dy: float = 0.0
+    mode: str = "circular"
+
+    def __post_init__(self):
+        if self.mode not in ("circular", "fourier"):
+            raise SymmetryError(f"shift mode must be 'circular' or 'fourier', got {self.mode!r}")
+
+    @property
+    def name(self) -> str:
+        return f"shift({self.dx:g},{self.dy:g})"
+
+    def apply(self, t: Tensor, reference: tuple[int, int]) -> Tensor:
+        """Shift ``t`` ``(B, C, H, W)`` (a map covering the same view as ``reference``)."""
+        h, w = t.shape[-2:]
+        cols, rows = self.dx * w / reference[1], -self.dy * h / reference[0]  # rows run down
+        if self.mode == "circular" and float(cols).is_integer() and float(rows).is_integer():
+            return torch.roll(t, (int(rows), int(cols)), dims=(-2, -1))
+        return fourier_shift(t, rows, cols)
+
+
+def fourier_shift(t: Tensor, rows: float, cols: float) -> Tensor:
+    """Band-limited circular shift of ``(…, H, W)`` by ``rows``, ``cols`` pixels (a
+    fractional shift of the trigonometric interpolant; the Nyquist term is kept real)."""
+    h, w = t.shape[-2:]
+    fy = torch.fft.fftfreq(h, device=t.device, dtype=t.dtype)
+    fx = torch.fft.rfftfreq(w, device=t.device, dtype=t.dtype)
+    phase = torch.exp(-2j * math.pi * (fy[:, None] * rows + fx[None, :] * cols))
+    if h % 2 == 0:
+        phase[h // 2, :] = phase[h // 2, :].real.to(phase.dtype)
+    if w % 2 == 0:
+        phase[:, w // 2] = phase[:, w // 2].real.to(phase.dtype)
+    return torch.fft.irfft2(torch.fft.rfft2(t) * phase, s=(h, w))
+
+
+# --- how a layer's output is transformed --------------------------------------------
+def _unwrap(y: Any) -> tuple[Tensor | None, str | None]:
+    """``(tensor, fiber)`` of a layer output: plain tensors have scalar (trivial)
+    channels; an escnn GeometricTensor tells its fibre from its field type."""
+    if isinstance(y, Tensor):
+        return y, "trivial"
+    ftype = getattr(y, "type", None)
+    if isinstance(getattr(y, "tensor", None), Tensor) and ftype is not None:
+        reps = list(getattr(ftype, "representations", []))
+        if reps and all(r.name == "regular" for r in reps):
+            return y.tensor, "regular"
+        if reps and all(r.is_trivial() for r in reps):
+            return y.tensor, "trivial"
+        return y.tensor, None
+    return None, None
+
+
+@dataclass
+class LayerVerdict:
+    """One row of :func:`layer_equivariance`: relative error of a layer's output,
+    ``‖m(g·x) − g·m(x)‖ / ‖g·m(x)‖`` over inputs and transformations."""
+
+    layer: str
+    shape: tuple[int, ...]
+    mean: float
+    max: float
+    equivariant: bool | None
+    note: str = ""
+
+    def __str__(self) -> str:
+        verdict = {True: "equivariant", False: "NOT equivariant", None: "not checked"}[self.equivariant]
+        err = f"max rel. error {self.max:.2e}" if self.equivariant is not None else self.note
+        return f"{self.layer:<28} {str(self.shape):<20} {verdict:<16} {err}"
+
+
+def _default_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    out = []
+    for name, m in model.named_modules():
+        if not name or isinstance(m, _CONTAINERS) or type(m).__name__ == "SequentialModule":
+            continue
+        out.append((name, m))
+    return out
+
+
+def _call_raw(model: Any, x: Tensor) -> Any:
+    """``model(x)``; an escnn module (one with an ``in_type``) gets a GeometricTensor."""
+    in_type = getattr(model, "in_type", None)
+    if in_type is None:
+        return model(x)
+    from escnn.nn import GeometricTensor  # only when the model is an escnn module
+
+    return model(GeometricTensor(x, in_type))
+
+
+def _as_tensor_fn(model: Any):
+    """``model`` as a function of tensors to tensors (escnn wrapping undone)."""
+    return lambda x: _unwrap(_call_raw(model, x))[0]
+
+
+def _relative(a: Tensor, b: Tensor, batch: int, k: int, eps: float = 1e-12) -> Tensor:
+    a, b = a.reshape(batch * k, -1).double(), b.reshape(batch * k, -1).double()
+    return ((a - b).norm(dim=1) / b.norm(dim=1).clamp_min(eps)).reshape(batch, k)
+
+
+@torch.no_grad()
+def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Sequence[Shift] | str, *,
+                       layers: Sequence[tuple[str, nn.Module]] | None = None,
+                       layer_actions: dict[str, Action] | None = None, tol: float = 1e-4,
+                       samples: int | None = None) -> list[LayerVerdict]:
+    """Per-layer verdicts: is each hooked layer's output transformed the way the input was?
+
+    Args:
+        model: a CNN (plain or escnn; escnn modules receive ``GeometricTensor`` inputs of
+            their ``in_type`` automatically).
+        x: images ``(B, C, H, W)``.
+        transforms: a :class:`~symtrain.Symmetry` of a grid group (``"C4"``, ``"D4"``:
+            all its elements are tried, via rot90/flip), a group name (input
+            ``Image()``), or a list of :class:`Shift`.
+        layers: ``[(name, module)]`` to hook; default every non-container submodule.
+        layer_actions: per-layer action overriding the default (``(B, C, H, W)`` maps:
+            ``Image`` with the fibre an escnn output declares, regular or trivial;
+            ``(B, C)`` vectors: invariant; anything else: not checked).
+        tol: relative error at or below which a layer counts as equivariant.
+    Returns:
+        one :class:`LayerVerdict` per layer in forward order, then ``"(output)"``.
+    """
+    explicit = isinstance(transforms, Symmetry)
+    if isinstance(transforms, str):
+        transforms = Symmetry(transforms, input=Image(), output=Trivial())
+    layer_actions = dict(layer_actions or {})
+    module = model if isinstance(model, nn.Module) else None
+    layers = list(layers) if layers is not None else (_default_layers(module) if module is not None else [])
+    batch = x.shape[0]
+    ref = (x.shape[-2], x.shape[-1])
+
+    if isinstance(transforms, Symmetry):
+        sym = transforms
+        ctx = sym.context(x)
+        g = (sym.all_elements(ctx, device=x.device) if samples is None and sym.group.is_finite
+             else sym.sample(ctx, samples or 8, device=x.device, dtype=x.dtype))
+        k = element_batch_size(g) // batch
+        moved = sym.act_input(g, sym.input.repeat(x, k, ctx), ctx.repeat(k))
+
+        def move(t: Tensor, fiber: str | None, name: str) -> Tensor | str:
+            action = layer_actions.get(name)
+            if action is None:
+                if t.dim() <= 2:
+                    action = Trivial()
+                elif t.dim() == 4 and fiber is not None and isinstance(sym.group, (Cyclic, Dihedral)):
+                    action = Image(fiber=fiber)
+                else:
+                    return "no action known for this output; pass layer_actions"
+            try:
+                action.check(t.repeat_interleave(k, 0), sym.group)
+            except ShapeError as err:
+                return str(err)
+            return action.act(sym.group, g, t.repeat_interleave(k, 0))
+        final_action = sym.output if explicit else None
+    else:
+        shifts = list(transforms)
+        if not shifts or not all(isinstance(s, Shift) for s in shifts):
+            raise SymmetryError("transforms must be a Symmetry, a group name, or a list of Shift")
+        k = len(shifts)
+        moved = torch.cat([s.apply(x, ref)[:, None] for s in shifts], 1).flatten(0, 1)  # b-major
+
+        def move(t: Tensor, fiber: str | None, name: str) -> Tensor | str:
+            if t.dim() <= 2:
+                return t.repeat_interleave(k, 0)
+            if t.dim() != 4:
+                return "not an image-like output"
+            tb = t.reshape(batch, 1, *t.shape[1:])
+            return torch.cat([s.apply(tb[:, 0], ref)[:, None] for s in shifts], 1).flatten(0, 1)
+        final_action = None
+
+    captured: dict[str, list[Any]] = {}
+    handles = [m.register_forward_hook(lambda mod, a, out, n=n: captured.setdefault(n, []).append(out))
+               for n, m in layers]
+    try:
+        y0 = _call_raw(model, x)
+        y1 = _call_raw(model, moved)
+    finally:
+        for h in handles:
+            h.remove()
+    rows = []
+    for name, _ in layers:
+        outs = captured.get(name, [])
+        if len(outs) != 2:
+            continue  # not run, or run several times per forward (shared module)
+        (t0, fiber), (t1, _) = _unwrap(outs[0]), _unwrap(outs[1])
+        if t0 is None:
+            rows.append(LayerVerdict(name, (), math.nan, math.nan, None, "output is not a tensor"))
+            continue
+        target = move(t0, fiber, name)
+        if isinstance(target, str):
+            rows.append(LayerVerdict(name, tuple(t0.shape[1:]), math.nan, math.nan, None, target))
+            continue
+        err = _relative(t1, target, batch, k)
+        rows.append(LayerVerdict(name, tuple(t0.shape[1:]), float(err.mean()), float(err.max()),
+                                 bool(err.max() <= tol)))
+    y0t, fiber = _unwrap(y0)
+    y1t, _ = _unwrap(y1)
+    if final_action is not None:
+        target = final_action.act(sym.group, g, y0t.repeat_interleave(k, 0))
+    else:
+        target = move(y0t, fiber, "(output)")
+    if isinstance(target, str):
+        rows.append(LayerVerdict("(output)", tuple(y0t.shape[1:]), math.nan, math.nan, None, target))
+    else:
+        err = _relative(y1t, target, batch, k)
+        rows.append(LayerVerdict("(output)", tuple(y0t.shape[1:]), float(err.mean()), float(err.max()),
+                                 bool(err.max() <= tol)))
+    return rows
+
+
+# --- which input sizes are exact -----------------------------------------------------
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[-1]))
+
+
+def sampling_offsets(model: nn.Module, x: Tensor) -> list[tuple[str, int, float]]:
+    """For every strided layer (``stride`` > 1, with ``kernel_size``/``padding``), run on
+    ``x`` and report ``(layer, input size, offset)``: how far (in input pixels, along
+    width) the centre of the sampled grid is from the centre of the input. Zero at
+    every layer is what exact rot90 equivariance needs."""
+    records: list[tuple[str, int, float]] = []
+
+    def hook(name):
+        def fn(mod, args, out):
+            t, _ = _unwrap(args[0]) if args else (None, None)
+            if t is None or t.dim() != 4:
+                return
+            k, s, p = _pair(mod.kernel_size), _pair(mod.stride), _pair(getattr(mod, "padding", 0))
+            n = t.shape[-1]
+            m = (n + 2 * p[1] - k[1]) // s[1] + 1
+            first = (k[1] - 1) / 2 - p[1]
+            last = first + s[1] * (m - 1)
+            records.append((name, n, (first + last) / 2 - (n - 1) / 2))
+        return fn
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
+               if max(_pair(getattr(m, "stride", 1))) > 1 and hasattr(m, "kernel_size")]
+    try:
+        with torch.no_grad():
+            _call_raw(model, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return records
+
+
+@dataclass
+class InputSizeScan:
+    """Result of :func:`input_size_check`. ``rows``: per size ``{size, error, exact,
+    predicted_exact, offsets}``."""
+
+    group: str
+    tol: float
+    rows: list[dict[str, Any]]
+    downsamplings: int = 0
+    explanation: str = ""
+
+    @property
+    def exact_sizes(self) -> list[int]:
+        return [r["size"] for r in self.rows if r["exact"]]
+
+    def __str__(self) -> str:
+        lines = [f"input sizes exactly {self.group}-equivariant (relative error <= {self.tol:g}): "
+                 f"{self.exact_sizes}", self.explanation]
+        lines += [f"  {r['size']:>4}  error {r['error']:.2e}  {'exact' if r['exact'] else 'not exact'}"
+                  f"  (grid {'symmetric' if r['predicted_exact'] else 'off-centre'})" for r in self.rows]
+        return "\n".join(lines)
+
+
+def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), group: str | Symmetry = "C4", *,
+                     in_channels: int | None = None, output: Action | None = None, batch: int = 2,
+                     tol: float = 1e-4, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float32) -> InputSizeScan:
+    """Which square input sizes make ``model`` exactly equivariant to a grid group.
+
+    For each size the model runs on random images and their transforms (all group
+    elements) and the relative error is compared with ``tol``; independently the
+    geometry of every strided layer (see :func:`sampling_offsets`) predicts the answer,
+    and the explanation states the subsampling rule.
+
+    Args:
+        model: an image model (plain or escnn).
+        group: ``"C4"``, ``"D4"`` or a :class:`Symmetry` (default output action: a regular
+            field for escnn models whose output type is regular, else ``Image()`` for
+            ``(B, C, H, W)`` outputs and invariant otherwise).
+        in_channels: input channels (default: read from the first layer).
+    """
+    sym = group if isinstance(group, Symmetry) else None
+    in_channels = in_channels or _in_channels(model)
+    param = next((p for p in model.parameters()), None)
+    device = param.device if param is not None else None
+    rows = []
+    depth = 0
+    for n in sizes:
+        x = torch.randn(batch, in_channels, n, n, generator=generator, dtype=dtype).to(device)
+        fn = _as_tensor_fn(model)
+        if sym is None:
+            with torch.no_grad():
+                yt, fiber = _unwrap(_call_raw(model, x))
+            out = output or (Image(fiber=fiber or "trivial") if yt.dim() == 4 else Trivial())
+            sym = Symmetry(group, input=Image(), output=out)
+        err = equivariance_error(fn, sym, x)
+        offsets = sampling_offsets(model, x)
+        depth = max(depth, len({size for _, size, _ in offsets}))  # downsampling levels
+        rows.append({"size": n, "error": err.max, "exact": err.max <= tol,
+                     "predicted_exact": all(abs(o) < 1e-9 for _, _, o in offsets),
+                     "offsets": [o for _, _, o in offsets]})
+    explanation = (f"{depth} downsampling level(s): a stride-2 layer with a 3×3 kernel and padding 1 samples pixels "
+                   f"0, 2, 4, …, symmetric about the centre only for odd sizes, so exact rot90 "
+                   f"equivariance needs n ≡ 1 (mod 2^{depth}) = 1 (mod {2 ** depth}) for such layers; "
+                   "'offsets' give each strided layer's off-centre shift for other kernels")
+    return InputSizeScan(str(sym.group), tol, rows, depth, explanation)
+
+
+def _in_channels(model: nn.Module) -> int:
+    in_type = getattr(model, "in_type", None)
+    if in_type is not None:
+        return int(in_type.size)
+    for m in model.modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            return m.in_channels
+    raise SymmetryError("cannot tell the model's input channels; pass in_channels=")
+
+
+def p4_resnet(in_channels: int = 3, channels: int = 4, downsamplings: int = 2, *,
+              flips: bool = False, num_classes: int | None = None) -> nn.Module:
+    """A small p4 (or p4m with ``flips``) ResNet built with escnn: a 3×3 lifting
+    convolution, then ``downsamplings`` residual blocks, each a stride-2 3×3 ``R2Conv``
+    (padding 1) → ReLU → 3×3 ``R2Conv`` plus a stride-2 1×1 shortcut. Output: regular
+    feature maps, or invariant logits (group pooling + spatial mean + linear) with
+    ``num_classes``. Needs escnn (imported here, not with symtrain)."""
+    from escnn import gspaces
+    from escnn import nn as enn
+
+    gspace = gspaces.flipRot2dOnR2(4) if flips else gspaces.rot2dOnR2(4)
+    t_in = enn.FieldType(gspace, in_channels * [gspace.trivial_repr])
+    reg = enn.FieldType(gspace, channels * [gspace.regular_repr])
+
+    class Block(enn.EquivariantModule):
+        def __init__(self):
+            super().__init__()
+            self.in_type = self.out_type = reg
+            self.conv1 = enn.R2Conv(reg, reg, 3, stride=2, padding=1)
+            self.relu = enn.ReLU(reg)
+            self.conv2 = enn.R2Conv(reg, reg, 3, padding=1)
+            self.shortcut = enn.R2Conv(reg, reg, 1, stride=2)
+
+        def forward(self, x):
+            return self.relu(self.conv2(self.relu(self.conv1(x))) + self.shortcut(x))
+
+        def evaluate_output_shape(self, input_shape):
+            b, c, h, w = input_shape
+            return b, c, (h - 1) // 2 + 1, (w - 1) // 2 + 1
+
+    layers = [enn.R2Conv(t_in, reg, 3, padding=1), enn.ReLU(reg)] + [Block() for _ in range(downsamplings)]
+    body = enn.SequentialModule(*layers)
+    if num_classes is None:
+        return body.eval()
+
+    class Classifier(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.in_type = t_in
+            self.body = body
+            self.pool = enn.GroupPooling(reg)
+            self.head = nn.Linear(channels, num_classes)
+
+        def forward(self, x):
+            return self.head(self.pool(self.body(x)).tensor.mean((-2, -1)))
+
+    return Classifier().eval()
