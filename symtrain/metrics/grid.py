@@ -68,11 +68,12 @@ def fourier_shift(t: Tensor, rows: float, cols: float) -> Tensor:
     h, w = t.shape[-2:]
     fy = torch.fft.fftfreq(h, device=t.device, dtype=t.dtype)
     fx = torch.fft.rfftfreq(w, device=t.device, dtype=t.dtype)
-    phase = torch.exp(-2j * math.pi * (fy[:, None] * rows + fx[None, :] * cols))
-    if h % 2 == 0:
-        phase[h // 2, :] = phase[h // 2, :].real.to(phase.dtype)
+    py, px = torch.exp(-2j * math.pi * fy * rows), torch.exp(-2j * math.pi * fx * cols)
+    if h % 2 == 0:  # the Nyquist frequency of a real signal can only be scaled, not rotated
+        py[h // 2] = py[h // 2].real
     if w % 2 == 0:
-        phase[:, w // 2] = phase[:, w // 2].real.to(phase.dtype)
+        px[w // 2] = px[w // 2].real
+    phase = py[:, None] * px[None, :]
     return torch.fft.irfft2(torch.fft.rfft2(t) * phase, s=(h, w))
 
 
