@@ -70,9 +70,9 @@ def fourier_shift(t: Tensor, rows: float, cols: float) -> Tensor:
     fx = torch.fft.rfftfreq(w, device=t.device, dtype=t.dtype)
     py, px = torch.exp(-2j * math.pi * fy * rows), torch.exp(-2j * math.pi * fx * cols)
     if h % 2 == 0:  # the Nyquist frequency of a real signal can only be scaled, not rotated
-        py[h // 2] = py[h // 2].real
+        py[h // 2] = py[h // 2].real.clone()
     if w % 2 == 0:
-        px[w // 2] = px[w // 2].real
+        px[w // 2] = px[w // 2].real.clone()
     phase = py[:, None] * px[None, :]
     return torch.fft.irfft2(torch.fft.rfft2(t) * phase, s=(h, w))
 
