@@ -163,7 +163,10 @@ def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | P
 def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int, edge_dim: int = 1,
                      node_dim: int = 0, out_dim: int = 1, task: Task = "graph", pretrained: bool = False,
                      checkpoint: str | Path | None = None, **timm_kwargs) -> GraphViT:
-    """``GraphViT`` around ``timm.create_model(model_name, ...)``; see :func:`create_vit`."""
+    """``GraphViT`` around ``timm.create_model(model_name, ...)``; see :func:`create_vit`.
+    The ViT's classifier is not used, so it is built without one (and a checkpoint's
+    classifier weights, whatever their size, are dropped by timm's loader)."""
+    timm_kwargs.setdefault("num_classes", 0)
     vit = create_vit(model_name, pretrained=pretrained, checkpoint=checkpoint, **timm_kwargs)
     return GraphViT(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=node_dim, out_dim=out_dim, task=task)
 

@@ -1,0 +1,7 @@
+"""Small base models used by the recipes. None of them is equivariant to the recipes'
+full group on its own; the symmetrization wrappers make them so."""
+
+from .graphs import AdjacencyMLP, DenseGIN, NodeTransformer
+from .nbody import NBodyTransformer
+
+__all__ = ["NBodyTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer"]
