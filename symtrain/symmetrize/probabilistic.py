@@ -37,7 +37,7 @@ from ..errors import SymmetryError
 from ..groups.base import Element, GroupContext, element_repeat, element_tile, iter_factors
 from ..groups.permutation import SymmetricGroup
 from ..symmetry import Symmetry
-from .base import Symmetrizer, call_model, uniform_weights
+from .base import Symmetrizer, reference_tensor, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
 
 
@@ -183,37 +183,40 @@ class ProbabilisticSymmetrization(Symmetrizer):
 
     def forward(self, *inputs: Any, noise: Any = None) -> Any:
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
-        self.symmetry.check_input(x)
-        context = self.symmetry.context(x)
+        sym = self.symmetry
+        sym.check_input(x)
+        context = sym.context(x)
+        k = self.num_samples
+        # Repeat once: the interface and the base model both see the B·k copies.
+        xs = sym.input.repeat(x, k, context)
+        context_k = context.repeat(k)
         soft = self.training and torch.is_grad_enabled()
         try:
-            g, weights = self.elements(x, context, noise=noise, soft=soft)
-            if self.loss_on == "per_sample" and self.training:
-                k = weights.shape[1]
-                xs = self.symmetry.input.repeat(x, k, context)
-                ones = weights.new_ones(weights.shape[0] * k, 1)
-                return self.average(xs, context.repeat(k), g, ones)
-            return self.average(x, context, g, weights)
+            g = self._sample(xs, context_k, noise, soft)
+            ref = reference_tensor(x)
+            ys = self.average(xs, context_k, g, uniform_weights(context_k.batch_size, 1, ref))
         finally:
             self._relaxed = None
+        if self.loss_on == "per_sample" and self.training:
+            return ys
+        return sym.output.mean(ys, uniform_weights(context.batch_size, k, ref), context)
 
-    def elements(self, x: Any, context: GroupContext, noise: Any = None,
-                 soft: bool = False) -> tuple[Element, Tensor]:
-        """Elements ``[B·k]`` from the interface on the replicated input, uniform weights.
+    def elements(self, x: Any, context: GroupContext, noise: Any = None) -> tuple[Element, Tensor]:
+        """Elements ``[B·k]`` (b-major) from the interface, and uniform weights ``[B, k]``.
 
         ``noise``: an explicit draw for the ``B·k`` replicated inputs, or ``None`` to
         sample one with ``noise_scale``."""
         k = self.num_samples
-        xs = self.symmetry.input.repeat(x, k, context)
-        context_k = context.repeat(k)
+        g = self._sample(self.symmetry.input.repeat(x, k, context), context.repeat(k), noise, False)
+        return g, uniform_weights(context.batch_size, k, reference_tensor(x))
+
+    def _sample(self, xs: Any, context_k: GroupContext, noise: Any, soft: bool) -> Element:
         if noise is None:
             noise = self.interface.sample_noise(xs, context_k, self.noise_scale, self.generator)
         relaxed = self.interface.relaxed(xs, noise, context_k, soft=soft)
         self._relaxed = relaxed if soft else None
         self._aux = relaxed.aux_loss
-        from .base import reference_tensor
-
-        return relaxed.element, uniform_weights(context.batch_size, k, reference_tensor(x))
+        return relaxed.element
 
     # --- straight-through paths ---------------------------------------------------------
     def transform_input(self, g, xs, context):
