@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import time
 
 import torch
 from torch import nn
@@ -28,6 +27,8 @@ from torch import nn
 import symtrain as st
 from symtrain.symmetrize.interfaces import PermutationInterface, RotationInterface
 from symtrain.symmetrize.probabilistic import ProbabilisticSymmetrization
+
+from overhead import SmallTransformer, timed  # the same point model and timer as bench/overhead.py
 
 
 class AdjacencyMLP(nn.Module):
@@ -38,24 +39,6 @@ class AdjacencyMLP(nn.Module):
 
     def forward(self, adj):
         return self.net(adj)
-
-
-class SmallTransformer(nn.Module):
-    def __init__(self, d: int = 64):
-        super().__init__()
-        self.embed = nn.Linear(3, d)
-        layer = nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.0, batch_first=True)
-        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
-        self.head = nn.Linear(d, 3)
-
-    def forward(self, x):
-        return self.head(self.encoder(self.embed(x)))
-
-
-def timed(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, train: bool) -> float:
