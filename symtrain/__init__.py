@@ -15,6 +15,8 @@ from .groups import create_group
 from .metrics import EquivarianceError, assert_equivariant, equivariance_error
 from .symmetrize import Canonicalization, FrameAveraging, GroupAveraging, Symmetrizer
 from .symmetry import Symmetry
+from .augment import Augment
+from .losses import EquivarianceLoss, GradNorm
 
 __version__ = "0.1.0"
 
@@ -22,5 +24,5 @@ __all__ = [
     "actions", "groups", "create_group", "Symmetry", "Symmetrizer", "GroupAveraging",
     "FrameAveraging", "Canonicalization", "equivariance_error", "assert_equivariant",
     "EquivarianceError", "SymmetryError", "ShapeError", "UnsupportedGroupError",
-    "DegenerateFrameError",
+    "DegenerateFrameError", "Augment", "EquivarianceLoss", "GradNorm",
 ]
