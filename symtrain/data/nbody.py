@@ -3,7 +3,9 @@
 ``n`` particles with charges ±1 in 3-d interact by Coulomb forces
 ``F_i = Σ_j q_i q_j (x_i − x_j) / ‖x_i − x_j‖³`` (like charges repel), each component
 clipped to ``±max_force`` (the generator's softening of close encounters), integrated
-by leapfrog (position drift, then velocity kick) with ``dt = 0.001``. Initial
+by leapfrog (position drift, then velocity kick) with ``dt = 0.001``. The clipping is
+per component, so the dynamics are exactly S_n × E(3)-equivariant only while it does
+not act (close encounters, rare). Initial
 positions are ``N(0, loc_std²)``, initial velocities random directions of norm
 ``vel_norm``. As in EGNN's ``nbody_small`` set, the input is the state after
 ``burn_in`` steps (positions, velocities, charges) and the target the positions
@@ -60,6 +62,31 @@ def coulomb_forces(pos: Tensor, charges: Tensor, settings: NBodySettings) -> Ten
     return force.clamp(-settings.max_force, settings.max_force)
 
 
+def integrate(pos: Tensor, vel: Tensor, charges: Tensor, steps: int,
+              settings: NBodySettings = NBodySettings(), *, record: int | None = None
+              ) -> tuple[Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+    """Leapfrog as in the reference generator: a first velocity kick, then per step a
+    position drift followed by a kick (states are read after the drift).
+
+    ``pos``, ``vel``: ``[S, n, d]``; ``charges``: ``[S, n]``. Returns the positions
+    after ``steps`` drifts, the velocity after the last kick, and (if ``record``) the
+    ``(pos, vel)`` read after drift number ``record``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # thousands of small steps: threading costs more than it gives
+    state = None
+    try:
+        vel = vel + settings.dt * coulomb_forces(pos, charges, settings)
+        for step in range(1, steps + 1):
+            pos = pos + settings.dt * vel
+            if step == record:
+                state = (pos.clone(), vel.clone())
+            vel = vel + settings.dt * coulomb_forces(pos, charges, settings)
+    finally:
+        torch.set_num_threads(threads)
+    return pos, vel, state
+
+
 def simulate(num: int, settings: NBodySettings = NBodySettings(), *,
              generator: torch.Generator | None = None) -> dict[str, Tensor]:
     """Simulate ``num`` systems. Returns float32 tensors ``pos``, ``vel`` ``[num, n, d]``
@@ -71,21 +98,8 @@ def simulate(num: int, settings: NBodySettings = NBodySettings(), *,
     pos = torch.randn(num, n, d, generator=generator, **f64) * settings.loc_std
     vel = torch.randn(num, n, d, generator=generator, **f64)
     vel = vel * settings.vel_norm / vel.norm(dim=-1, keepdim=True)
-    # Leapfrog as in the reference generator: a first velocity kick, then per step a
-    # position drift followed by a kick; states are read after the drift.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # thousands of small steps: threading costs more than it gives
-    try:
-        vel = vel + settings.dt * coulomb_forces(pos, charges, settings)
-        state = None
-        for step in range(1, settings.burn_in + settings.horizon + 1):
-            pos = pos + settings.dt * vel
-            if step == settings.burn_in:
-                state = (pos.clone(), vel.clone())
-            vel = vel + settings.dt * coulomb_forces(pos, charges, settings)
-    finally:
-        torch.set_num_threads(threads)
-    start_pos, start_vel = state
+    pos, _, (start_pos, start_vel) = integrate(pos, vel, charges, settings.burn_in + settings.horizon,
+                                               settings, record=settings.burn_in)
     return {"pos": start_pos.float(), "vel": start_vel.float(),
             "charge": charges[..., None].float(), "target": pos.float()}
 

@@ -203,7 +203,10 @@ class Trainer:
             step_scheduler_with_optimizer=True)
 
     def _loader(self, data, batch: int, train: bool) -> torch.utils.data.DataLoader:
-        kw = dict(batch_size=batch, collate_fn=collate_batch, num_workers=self.recipe.data.num_workers)
+        # Its own generator: a DataLoader draws a base seed for its workers at every
+        # iteration, which would otherwise move the global RNG (and break exact resume).
+        kw = dict(batch_size=batch, collate_fn=collate_batch, num_workers=self.recipe.data.num_workers,
+                  generator=torch.Generator().manual_seed(self.recipe.train.seed))
         if train:
             self.sampler = EpochSampler(len(data), self.recipe.train.seed)
             return torch.utils.data.DataLoader(data, sampler=self.sampler, drop_last=True, **kw)
@@ -411,8 +414,10 @@ class Trainer:
         last_eval: dict = {}
         start = time.perf_counter()
         while state.step < t.steps:
-            self.sampler.set_epoch(state.epoch)
             loader = acc.skip_first_batches(train_loader, state.batches) if state.batches else train_loader
+            # Accelerate's loaders pass their own epoch counter to the sampler when iterated:
+            # set it (a loader made by skip_first_batches starts from 0).
+            loader.set_epoch(state.epoch)
             finished_epoch = True
             for x, y in loader:
                 with acc.accumulate(model):
