@@ -55,40 +55,40 @@ def _straight_through(value: Tensor, soft: Tensor) -> Tensor:
     return value + (soft - soft.detach())
 
 
+def _permute_nodes(m: Tensor, y: Tensor) -> Tensor:
+    """``m @ y`` on the node axis 1 of ``y`` ``[B, n, ...]``."""
+    return torch.einsum("bij,bj...->bi...", m.to(y.dtype), y)
+
+
+def _permute_flat_nodes(m: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """``m @ y`` per graph for flat node data ``y`` ``[num_nodes, ...]`` (layout ``mask``)."""
+    dense = y.new_zeros(mask.shape + y.shape[1:])
+    dense[mask] = y
+    return _permute_nodes(m, dense)[mask]
+
+
 def _st_matrix(action: Action, y: Any, m: Tensor, context: GroupContext) -> Any:
     """Add the straight-through term of a soft node permutation ``m`` ``[B, n, n]``
-    (equal to the identity at the hard element) to already hard-permuted data ``y``."""
+    (equal to the identity at the hard element) to already hard-permuted data ``y``.
+    Data without a float node axis (masks, integer features) is returned unchanged."""
     if isinstance(action, Fields):
         return action._rebuild([(key, _st_matrix(sub, v, m, context)) for key, sub, v in action._items(y)])
-    if isinstance(action, Mask) or not isinstance(y, (Tensor, tuple)) and not isinstance(action, Graph):
-        return y
-    if isinstance(action, Adjacency) and y.is_floating_point():
-        mm = m.to(y.dtype)
-        if y.dim() == 3:
-            soft = mm @ y.detach() + y.detach() @ mm.transpose(-1, -2)
-        else:
-            soft = torch.einsum("bij,bjkc->bikc", mm, y.detach()) + torch.einsum(
-                "bkj,bijc->bikc", mm, y.detach())
-        return _straight_through(y, soft)
-    if isinstance(action, (Nodes, Vectors)) and isinstance(y, Tensor) and y.is_floating_point() \
-            and y.dim() >= 2 and (not isinstance(action, Vectors) or action.nodes):
-        return _straight_through(y, torch.einsum("bij,bj...->bi...", m.to(y.dtype), y.detach()))
     if isinstance(action, Graph):
-        mask = context.mask
         for key, value in list(y.items()):
-            if key in ("batch", "ptr") or not isinstance(value, Tensor) or not value.is_floating_point() \
-                    or not y.is_node_attr(key):
-                continue
-            dense = value.new_zeros(mask.shape + value.shape[1:])
-            dense[mask] = value.detach()
-            soft = torch.einsum("bij,bj...->bi...", m.to(value.dtype), dense)[mask]
-            y[key] = _straight_through(value, soft)
+            if key not in ("batch", "ptr") and isinstance(value, Tensor) \
+                    and value.is_floating_point() and y.is_node_attr(key):
+                y[key] = _straight_through(value, _permute_flat_nodes(m, value.detach(), context.mask))
         return y
-    if isinstance(action, GraphNodes) and y.is_floating_point():
-        mask = context.mask
-        dense = y.new_zeros(mask.shape + y.shape[1:])
-        dense[mask] = y.detach()
-        return _straight_through(y, torch.einsum("bij,bj...->bi...", m.to(y.dtype), dense)[mask])
+    if not isinstance(y, Tensor) or not y.is_floating_point() or isinstance(action, Mask):
+        return y
+    if isinstance(action, Adjacency):  # linearisation of P_stᵀ A P_st at the hard element
+        a = y.detach()
+        soft = _permute_nodes(m, a) + _permute_nodes(m, a.transpose(1, 2)).transpose(1, 2)
+        return _straight_through(y, soft)
+    if isinstance(action, Nodes) or (isinstance(action, Vectors) and action.nodes):
+        return _straight_through(y, _permute_nodes(m, y.detach()))
+    if isinstance(action, GraphNodes):
+        return _straight_through(y, _permute_flat_nodes(m, y.detach(), context.mask))
     return y
 
 

@@ -122,9 +122,6 @@ class Interface(nn.Module):
             noise = self.sample_noise(x, context, 0.0)
         return self.relaxed(x, noise, context).element
 
-    def zero_loss(self, like: Tensor) -> Tensor:
-        return like.new_zeros(()) if like.is_floating_point() else torch.zeros(())
-
 
 # --- reading node-structured data ------------------------------------------------------
 @dataclass

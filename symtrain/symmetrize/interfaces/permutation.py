@@ -125,9 +125,9 @@ class PermutationInterface(Interface):
 
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Tensor:
-        view = node_view(self._action(), x, context)
-        ref = view.features if view.features is not None else (
-            view.adjacency if view.adjacency is not None else view.points)
+        from ..base import reference_tensor
+
+        ref = reference_tensor(x)
         b, n = context.batch_size, context.num_nodes
         noise = torch.rand(b, n, self.noise_dim + 1, generator=generator, device=ref.device,
                            dtype=ref.dtype if ref.is_floating_point() else None)

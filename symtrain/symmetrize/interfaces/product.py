@@ -20,7 +20,6 @@ from torch import Tensor, nn
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
 from ...groups.permutation import SymmetricGroup
-from ...groups.product import DirectProduct
 from .base import RelaxedElement
 from .permutation import relaxed_permutation
 from .rotation import RotationInterface
