@@ -219,3 +219,34 @@ def test_image_interface_errors():
     x = torch.randn(2, 1, 9, 9)
     with pytest.raises(st.SymmetryError, match="in_channels"):
         itf(x, torch.zeros(2, 1, 9, 9), sym.context(x))
+
+
+def test_rotation_and_product_interfaces_bad_inputs():
+    sym = st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
+    itf = ProductInterface("S_n x E3", in_vectors=2, in_scalars=1, max_nodes=4).attach(sym)
+    x = nbody(n=5)
+    ctx = sym.context(x)
+    with pytest.raises(st.SymmetryError, match="max_nodes"):
+        itf(x, itf.sample_noise(x, ctx, 1.0), ctx)
+    itf.max_nodes = None
+    x[0][0, 1, 2] = float("nan")
+    with pytest.raises(st.SymmetryError, match="NaN"):
+        itf(x, itf.sample_noise(x, ctx, 1.0), ctx)
+    with pytest.raises(st.SymmetryError, match="in_scalars"):
+        ProductInterface("S_n x E3", in_vectors=2, in_scalars=2).attach(sym)(nbody(), torch.zeros(4, 5, 3))
+    assert "in_vectors=2" in repr(itf)
+
+
+def test_rotation_interface_padded_point_sets(dtype):
+    """Padded clouds (Fields(Points, Mask)): the padding does not move the element."""
+    sym = st.Symmetry("E3", Fields(Points(), Mask()), Fields(Points(), Mask()))
+    pts = torch.randn(3, 6, 3, dtype=dtype)
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 0]], dtype=torch.bool)
+    itf = RotationInterface("E3", hidden=16).to(dtype).attach(sym)
+    ctx = sym.context((pts, mask))
+    noise = itf.sample_noise((pts, mask), ctx, 1.0)
+    rot, t = itf((pts, mask), noise, ctx)
+    junk = torch.where(mask[..., None], pts, torch.randn_like(pts) * 100)
+    rot2, t2 = itf((junk, mask), noise, sym.context((junk, mask)))
+    assert torch.allclose(rot, rot2, atol=1e-5) and torch.allclose(t, t2, atol=1e-5)
+    check_interface(itf, sym, (pts, mask), atol=1e-9 if dtype == torch.float64 else 1e-3)

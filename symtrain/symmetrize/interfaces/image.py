@@ -91,6 +91,10 @@ class ImageInterface(Interface):
         if self.finite:
             self.register_buffer("channel_to_element", self._match_elements(gs), persistent=False)
 
+    def extra_repr(self) -> str:
+        return (f"group={self.group}, in_channels={self.in_channels}, tau={self.tau}, "
+                f"entropy_weight={self.entropy_weight}")
+
     def _match_elements(self, gs) -> Tensor:
         """For each regular-field channel (escnn element), the index of the same
         transformation among ``self.group.elements()``."""

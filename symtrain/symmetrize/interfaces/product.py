@@ -52,6 +52,10 @@ class ProductInterface(RotationInterface):
         self.entropy_weight, self.tie_break, self.max_nodes = entropy_weight, tie_break, max_nodes
         self.score = nn.Sequential(nn.Linear(hidden * self.dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
+    def extra_repr(self) -> str:
+        return (f"{super().extra_repr()}, tau={self.tau}, sinkhorn_iterations={self.sinkhorn_iterations}, "
+                f"entropy_weight={self.entropy_weight}, max_nodes={self.max_nodes}")
+
     def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
                 soft: bool = False) -> RelaxedElement:
         n = noise.shape[1]

@@ -195,6 +195,9 @@ class RotationInterface(Interface):
         self.encoder = VNEncoder(in_vectors + 1, hidden, layers, knn, in_scalars)
         self.frame = VNLinear(hidden, self.dim)
 
+    def extra_repr(self) -> str:
+        return f"group={self.group}, in_vectors={self.in_vectors}, in_scalars={self.in_scalars}"
+
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Tensor:
         from ..base import reference_tensor
