@@ -126,6 +126,20 @@ def test_gradients_reach_the_model_and_l1_distance(case):
     assert torch.allclose(logs["loss"], expected)
 
 
+def test_detached_self_target_changes_gradients_not_values():
+    sym, _, bad, (x,) = _points_case()
+    grads = []
+    for detach in (False, True):
+        criterion = EquivarianceLoss(sym, target="self", detach_target=detach,
+                                     generator=torch.Generator().manual_seed(4))
+        loss, logs = criterion(bad, x)
+        bad.zero_grad()
+        loss.backward()
+        grads.append((float(logs["loss"]), bad.net[1].weight.grad.clone()))
+    assert grads[0][0] == pytest.approx(grads[1][0])
+    assert not torch.allclose(grads[0][1], grads[1][1])
+
+
 def test_metrics_match_their_definitions():
     """E′ is the mean per-element distance ‖f(g·x) − g·f(x)‖ and E the norm of the mean
     difference; with one element they agree."""

@@ -211,7 +211,7 @@ class EquivarianceLoss(nn.Module):
             alpha, beta = self.alpha, self.beta
             loss = alpha * task + beta * equiv
         metrics = {"loss": loss.detach(), "equivariance_loss": equiv.detach(),
-                   "alpha": torch.tensor(alpha), "beta": torch.tensor(beta)}
+                   "alpha": loss.new_tensor(alpha).detach(), "beta": loss.new_tensor(beta).detach()}
         if task is not None:
             metrics["task_loss"] = task.detach()
         metrics.update(remul_metrics(sym, f_gx, g_fx, context, k))
