@@ -77,12 +77,16 @@ class Symmetrizer(nn.Module):
         g, weights = self.elements(x, context)
         return self.average(x, context, g, weights)
 
-    def average(self, x: Any, context: GroupContext, g: Element, weights: Tensor) -> Any:
-        """``Σ_k w_k g_k·f(g_k⁻¹·x)`` for given elements and weights."""
+    def average(self, x: Any, context: GroupContext, g: Element, weights: Tensor,
+                repeated: bool = False) -> Any:
+        """``Σ_k w_k g_k·f(g_k⁻¹·x)`` for given elements and weights. ``repeated``: ``x``
+        already holds the ``K`` copies of each input (b-major; ``context`` is still the
+        un-repeated input's), e.g. because an interface network has seen them."""
         sym = self.symmetry
         k = weights.shape[1]
         context_k = context.repeat(k)
-        xs = self.transform_input(g, sym.input.repeat(x, k, context), context_k)
+        xs = x if repeated else sym.input.repeat(x, k, context)
+        xs = self.transform_input(g, xs, context_k)
         ys = call_model(self.base, xs)
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)

@@ -191,15 +191,15 @@ class ProbabilisticSymmetrization(Symmetrizer):
         xs = sym.input.repeat(x, k, context)
         context_k = context.repeat(k)
         soft = self.training and torch.is_grad_enabled()
+        ref = reference_tensor(x)
         try:
             g = self._sample(xs, context_k, noise, soft)
-            ref = reference_tensor(x)
-            ys = self.average(xs, context_k, g, uniform_weights(context_k.batch_size, 1, ref))
+            if self.loss_on == "per_sample" and self.training:  # each copy is its own input
+                return self.average(xs, context_k, g, uniform_weights(context_k.batch_size, 1, ref),
+                                    repeated=True)
+            return self.average(xs, context, g, uniform_weights(context.batch_size, k, ref), repeated=True)
         finally:
             self._relaxed = None
-        if self.loss_on == "per_sample" and self.training:
-            return ys
-        return sym.output.mean(ys, uniform_weights(context.batch_size, k, ref), context)
 
     def elements(self, x: Any, context: GroupContext, noise: Any = None) -> tuple[Element, Tensor]:
         """Elements ``[B·k]`` (b-major) from the interface, and uniform weights ``[B, k]``.
