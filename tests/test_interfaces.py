@@ -92,6 +92,18 @@ def test_sinkhorn_and_entropy_on_known_matrices():
     assert float(permutation_entropy(uniform)) == pytest.approx(2 * torch.log(torch.tensor(3.0)).item(), rel=1e-5)
 
 
+def test_entropy_penalty_has_finite_gradients_on_padded_graphs():
+    """Padded rows of the soft matrix are exactly 0 off the diagonal; x log x must not
+    turn them into NaN gradients (a training run on padded graphs stopped at step 0)."""
+    from symtrain.symmetrize.interfaces.permutation import relaxed_permutation
+
+    scores = torch.randn(3, 7, requires_grad=True)
+    mask = torch.arange(7)[None] < torch.tensor([[7], [5], [4]])
+    _, _, loss = relaxed_permutation(scores, mask, 0.1, 20, 0.1, True)
+    loss.backward()
+    assert torch.isfinite(scores.grad).all() and scores.grad.abs().sum() > 0
+
+
 def test_permutation_interface_errors():
     sym = st.Symmetry("S_n", Nodes(), Nodes())
     itf = PermutationInterface(in_features=2, hidden=8, max_nodes=5).attach(sym)

@@ -60,8 +60,12 @@ def log_sinkhorn(logits: Tensor, iterations: int = 20) -> Tensor:
 
 def permutation_entropy(soft: Tensor, mask: Tensor | None = None, eps: float = 1e-12) -> Tensor:
     """Mean entropy of the rows plus mean entropy of the columns of ``soft`` ``[B, n, n]``
-    (each renormalised), over real nodes; 0 for an exact permutation matrix."""
-    p = soft.clamp_min(0)
+    (each renormalised), over real nodes; 0 for an exact permutation matrix.
+
+    Entries are clamped to ``eps``: ``x log x`` has an infinite slope at 0, and padded
+    rows of the soft matrix are exactly 0 off the diagonal (an unclamped 0 gives NaN
+    gradients even where the mask then zeroes the term)."""
+    p = soft.clamp_min(eps)
     rows = p / p.sum(-1, keepdim=True).clamp_min(eps)
     cols = p / p.sum(-2, keepdim=True).clamp_min(eps)
     h_rows = -torch.special.xlogy(rows, rows).sum(-1)
