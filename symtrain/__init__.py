@@ -17,6 +17,9 @@ from .symmetrize import Canonicalization, FrameAveraging, GroupAveraging, Symmet
 from .symmetry import Symmetry
 from .augment import Augment
 from .losses import EquivarianceLoss, GradNorm
+from . import lie
+from .lie import layerwise_lie, lie_derivative, lie_derivatives, lie_report
+from .metrics.grid import Shift, input_size_check, layer_equivariance
 
 __version__ = "0.1.0"
 
@@ -25,4 +28,6 @@ __all__ = [
     "FrameAveraging", "Canonicalization", "equivariance_error", "assert_equivariant",
     "EquivarianceError", "SymmetryError", "ShapeError", "UnsupportedGroupError",
     "DegenerateFrameError", "Augment", "EquivarianceLoss", "GradNorm",
+    "lie", "lie_derivative", "lie_derivatives", "lie_report", "layerwise_lie",
+    "input_size_check", "layer_equivariance", "Shift",
 ]
