@@ -111,7 +111,11 @@ class ParamGroupConfig:
 
 @dataclass
 class OptimConfig:
-    """AdamW with linear warm-up then a ``cosine``, ``linear`` or ``constant`` schedule."""
+    """AdamW with linear warm-up then a ``cosine``, ``linear`` or ``constant`` schedule.
+
+    ``skip_nonfinite``: how many optimizer steps with NaN/inf gradients may be skipped
+    (no update, like a grad scaler's overflow skip) before training stops with an error;
+    0 stops at the first."""
 
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -121,6 +125,7 @@ class OptimConfig:
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     min_lr_ratio: float = 0.0
     grad_clip: float | None = None
+    skip_nonfinite: int = 0
     param_groups: list[ParamGroupConfig] = field(default_factory=list)
 
 
@@ -383,7 +388,8 @@ def validate(recipe: Recipe) -> None:
                        ("optim.lr", o.lr), ("optim.eps", o.eps)]:
         _positive(key, value)
     for key, value in [("data.num_workers", d.num_workers), ("optim.weight_decay", o.weight_decay),
-                       ("optim.warmup_steps", o.warmup_steps), ("optim.grad_clip", o.grad_clip),
+                       ("optim.warmup_steps", o.warmup_steps),
+                       ("optim.skip_nonfinite", o.skip_nonfinite), ("optim.grad_clip", o.grad_clip),
                        ("symmetrization.noise_scale", s.noise_scale),
                        ("symmetrization.frame_tol", s.frame_tol), ("train.seed", t.seed),
                        ("optim.min_lr_ratio", o.min_lr_ratio)]:

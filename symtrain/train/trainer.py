@@ -72,12 +72,14 @@ class TrainState:
         self.step = 0          # optimizer steps done
         self.epoch = 0
         self.batches = 0       # micro-batches consumed in the current epoch
+        self.skipped = 0       # steps skipped for non-finite gradients
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "batches": self.batches}
+        return {"step": self.step, "epoch": self.epoch, "batches": self.batches, "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.batches = int(state["step"]), int(state["epoch"]), int(state["batches"])
+        self.skipped = int(state.get("skipped", 0))
 
 
 def csv_tracker(logging_dir: str | Path):
@@ -93,9 +95,11 @@ def csv_tracker(logging_dir: str | Path):
             super().__init__()
             self.path = Path(logging_dir) / "metrics.csv"
             self.rows: list[dict] = []
+            self.keys: list[str] = []
             if self.path.is_file():
                 with open(self.path, newline="") as f:
-                    self.rows = list(csv.DictReader(f))
+                    self.rows = [{k: v for k, v in r.items() if v != ""} for r in csv.DictReader(f)]
+            self._write()
 
         @property
         def tracker(self):
@@ -113,15 +117,20 @@ def csv_tracker(logging_dir: str | Path):
             row = {"step": step}
             row.update({k: (float(v) if isinstance(v, (int, float, Tensor)) else v) for k, v in values.items()})
             self.rows.append(row)
-            self._write()
+            if set(row) <= set(self.keys):  # same columns: append one line
+                with open(self.path, "a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=self.keys).writerow(row)
+            else:  # new columns: rewrite the file with the wider header
+                self._write()
 
         def _write(self) -> None:
             keys: list[str] = []
             for r in self.rows:
                 keys += [k for k in r if k not in keys]
+            self.keys = keys or ["step"]
             tmp = self.path.with_suffix(".csv.tmp")
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=keys)
+                writer = csv.DictWriter(f, fieldnames=self.keys)
                 writer.writeheader()
                 writer.writerows(self.rows)
             os.replace(tmp, self.path)
@@ -273,6 +282,14 @@ class Trainer:
             logs["aux_loss"] = logs.get("aux_loss", 0.0) + extra.detach()
         return loss, logs
 
+    def _bad_gradient(self, acc, model, state: TrainState) -> str:
+        names = [n for n, p in acc.unwrap_model(model).named_parameters()
+                 if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+        latest = self.latest_checkpoint()
+        return (f"non-finite gradients at step {state.step + 1} (epoch {state.epoch}, batch "
+                f"{state.batches}) in {len(names)} parameters, first {names[:3]}; no update was "
+                f"applied. Last good checkpoint: {latest if latest is not None else 'none yet'}")
+
     @torch.no_grad()
     def evaluate(self, acc, model, task: Task, loader, sym, split: str, samples: int | None = None) -> dict:
         """Metrics of the symmetrized model on a split, its equivariance error and (for
@@ -369,7 +386,8 @@ class Trainer:
         set_seed(t.seed, device_specific=True)
         # Build the trainable model again now that the seed is set, so initial weights
         # depend on the seed only (not on what was built before).
-        task, sym, built = build(r, task)
+        task, _, built = build(r, task)
+        sym = task.symmetry  # measured against the data's symmetry, whatever the wrapper's group
         model = built.model
         criterion = built.criterion
         optimizer = torch.optim.AdamW(param_groups(model if criterion is None else nn.ModuleList([model, criterion]), r),
@@ -412,7 +430,7 @@ class Trainer:
         model.train()
         window: dict[str, list[float]] = {}
         last_eval: dict = {}
-        start = time.perf_counter()
+        start, paused = time.perf_counter(), 0.0
         while state.step < t.steps:
             loader = acc.skip_first_batches(train_loader, state.batches) if state.batches else train_loader
             # Accelerate's loaders pass their own epoch counter to the sampler when iterated:
@@ -431,9 +449,21 @@ class Trainer:
                             f"{latest if latest is not None else 'none yet'}. Lower optim.lr, set "
                             "optim.grad_clip, or check the data")
                     acc.backward(loss)
-                    if acc.sync_gradients and r.optim.grad_clip:
-                        acc.clip_grad_norm_(model.parameters(), r.optim.grad_clip)
-                    optimizer.step()
+                    if acc.sync_gradients:
+                        # fp16 overflows are the grad scaler's business (it skips the step)
+                        if t.mixed_precision != "fp16":
+                            grads = [p.grad for p in model.parameters() if p.grad is not None]
+                            if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
+                                message = self._bad_gradient(acc, model, state)
+                                if state.skipped >= r.optim.skip_nonfinite:
+                                    raise TrainingDiverged(message + f" ({state.skipped} such steps "
+                                                           "skipped before; optim.skip_nonfinite)")
+                                state.skipped += 1
+                                logger.warning("skipped: %s", message)
+                                optimizer.zero_grad(set_to_none=True)
+                        if r.optim.grad_clip:
+                            acc.clip_grad_norm_(model.parameters(), r.optim.grad_clip)
+                    optimizer.step()  # no-op for a skipped step: the gradients are gone
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batches += 1
@@ -452,12 +482,14 @@ class Trainer:
                         k.split("/", 1)[1]: f"{v:.3g}" for k, v in last_eval.items()
                         if k.endswith(task.main_metric) or k.endswith("equivariance_error")})
                     window = {}
+                pause = time.perf_counter()
                 if state.step % t.eval_every == 0 or state.step == t.steps:
                     last_eval = self.evaluate(acc, model, task, val_loader, sym, "val")
                     acc.log(last_eval, step=state.step)
                     logger.info("step %d: %s", state.step, ", ".join(f"{k}={v:.4g}" for k, v in last_eval.items()))
                 if state.step % t.checkpoint_every == 0 or state.step == t.steps:
                     self._save(acc, state)
+                paused += time.perf_counter() - pause
                 if state.step >= t.steps:
                     finished_epoch = False
                     break
@@ -466,7 +498,8 @@ class Trainer:
                 state.batches = 0
         bar.close()
         elapsed = time.perf_counter() - start
-        final = {"steps": state.step, "train_seconds_this_session": elapsed}
+        final = {"steps": state.step, "skipped_steps": state.skipped, "seconds": elapsed,
+                 "train_loop_seconds": elapsed - paused}
         final.update(self.evaluate(acc, model, task, val_loader, sym, "val"))
         final.update(self.evaluate(acc, model, task, test_loader, sym, "test", r.symmetrization.test_samples))
         acc.log({k: v for k, v in final.items() if k.startswith("test/")}, step=state.step)
