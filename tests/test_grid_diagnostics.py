@@ -78,3 +78,22 @@ def test_bad_transforms():
         layer_equivariance(nn.Conv2d(3, 3, 1), torch.randn(1, 3, 4, 4), [(1, 0)])
     with pytest.raises(SymmetryError, match="shift mode"):
         Shift(1, 0, mode="reflect")
+
+
+def test_permutation_verdicts_with_layer_actions():
+    torch.manual_seed(0)
+    sym = st.Symmetry("S5", input=st.actions.Nodes(), output=st.actions.Trivial())
+    nodes = {"0": st.actions.Nodes(), "1": st.actions.Nodes()}
+
+    class SumPool(nn.Module):
+        def forward(self, h):
+            return h.sum(1)
+
+    x = torch.randn(2, 5, 3)
+    good = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), SumPool())
+    rows = layer_equivariance(good, x, sym, layer_actions=nodes, samples=6)
+    assert [r.layer for r in rows] == ["0", "1", "2", "(output)"] and all(r.equivariant for r in rows)
+    bad = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Flatten(), nn.Linear(20, 2))  # mixes node order
+    rows = {r.layer: r for r in layer_equivariance(bad, x, sym, layer_actions=nodes, samples=6)}
+    assert rows["0"].equivariant and rows["1"].equivariant
+    assert rows["2"].equivariant is False and not rows["(output)"].equivariant

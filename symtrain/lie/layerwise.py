@@ -183,7 +183,7 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
                   probes: int = 100, units: Sequence[tuple[str, nn.Module]] | None = None,
                   output_fn: Callable[[Tensor], Tensor] | None = None, output: str | None = None,
                   num_prefix_tokens: int | None = None, order: int = 2, padding: str = "replicate",
-                  generator: torch.Generator | None = None, probe_chunk: int = 25) -> LayerwiseLie:
+                  generator: torch.Generator | None = None, probe_chunk: int = 4) -> LayerwiseLie:
     """Split the Lie derivative of ``model`` at images ``x`` ``(B, C, H, W)`` over its units.
 
     Args:
