@@ -13,7 +13,9 @@ from . import actions, groups
 from .errors import DegenerateFrameError, ShapeError, SymmetryError, UnsupportedGroupError
 from .groups import create_group
 from .metrics import EquivarianceError, assert_equivariant, equivariance_error
-from .symmetrize import Canonicalization, FrameAveraging, GroupAveraging, Symmetrizer
+from .symmetrize import (Canonicalization, FrameAveraging, GroupAveraging, LearnedCanonicalizer,
+                         ProbabilisticSymmetrization, Symmetrizer)
+from .symmetrize import interfaces
 from .symmetry import Symmetry
 from .augment import Augment
 from .losses import EquivarianceLoss, GradNorm
@@ -25,7 +27,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "actions", "groups", "create_group", "Symmetry", "Symmetrizer", "GroupAveraging",
-    "FrameAveraging", "Canonicalization", "equivariance_error", "assert_equivariant",
+    "FrameAveraging", "Canonicalization", "ProbabilisticSymmetrization", "LearnedCanonicalizer",
+    "interfaces", "equivariance_error", "assert_equivariant",
     "EquivarianceError", "SymmetryError", "ShapeError", "UnsupportedGroupError",
     "DegenerateFrameError", "Augment", "EquivarianceLoss", "GradNorm",
     "lie", "lie_derivative", "lie_derivatives", "lie_report", "layerwise_lie",
