@@ -173,3 +173,50 @@ def test_overrides_presets_and_types():
     assert r.train.steps == 3 and r.model.args == {"hidden": 4, "layers": 2} and r.optim.lr == 1e-3
     assert resolve(base).model.args["hidden"] == 9  # default budget: cpu
     assert resolve(base, ["model.hidden=5"], budget="cpu").model.args["hidden"] == 5  # --set wins
+
+
+def test_demo_prints_the_comparison(tmp_path, capsys):
+    from symtrain.train.demo import main as demo
+
+    assert demo(["--budget", "smoke", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for title in ("plain transformer", "augmentation", "PS"):
+        line = next(l for l in out.splitlines() if title in l and "0." in l)
+        assert len(line.split()) >= 4
+    assert demo(["--budget", "smoke", "--out", str(tmp_path)]) == 0  # finished runs are reused
+
+
+class _NanGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+def test_non_finite_gradients_stop_or_are_skipped_within_budget(tmp_path):
+    from symtrain.models import NBodyTransformer
+    from symtrain.train import register_model
+
+    class NanGradient(NBodyTransformer):
+        def forward(self, pos, vel, charge):
+            return _NanGradient.apply(super().forward(pos, vel, charge))
+
+    register_model("nan_gradient_transformer", NanGradient)
+    recipe = smoke("nbody_plain", "model.name=nan_gradient_transformer")
+    with pytest.raises(TrainingDiverged, match=r"non-finite gradients at step 1 .*embed.*no update was applied"):
+        Trainer(recipe, tmp_path / "stop").fit()
+    tolerant = smoke("nbody_plain", "model.name=nan_gradient_transformer", "optim.skip_nonfinite=100")
+    trainer = Trainer(tolerant, tmp_path / "skip")
+    metrics = trainer.fit()
+    assert metrics["skipped_steps"] == tolerant.train.steps
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_gradient_accumulation_matches_the_full_batch(tmp_path):
+    full = Trainer(smoke("nbody_plain"), tmp_path / "full").fit()
+    accumulated = Trainer(smoke("nbody_plain", "train.grad_accum=2"), tmp_path / "acc").fit()
+    assert losses(tmp_path / "acc") == pytest.approx(losses(tmp_path / "full"), abs=1e-5)
+    assert accumulated["test/mse"] == pytest.approx(full["test/mse"], abs=1e-5)
