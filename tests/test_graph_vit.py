@@ -94,3 +94,41 @@ def test_parameter_groups_cover_the_model_once():
     new = {id(p) for p in model.new_parameters()}
     assert not backbone & new
     assert backbone | new == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("task", ["graph", "node"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_graph_vit_with_ps_and_fixed_noise_is_exactly_equivariant(task, k):
+    from symtrain.symmetrize.interfaces import PermutationInterface
+
+    from test_probabilistic import fixed_noise_error
+
+    torch.manual_seed(0)
+    base = create_graph_vit("vit_tiny_patch16_224", max_nodes=10, node_dim=3, out_dim=2, task=task, **TINY)
+    model = st.ProbabilisticSymmetrization(base, graph_vit_symmetry(task),
+                                           PermutationInterface(in_features=3, hidden=16, max_nodes=10),
+                                           samples_train=k, samples_eval=k).eval()
+    inputs = graph_batch()
+    assert fixed_noise_error(model, inputs) < 1e-5
+    assert st.equivariance_error(base.eval(), graph_vit_symmetry(task), inputs, samples=4).mean > 1e-2
+    with pytest.raises(st.ShapeError, match="has 12 nodes"):
+        model(*graph_batch(n=12, sizes=(12, 7, 9)))
+
+
+def test_graph_vit_ps_trains_on_padded_graphs():
+    """One optimisation step from padded SBM-style graphs: finite loss and gradients in the
+    backbone, the new layers and the interface (through the straight-through path)."""
+    from symtrain.symmetrize.interfaces import PermutationInterface
+
+    base = create_graph_vit("vit_tiny_patch16_224", max_nodes=10, node_dim=3, out_dim=2, task="node", **TINY)
+    model = st.ProbabilisticSymmetrization(base, graph_vit_symmetry("node"),
+                                           PermutationInterface(in_features=3, hidden=16), samples_train=2).train()
+    adj, x, mask = graph_batch()
+    out = model(adj, x, mask)
+    labels = torch.randint(2, mask.shape)
+    loss = torch.nn.functional.cross_entropy(out[mask], labels[mask]) + model.aux_loss()
+    loss.backward()
+    for part in (base.backbone_parameters(), base.new_parameters(), list(model.interface.parameters())):
+        grads = [p.grad for p in part if p.grad is not None]
+        assert grads and all(torch.isfinite(g).all() for g in grads)
+        assert sum(g.abs().sum() for g in grads) > 0
