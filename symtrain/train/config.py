@@ -413,10 +413,7 @@ def validate(recipe: Recipe) -> None:
     if s.method in ("ps",) and s.samples is None:
         raise ConfigError("symmetrization.samples: probabilistic symmetrization needs the number "
                           "of samples per input in training (the paper uses 20 for n-body)")
-    for key in ("interface", "remul"):
-        value = getattr(s, key)
-        if value and s.method not in ({"interface": ("ps", "learned_canonicalization"),
-                                       "remul": ("remul",)}[key]):
-            raise ConfigError(f"symmetrization.{key}: only used with method "
-                              f"{' or '.join({'interface': ('ps', 'learned_canonicalization'), 'remul': ('remul',)}[key])}, "
+    for key, methods in (("interface", ("ps", "learned_canonicalization")), ("remul", ("remul",))):
+        if getattr(s, key) and s.method not in methods:
+            raise ConfigError(f"symmetrization.{key}: only used with method {' or '.join(methods)}, "
                               f"not {s.method!r}")

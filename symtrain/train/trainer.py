@@ -222,7 +222,9 @@ class Trainer:
         return torch.utils.data.DataLoader(data, shuffle=False, **kw)
 
     def _setup_logging(self, acc) -> None:
-        if acc.is_main_process:
+        if not acc.is_main_process:
+            logger.setLevel(logging.WARNING)  # one process reports progress
+        else:
             handler = logging.FileHandler(self.out / "train.log")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             logger.addHandler(handler)
@@ -281,6 +283,35 @@ class Trainer:
             loss = loss + extra
             logs["aux_loss"] = logs.get("aux_loss", 0.0) + extra.detach()
         return loss, logs
+
+    def _check_and_clip(self, acc, model, state: TrainState) -> None:
+        """Stop (or skip the step, within ``optim.skip_nonfinite``) on NaN/inf gradients,
+        then clip them to ``optim.grad_clip``. The norm is computed once for both."""
+        from accelerate.utils import DistributedType
+
+        r = self.recipe
+        plain = acc.distributed_type in (DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU)
+        if r.train.mixed_precision == "fp16" or not plain:
+            # fp16 overflows are the grad scaler's business (it skips those steps); FSDP and
+            # DeepSpeed shard the gradients: Accelerate clips them
+            if r.optim.grad_clip:
+                acc.clip_grad_norm_(model.parameters(), r.optim.grad_clip)
+            return
+        params = [p for p in self._params if p.grad is not None]
+        if not params:
+            return
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if not torch.isfinite(norm):
+            message = self._bad_gradient(acc, model, state)
+            if state.skipped >= r.optim.skip_nonfinite:
+                raise TrainingDiverged(f"{message} ({state.skipped} such steps skipped before; "
+                                       "optim.skip_nonfinite)")
+            state.skipped += 1
+            logger.warning("skipped: %s", message)
+            for p in params:
+                p.grad = None  # the optimizer step then leaves the weights alone
+        elif r.optim.grad_clip:
+            torch.nn.utils.clip_grads_with_norm_(params, r.optim.grad_clip, norm)
 
     def _bad_gradient(self, acc, model, state: TrainState) -> str:
         names = [n for n, p in acc.unwrap_model(model).named_parameters()
@@ -421,6 +452,7 @@ class Trainer:
         elif acc.is_main_process and getattr(tracker, "rows", None):
             tracker.truncate(0)
         aux = _aux_modules(acc.unwrap_model(model))
+        self._params = [p for p in model.parameters() if p.requires_grad]
         logger.info("training %s: %s, %d steps, %d processes, device %s", r.name, r.symmetrization.method,
                     t.steps, acc.num_processes, acc.device)
 
@@ -429,7 +461,7 @@ class Trainer:
         bar = tqdm(total=t.steps, initial=state.step, disable=not (t.progress and acc.is_local_main_process),
                    desc=r.name, dynamic_ncols=True)
         model.train()
-        window: dict[str, list[float]] = {}
+        window: dict[str, list[Tensor]] = {}
         last_eval: dict = {}
         start, paused = time.perf_counter(), 0.0
         while state.step < t.steps:
@@ -451,32 +483,21 @@ class Trainer:
                             "optim.grad_clip, or check the data")
                     acc.backward(loss)
                     if acc.sync_gradients:
-                        # fp16 overflows are the grad scaler's business (it skips the step)
-                        if t.mixed_precision != "fp16":
-                            grads = [p.grad for p in model.parameters() if p.grad is not None]
-                            if grads and not torch.isfinite(torch.nn.utils.get_total_norm(grads)):
-                                message = self._bad_gradient(acc, model, state)
-                                if state.skipped >= r.optim.skip_nonfinite:
-                                    raise TrainingDiverged(message + f" ({state.skipped} such steps "
-                                                           "skipped before; optim.skip_nonfinite)")
-                                state.skipped += 1
-                                logger.warning("skipped: %s", message)
-                                optimizer.zero_grad(set_to_none=True)
-                        if r.optim.grad_clip:
-                            acc.clip_grad_norm_(model.parameters(), r.optim.grad_clip)
+                        self._check_and_clip(acc, model, state)
                     optimizer.step()  # no-op for a skipped step: the gradients are gone
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
                 state.batches += 1
-                window.setdefault("loss", []).append(float(global_loss))
-                for k, v in logs.items():
-                    window.setdefault(k, []).append(float(acc.reduce(torch.as_tensor(v, device=acc.device).float(), "mean")))
+                window.setdefault("loss", []).append(global_loss)
+                for k, v in logs.items():  # reduced over processes when logged
+                    window.setdefault(k, []).append(torch.as_tensor(v, device=acc.device).float())
                 if not acc.sync_gradients:
                     continue
                 state.step += 1
                 bar.update(1)
                 if state.step % t.log_every == 0 or state.step == t.steps:
-                    values = {f"train/{k}": sum(v) / len(v) for k, v in window.items()}
+                    values = {f"train/{k}": float(acc.reduce(torch.stack(v).mean(), "mean"))
+                              for k, v in window.items()}
                     values["train/lr"] = scheduler.get_last_lr()[0]
                     acc.log(values, step=state.step)
                     bar.set_postfix(loss=f"{values['train/loss']:.4g}", **{
