@@ -129,7 +129,8 @@ def _call(model, x):
     return model(*x) if isinstance(x, tuple) else model(x)
 
 
-def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool) -> tuple[Any, list[Any]]:
+def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
+              chunk_size: int | None = None) -> tuple[Any, list[Any]]:
     """``f(x)`` and ``J_f(x) v`` for every tangent ``v``."""
     primals = x if isinstance(x, tuple) else (x,)
 
@@ -140,7 +141,7 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool)
     if share_primal and len(tangents) > 1:
         stacked = pytree.tree_map(lambda *ts: torch.stack(ts), *tangents)
         try:
-            y, jv = torch.func.vmap(jvp)(stacked)
+            y, jv = torch.func.vmap(jvp, chunk_size=chunk_size)(stacked)
             y = pytree.tree_map(lambda t: t[0], y)
             return y, [pytree.tree_map(lambda t, i=i: t[i], jv) for i in range(len(tangents))]
         except (RuntimeError, NotImplementedError) as err:  # an op without a batching rule
@@ -153,7 +154,7 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool)
 def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output: Any = None,
                     symmetry: Symmetry | None = None, num_prefix_tokens: int | None = None,
                     norm: str | None = None, order: int = 2, padding: str = "replicate",
-                    share_primal: bool = True) -> dict[str, Tensor]:
+                    share_primal: bool = True, chunk_size: int | None = 6) -> dict[str, Tensor]:
     """Lie derivatives of ``model`` at ``x`` for several generators, sharing the primal pass.
 
     Args:
@@ -171,14 +172,15 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
         norm: ``None`` returns ``L f(x)`` (shaped like the output); ``"squared"`` or
             ``"abs"`` returns ``(B,)`` per-example sizes (see :func:`per_example_norm`).
         order, padding: image-gradient stencil and border (see ``image_gradient``).
-        share_primal: ``vmap`` over the tangents so the primal runs once.
+        share_primal: ``vmap`` over the tangents so the primal runs once per chunk.
+        chunk_size: tangents per ``vmap`` chunk (bounds memory; ``None``: all at once).
     Returns:
         ``{generator name: derivative}``.
     """
     gens = resolve_generators(transforms, symmetry, order=order, padding=padding)
     with forward_ad_attention(model):
         bound = _bind_all(model, x, gens, output, symmetry, num_prefix_tokens)
-        y, jvs = _jvp_many(model, x, [b.input_tangent for b in bound], share_primal)
+        y, jvs = _jvp_many(model, x, [b.input_tangent for b in bound], share_primal, chunk_size)
         out = {}
         for b, jv in zip(bound, jvs):
             d = pytree.tree_map(torch.sub, jv, b.output_tangent(y))
