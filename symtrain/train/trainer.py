@@ -144,8 +144,10 @@ def _flat(d: dict, prefix: str = "") -> dict:
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(_flat(v, key + "."))
-        elif isinstance(v, (int, float, str, bool)) or v is None:
+        elif isinstance(v, (int, float, str, bool)):
             out[key] = v
+        elif v is None:  # TensorBoard's hparams take numbers, strings and booleans only
+            out[key] = "none"
         else:
             out[key] = str(v)
     return out
