@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -158,18 +157,8 @@ def _aux_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if callable(getattr(m, "aux_loss", None))]
 
 
-def _batch_size(x: Any) -> int:
-    return (x[0] if isinstance(x, tuple) else x).shape[0]
-
-
 def _take(x: Any, n: int) -> Any:
     return tuple(t[:n] for t in x) if isinstance(x, tuple) else x[:n]
-
-
-def _to_float64(x: Any) -> Any:
-    if isinstance(x, tuple):
-        return tuple(_to_float64(t) for t in x)
-    return x.double() if x.is_floating_point() else x
 
 
 class Trainer:
@@ -219,8 +208,8 @@ class Trainer:
         kw = dict(batch_size=batch, collate_fn=collate_batch, num_workers=self.recipe.data.num_workers,
                   generator=torch.Generator().manual_seed(self.recipe.train.seed))
         if train:
-            self.sampler = EpochSampler(len(data), self.recipe.train.seed)
-            return torch.utils.data.DataLoader(data, sampler=self.sampler, drop_last=True, **kw)
+            sampler = EpochSampler(len(data), self.recipe.train.seed)
+            return torch.utils.data.DataLoader(data, sampler=sampler, drop_last=True, **kw)
         return torch.utils.data.DataLoader(data, shuffle=False, **kw)
 
     def _setup_logging(self, acc) -> None:
