@@ -166,13 +166,13 @@ def _graph_task(graphs, seed: int, val_fraction: float, test_fraction: float) ->
 
 
 @register_dataset("exp")
-def exp_task(pairs: int = 600, base_nodes: int = 8, edge_prob: float = 0.25, seed: int = 0,
-             val_fraction: float = 0.2, test_fraction: float = 0.2) -> Task:
+def exp_task(pairs: int = 600, base_nodes: int = 8, edge_prob: float = 0.25, cycle: int | None = None,
+             seed: int = 0, val_fraction: float = 0.2, test_fraction: float = 0.2) -> Task:
     """EXP-style graph separation: pairs of 1-WL-equivalent graphs with different labels
     (:func:`symtrain.data.graphs.exp_pairs`), group S_n. Pairs are split, not graphs."""
     from ..data.graphs import exp_pairs
 
-    graphs = exp_pairs(pairs, base_nodes=base_nodes, edge_prob=edge_prob,
+    graphs = exp_pairs(pairs, base_nodes=base_nodes, edge_prob=edge_prob, cycle=cycle,
                        generator=torch.Generator().manual_seed(seed))
     parts = _split(pairs, val_fraction, test_fraction, seed)
     idx = [torch.stack([2 * p, 2 * p + 1], 1).flatten() for p in parts]

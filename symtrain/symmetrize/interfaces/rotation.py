@@ -101,7 +101,8 @@ class VNEncoder(nn.Module):
         b, n = v.shape[:2]
         k = min(self.knn, n - 1)
         if pos is not None and k > 0:
-            dist = torch.cdist(pos, pos)
+            # Neighbour indices only: no gradient (and no forward-mode AD, which cdist lacks).
+            dist = torch.cdist(pos.detach(), pos.detach())
             blocked = torch.eye(n, dtype=torch.bool, device=pos.device)[None]
             if mask is not None:
                 blocked = blocked | ~mask[:, None, :]
