@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -c "import symtrain, escnn, torch_geometric, timm, accelerate"
 	touch $(STAMP)
 
+# The main job: wrap non-equivariant models and print their equivariance error (seconds),
+# then a short n-body training run on CPU: plain vs augmented vs PS transformer (a few minutes).
 demo: install
 	$(PY) -m symtrain demo
+	$(PY) -m symtrain.train.demo
 
 test: install
 	$(PY) -m pytest
