@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +23,7 @@ from torch.utils import _pytree as pytree
 
 from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
+from ..symmetrize.base import call_model
 from ..symmetry import Symmetry
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
 
@@ -109,7 +110,7 @@ def per_example_norm(d: Any, norm: str = "squared") -> Tensor:
     return flat.pow(2).sum(1) if norm == "squared" else flat.abs().mean(1)
 
 
-def _bind_all(model, x, generators, output, symmetry, num_prefix_tokens) -> list[BoundGenerator]:
+def _bind_all(model, x, generators, output, num_prefix_tokens) -> list[BoundGenerator]:
     bound = []
     layout = None
     for gen in generators:
@@ -125,10 +126,6 @@ def _bind_all(model, x, generators, output, symmetry, num_prefix_tokens) -> list
     return bound
 
 
-def _call(model, x):
-    return model(*x) if isinstance(x, tuple) else model(x)
-
-
 def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
               chunk_size: int | None = None) -> tuple[Any, list[Any]]:
     """``f(x)`` and ``J_f(x) v`` for every tangent ``v``."""
@@ -136,7 +133,7 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
 
     def jvp(v):
         vs = v if isinstance(x, tuple) else (v,)
-        return torch.func.jvp(lambda *p: _call(model, p if isinstance(x, tuple) else p[0]), primals, vs)
+        return torch.func.jvp(lambda *p: call_model(model, p if isinstance(x, tuple) else p[0]), primals, vs)
 
     if share_primal and len(tangents) > 1:
         stacked = pytree.tree_map(lambda *ts: torch.stack(ts), *tangents)
@@ -179,7 +176,7 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
     """
     gens = resolve_generators(transforms, symmetry, order=order, padding=padding)
     with forward_ad_attention(model):
-        bound = _bind_all(model, x, gens, output, symmetry, num_prefix_tokens)
+        bound = _bind_all(model, x, gens, output, num_prefix_tokens)
         y, jvs = _jvp_many(model, x, [b.input_tangent for b in bound], share_primal, chunk_size)
         out = {}
         for b, jv in zip(bound, jvs):

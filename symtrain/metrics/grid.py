@@ -23,7 +23,7 @@ from ..actions.base import Action
 from ..actions.image import Image
 from ..actions.trivial import Trivial
 from ..errors import ShapeError, SymmetryError
-from ..groups.base import Element, element_batch_size
+from ..groups.base import element_batch_size
 from ..groups.planar import Cyclic, Dihedral
 from ..symmetry import Symmetry
 from .equivariance import equivariance_error
