@@ -47,7 +47,8 @@ def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,
                 f"could not load pretrained weights for {name!r} from the Hugging Face hub "
                 f"(no network access and no cached copy?): {type(err).__name__}. Pass a local "
                 "weights file with --checkpoint PATH (Python: checkpoint=PATH), or use "
-                "--no-pretrained (pretrained=False) for random weights") from err
+                "--no-pretrained (pretrained=False) for random weights (set HF_HUB_OFFLINE=1 to "
+                "skip the download retries when offline)") from err
     else:
         model = timm.create_model(name, pretrained=False, **kwargs)
     return model.eval()
