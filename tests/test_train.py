@@ -12,7 +12,7 @@ import torch
 
 from symtrain.cli import main
 from symtrain.train import ConfigError, Trainer, TrainingDiverged, load_recipe, resolve
-from symtrain.train.builders import build_task
+from symtrain.train.builders import build, build_task
 from symtrain.train.config import apply_overrides, parse_override
 from symtrain.train.recipes import list_recipes, recipes_dir
 
@@ -56,9 +56,30 @@ def test_recipes_are_listed_with_one_line_each(capsys):
         assert "smoke" in line and "paper" in line and len(line) > len(name) + 20
 
 
+def write_pattern_like(root: Path) -> Path:
+    """A tiny PATTERN in torch_geometric's processed format (as GNNBenchmarkDataset writes
+    it): SBM graphs with a planted pattern, one-hot node features, node labels."""
+    from torch_geometric.data import Data, InMemoryDataset
+
+    from symtrain.data.graphs import sbm_pattern
+
+    folder = root / "PATTERN" / "processed"
+    folder.mkdir(parents=True)
+    for i, split in enumerate(("train", "val", "test")):
+        g = sbm_pattern(24 if split == "train" else 8, communities=2, community_size=(3, 4), pattern_size=3,
+                        generator=torch.Generator().manual_seed(i))
+        graphs = []
+        for adj, x, mask, y in zip(g.adjacency, g.features, g.mask, g.labels):
+            n = int(mask.sum())
+            graphs.append(Data(x=x[:n], edge_index=adj[:n, :n].nonzero().T, y=y[:n]))
+        InMemoryDataset.save(graphs, str(folder / f"{split}_data.pt"))
+    return root
+
+
 @pytest.mark.parametrize("name", RECIPES)
 def test_every_recipe_trains_at_smoke_budget(name, tmp_path):
-    recipe = smoke(name)
+    local = [f"data.path={write_pattern_like(tmp_path / 'pyg')}"] if name == "graph_vit_pattern" else []
+    recipe = smoke(name, *local)
     metrics = Trainer(recipe, tmp_path).fit()
     curve = losses(tmp_path)
     assert len(curve) == recipe.train.steps and all(math.isfinite(v) for v in curve)
@@ -220,3 +241,33 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path):
     accumulated = Trainer(smoke("nbody_plain", "train.grad_accum=2"), tmp_path / "acc").fit()
     assert losses(tmp_path / "acc") == pytest.approx(losses(tmp_path / "full"), abs=1e-5)
     assert accumulated["test/mse"] == pytest.approx(full["test/mse"], abs=1e-5)
+
+
+def test_pretrained_vit_weights_flow_into_graph_fine_tuning(tmp_path):
+    """pretrain_vit_shapes writes model.safetensors; graph_vit_ps loads it through timm's
+    checkpoint path: the fine-tuned model starts from exactly those backbone weights."""
+    from safetensors.torch import load_file
+
+    from symtrain.train.builders import build
+
+    Trainer(smoke("pretrain_vit_shapes"), tmp_path / "pre").fit()
+    weights = load_file(str(tmp_path / "pre" / "model.safetensors"))
+    recipe = smoke("graph_vit_ps", f"model.checkpoint={tmp_path / 'pre' / 'model.safetensors'}")
+    _, _, built = build(recipe)
+    backbone = built.model.base.backbone.state_dict()
+    shared = [k for k in weights if k in backbone and not k.startswith(("patch_embed", "head"))]
+    assert len(shared) > 10
+    for k in shared:
+        torch.testing.assert_close(backbone[k], weights[k], rtol=0, atol=0)
+    fresh = build(smoke("graph_vit_ps"))[2].model.base.backbone.state_dict()
+    assert not torch.equal(fresh["blocks.0.attn.qkv.weight"], weights["blocks.0.attn.qkv.weight"])
+
+
+def test_local_pyg_dataset_errors(tmp_path):
+    with pytest.raises(ConfigError, match="data.path.*PATTERN train split not found"):
+        build_task(smoke("graph_vit_pattern", f"data.path={tmp_path}"))
+    write_pattern_like(tmp_path / "pyg")
+    with pytest.raises(ConfigError, match="max_nodes"):
+        build_task(smoke("graph_vit_pattern", f"data.path={tmp_path / 'pyg'}", "data.max_nodes=3"))
+    with pytest.raises(ConfigError, match="weights file not found"):
+        build(smoke("graph_vit_ps", f"model.checkpoint={tmp_path / 'missing.safetensors'}"))

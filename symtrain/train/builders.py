@@ -215,11 +215,78 @@ def sbm_task(train: int = 1000, val: int = 200, test: int = 200, seed: int = 0,
                  "interface_features": vocabulary})
 
 
+@register_dataset("shapes")
+def shapes_task(train: int = 20000, val: int = 1000, test: int = 1000, size: int = 64,
+                noise: float = 0.1, seed: int = 0) -> Task:
+    """Locally generated shape images (:func:`symtrain.data.images.shapes_dataset`) for
+    pretraining ViTs offline. The classes are invariant to D4 (quarter turns and flips)."""
+    from ..data.images import SHAPE_CLASSES, shapes_dataset
+
+    splits = []
+    for i, n in enumerate((train, val, test)):
+        x, y = shapes_dataset(n, size=size, noise=noise, generator=torch.Generator().manual_seed(seed * 3 + i))
+        splits.append(TensorData(x, y))
+    sym = Symmetry("D4", input=A.Image(), output=A.Trivial())
+    return Task(*splits, sym, graph_cross_entropy, accuracy_metrics, "accuracy",
+                {"num_classes": len(SHAPE_CLASSES), "img_size": size, "in_chans": 3})
+
+
+@register_dataset("pattern")
+def pattern_task(path: str | None = None, max_nodes: int = 188, train: int | None = None,
+                 val: int | None = None, test: int | None = None) -> Task:
+    """PATTERN (Dwivedi et al.) read from a local ``torch_geometric`` ``GNNBenchmarkDataset``
+    root (``data.path``): nothing is downloaded. Graphs are made dense (adjacency,
+    one-hot node features, mask, node labels) up to ``max_nodes``; ``train``/``val``/``test``
+    keep the first graphs of each split."""
+    from ..data.pyg import load_gnn_benchmark
+
+    if path is None:
+        raise ConfigError("data.path: PATTERN is read from a local GNNBenchmarkDataset root; "
+                          "set data.path to the folder that holds PATTERN/")
+    limits = {"train": train, "val": val, "test": test}
+    splits = {k: load_gnn_benchmark(path, "PATTERN", k, max_nodes, limit=v) for k, v in limits.items()}
+    make = {k: TensorData((g.adjacency, g.features, g.mask), g.labels) for k, g in splits.items()}
+    sym = Symmetry("S_n", input=A.Fields(A.Adjacency(), A.Nodes(), A.Mask()), output=A.Nodes())
+    feats = splits["train"].features.shape[-1]
+    return Task(make["train"], make["val"], make["test"], sym, node_cross_entropy, accuracy_metrics,
+                "accuracy", {"num_nodes": max_nodes, "max_nodes": max_nodes, "num_classes": 2,
+                             "in_features": feats, "interface_features": feats})
+
+
+def timm_vit(vit: str = "vit_tiny_patch16_224", num_classes: int = 1000, pretrained: bool = False,
+             checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
+             in_chans: int = 3, depth: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm vision transformer by name (weights from the hub, a local file, or random)."""
+    from ..models.graph_vit import create_vit
+
+    kwargs = {k: v for k, v in dict(img_size=img_size, patch_size=patch_size, depth=depth).items()
+              if v is not None}
+    return create_vit(vit, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes,
+                      in_chans=in_chans, drop_path_rate=drop_path_rate, **kwargs)
+
+
+def graph_vit(max_nodes: int, vit: str = "vit_tiny_patch16_224", num_classes: int = 2,
+              in_features: int = 0, edge_dim: int = 1, readout: str = "node", pretrained: bool = False,
+              checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
+              depth: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm ViT reading dense graphs (:class:`symtrain.models.graph_vit.GraphViT`);
+    ``readout`` is ``"graph"``, ``"node"`` or ``"edge"``. Parameter names: the pretrained
+    part is ``backbone.*`` except ``backbone.patch_embed.*`` (new), plus ``head.*`` (new)."""
+    from ..models.graph_vit import create_graph_vit
+
+    kwargs = {k: v for k, v in dict(img_size=img_size, patch_size=patch_size, depth=depth).items()
+              if v is not None}
+    return create_graph_vit(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=in_features,
+                            out_dim=num_classes, task=readout, pretrained=pretrained, checkpoint=checkpoint,
+                            drop_path_rate=drop_path_rate, **kwargs)
+
+
 def _register_models() -> None:
     from ..models import AdjacencyMLP, DenseGIN, NBodyTransformer, NodeTransformer
 
     for name, cls in [("nbody_transformer", NBodyTransformer), ("adjacency_mlp", AdjacencyMLP),
-                      ("gin", DenseGIN), ("node_transformer", NodeTransformer)]:
+                      ("gin", DenseGIN), ("node_transformer", NodeTransformer),
+                      ("timm_vit", timm_vit), ("graph_vit", graph_vit)]:
         MODELS.setdefault(name, cls)
 
 
@@ -274,7 +341,10 @@ def build_model(recipe: Recipe, task: Task) -> nn.Module:
     m = recipe.model
     if m.name not in MODELS:
         raise ConfigError(f"model.name: unknown model {m.name!r}; known: {', '.join(sorted(MODELS))}")
-    return call_checked(MODELS[m.name], m.args, "model", f"model {m.name!r}", task.info)
+    try:
+        return call_checked(MODELS[m.name], m.args, "model", f"model {m.name!r}", task.info)
+    except FileNotFoundError as err:  # a weights file named by the recipe
+        raise ConfigError(f"model.checkpoint: {err}") from err
 
 
 # --- symmetrization methods ---------------------------------------------------------------

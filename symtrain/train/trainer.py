@@ -385,6 +385,17 @@ class Trainer:
         return None
 
     # --- the loop ----------------------------------------------------------------------------
+    def _export_weights(self, model: nn.Module) -> None:
+        """The trained model's weights as ``model.safetensors`` in the run folder, keyed like
+        the model's ``state_dict`` (a plain timm model's file loads with timm's
+        ``pretrained_cfg_overlay=dict(file=...)``, e.g. to fine-tune it elsewhere).
+        Written to a temporary name and renamed."""
+        from safetensors.torch import save_file
+
+        tmp, final = self.out / ".model.safetensors.tmp", self.out / "model.safetensors"
+        save_file(_contiguous_state(model), str(tmp))
+        os.replace(tmp, final)
+
     def fit(self) -> dict:
         r, t = self.recipe, self.recipe.train
         from accelerate.utils import set_seed
@@ -519,12 +530,17 @@ class Trainer:
         if acc.is_main_process:
             (self.out / "metrics.json").write_text(json.dumps(final, indent=2))
             logger.info("final: %s", json.dumps(final))
+            self._export_weights(acc.unwrap_model(model))
         acc.end_training()
         if acc.is_main_process and hasattr(self, "_handler"):
             logger.removeHandler(self._handler)
             self._handler.close()
         self.model = acc.unwrap_model(model)
         return final
+
+
+def _contiguous_state(model: nn.Module) -> dict:
+    return {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
 
 
 def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = False) -> dict:
