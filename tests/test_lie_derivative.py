@@ -192,3 +192,23 @@ def test_errors_name_the_problem():
         lie_derivative(model, torch.randn(3, 8, 8), "rotation")
     with pytest.raises(SymmetryError, match="norm must be"):
         lie_derivative(model, x, "rotation", norm="l1")
+
+
+def test_group_generators_of_a_product_with_permutations():
+    """S_n x E(3): the Lie derivative runs along E(3) with S_n at the identity; a model that
+    is equivariant to E(3) (centring + a rotation-equivariant map) has none, an MLP has one."""
+    import symtrain as st
+
+    sym = st.Symmetry("S_n x E3", st.actions.Points(), st.actions.Points())
+    x = torch.randn(3, 5, 3, dtype=torch.float64)
+
+    def equivariant(p):
+        c = p.mean(1, keepdim=True)
+        return c + 2.0 * (p - c) * (p - c).norm(dim=-1, keepdim=True)
+
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 15), torch.nn.Unflatten(1, (5, 3))).double()
+    zero = st.lie_derivatives(equivariant, x, symmetry=sym)
+    nonzero = st.lie_derivatives(mlp, x, symmetry=sym)
+    assert len(zero) == 6
+    assert max(float(v.abs().max()) for v in zero.values()) < 1e-10
+    assert max(float(v.detach().abs().max()) for v in nonzero.values()) > 1e-2

@@ -232,7 +232,7 @@ class ActionGenerator(Generator):
     name: str = "generator"
     factor: int | None = None
 
-    def _element(self, t: Tensor, batch: int) -> Any:
+    def _element(self, t: Tensor, batch: int, context=None) -> Any:
         group = self.symmetry.group
         factors = group.factors
         index = self.factor if self.factor is not None else _continuous_factor(factors)
@@ -245,7 +245,8 @@ class ActionGenerator(Generator):
             elem = m.expand(batch, *m.shape)
         if len(factors) == 1:
             return elem
-        parts = [f.identity(batch, device=t.device, dtype=t.dtype) for f in factors]
+        # The other factors stay at the identity (S_n reads its size from the data's context).
+        parts = [f.identity(batch, context=context, device=t.device, dtype=t.dtype) for f in factors]
         parts[index] = elem
         return tuple(parts)
 
@@ -260,7 +261,7 @@ class ActionGenerator(Generator):
         one = torch.ones_like(t0)
 
         def moved(t):
-            return action.act(self.symmetry.group, self._element(t, batch), x, ctx)
+            return action.act(self.symmetry.group, self._element(t, batch, ctx), x, ctx)
         return torch.func.jvp(moved, (t0,), (one,))[1]
 
     def bind(self, x: Any, output: Any) -> BoundGenerator:
