@@ -9,6 +9,7 @@ transformer. Last line: ``ga_overhead=<worst ratio>`` (target ≤ 1.10).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -49,22 +50,22 @@ def timed(fn) -> float:
 
 @torch.no_grad()
 def compare(name, base, wrapped, x, x_rep, repeats):
-    for _ in range(2):  # warm-up
+    for _ in range(3):  # warm-up
         base(x_rep), wrapped(x)
     base_times, wrap_times = [], []
-    for _ in range(repeats):  # interleave so machine noise hits both alike
+    for _ in range(repeats):  # interleaved pairs, so machine noise hits both alike
         base_times.append(timed(lambda: base(x_rep)))
         wrap_times.append(timed(lambda: wrapped(x)))
-    # The minimum is the least noisy estimate of a cost on a shared machine.
-    tb, tw = min(base_times), min(wrap_times)
-    ratio = tw / tb
-    print(f"{name:<34} base {tb * 1e3:8.2f} ms   wrapped {tw * 1e3:8.2f} ms   ratio {ratio:.3f}")
+    # The median of paired ratios is robust to the bursts of a shared machine.
+    ratio = statistics.median(w / b for w, b in zip(wrap_times, base_times))
+    tb, tw = statistics.median(base_times), statistics.median(wrap_times)
+    print(f"{name:<34} base {tb * 1e3:8.2f} ms   wrapped {tw * 1e3:8.2f} ms   median ratio {ratio:.3f}")
     return ratio
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=41)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     ratios = []
