@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import symtrain as st
 from symtrain.data.graphs import sbm_pattern
 from symtrain.data.images import shapes_dataset
 from symtrain.models.graph_vit import create_graph_vit, create_vit, graph_vit_symmetry
@@ -166,7 +165,7 @@ def main(argv=None):
     train, test = sbm(400, 0), sbm(100, 1)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "vit_tiny_shapes.pth"
-        pre = pretrain(path, args.pretrain_seconds, log)
+        pretrain(path, args.pretrain_seconds, log)
         acc_pre = finetune(path, args.finetune_steps, train, test, batch=16)
     acc_scratch = finetune(None, args.finetune_steps, train, test, batch=16)
     base_rate = 1 - test.labels[test.mask].float().mean().item()

@@ -1,7 +1,6 @@
 """Every action is a left action (act(g, act(h, x)) = act(g∘h, x)) and agrees with the
 group's matrix representation; shape and group mismatches raise clear errors."""
 
-import math
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from torch_geometric.data import Batch, Data
 from torch_geometric.utils import to_dense_adj, to_dense_batch
 
 import symtrain as st
-from symtrain.actions import Adjacency, Fields, Graph, GraphNodes, Image, Mask, Nodes, Points, Trivial, Vectors
+from symtrain.actions import Adjacency, Fields, Graph, GraphNodes, Image, Mask, Nodes, Points, Vectors
 
 B = 5
 

@@ -4,7 +4,6 @@ with the hard elements; bad inputs give clear errors."""
 
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
 
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Graph, Mask, Nodes
@@ -74,6 +73,7 @@ def test_soft_permutation_matches_hard_and_is_doubly_stochastic():
     rel = itf.relaxed((adj, mask), itf.sample_noise((adj, mask), ctx, 1.0), ctx, soft=True)
     soft = rel.soft[0]
     hard = sym.group.matrix(rel.element)
+    assert torch.equal(soft.argmax(-1), hard.argmax(-1))  # the soft matrix peaks at the hard one
     assert torch.allclose(soft.sum(-1), torch.ones(4, 7), atol=1e-5)  # last normalisation (transposed)
     assert torch.allclose(soft.sum(-2), torch.ones(4, 7), atol=2e-2)  # 20 iterations
     assert rel.aux_loss.dim() == 0 and float(rel.aux_loss.detach()) >= 0

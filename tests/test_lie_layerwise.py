@@ -11,7 +11,6 @@ import timm
 import torch
 from torch import nn
 
-import symtrain as st
 from symtrain.cli import main
 from symtrain.lie.layerwise import default_units, layerwise_lie
 from symtrain.lie.report import WeightsUnavailableError, lie_report, load_timm_model

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Group, GroupContext, default_float
+from .base import Group, default_float
 from .registry import register_group
 
 

@@ -3,7 +3,6 @@ elements; every operation is done factor by factor."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch

@@ -26,10 +26,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..actions.graph import GraphNodes
 from ..augment import random_elements
 from ..groups.base import Element, GroupContext
-from ..metrics.equivariance import _flatten, _node_batch
+from ..metrics.equivariance import output_rows
 from ..symmetrize.base import call_model
 from ..symmetry import Symmetry
 from .gradnorm import GradNorm
@@ -58,19 +57,12 @@ def _detach(y: Any) -> Any:
     return y
 
 
-def _rows(symmetry: Symmetry, y: Any, context: GroupContext, k: int) -> Tensor:
-    """Outputs of ``B·k`` inputs as rows ``[B·k, D]`` (node outputs per graph)."""
-    if isinstance(symmetry.output, GraphNodes):
-        return _node_batch(y, context, k)
-    return _flatten(y, context.batch_size * k)
-
-
 def remul_metrics(symmetry: Symmetry, f_gx: Any, g_fx: Any, context: GroupContext,
                   k: int) -> dict[str, Tensor]:
     """REMUL's ``E`` and ``E′`` from the outputs ``f(g_i·x)`` and ``g_i·f(x)`` of ``B·k``
     transformed copies (b-major, ``k`` elements per input)."""
-    a = rearrange(_rows(symmetry, f_gx, context, k).detach(), "(b k) d -> b k d", k=k)
-    b = rearrange(_rows(symmetry, g_fx, context, k).detach(), "(b k) d -> b k d", k=k)
+    a = rearrange(output_rows(symmetry, f_gx, context, k).detach(), "(b k) d -> b k d", k=k)
+    b = rearrange(output_rows(symmetry, g_fx, context, k).detach(), "(b k) d -> b k d", k=k)
     return {"E": (b.mean(1) - a.mean(1)).norm(dim=-1).mean(),
             "E_prime": (a - b).norm(dim=-1).mean()}
 

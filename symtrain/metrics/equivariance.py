@@ -55,6 +55,16 @@ def _node_batch(y: Tensor, context, k: int) -> Tensor:
     return dense.reshape(sizes.numel(), -1)
 
 
+def output_rows(symmetry: Symmetry, y: Any, context, k: int) -> Tensor:
+    """Outputs of ``B·k`` inputs as rows ``[B·k, D]``: tensors (and tuples / dicts of them)
+    flattened per input; flat PyG node outputs regrouped per graph (zero padded)."""
+    from ..actions.graph import GraphNodes
+
+    if isinstance(symmetry.output, GraphNodes):
+        return _node_batch(y, context, k)
+    return _flatten(y, context.batch_size * k)
+
+
 @torch.no_grad()
 def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
                        samples: int | None = None, generator: torch.Generator | None = None,
@@ -95,13 +105,8 @@ def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
     fx = call_model(model, x)
     gfx = symmetry.act_output(g, symmetry.output.repeat(fx, k, context), context_k)
     fgx = call_model(model, symmetry.act_input(g, symmetry.input.repeat(x, k, context), context_k))
-    from ..actions.graph import GraphNodes
-
-    if isinstance(symmetry.output, GraphNodes):
-        a, b = _node_batch(fgx, context, k), _node_batch(gfx, context, k)
-    else:
-        a, b = _flatten(fgx, batch * k), _flatten(gfx, batch * k)
-    a, b = a.to(torch.float64), b.to(torch.float64)
+    a = output_rows(symmetry, fgx, context, k).to(torch.float64)
+    b = output_rows(symmetry, gfx, context, k).to(torch.float64)
     err = (a - b).norm(dim=1) / b.norm(dim=1).clamp_min(eps)
     err = err.reshape(batch, k)
     return EquivarianceError(mean=float(err.mean()), max=float(err.max()), per_element=err)

@@ -13,7 +13,7 @@ two downsamplings is exact at 29, 33, 37 and not at 32.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import torch

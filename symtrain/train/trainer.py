@@ -316,7 +316,7 @@ class Trainer:
     def evaluate(self, acc, model, task: Task, loader, sym, split: str, samples: int | None = None) -> dict:
         """Metrics of the symmetrized model on a split, its equivariance error and (for
         continuous groups) Lie derivatives on the first batch."""
-        s, t = self.recipe.symmetrization, self.recipe.train
+        t = self.recipe.train
         raw = acc.unwrap_model(model)
         saved = self._set_eval_samples(raw, samples)
         model.eval()
