@@ -11,6 +11,8 @@ is approximate and has to be asked for: ``Image(interpolation="bilinear")``.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -28,9 +30,11 @@ def _exact_on_grid(factor: Group) -> bool:
     return isinstance(factor, (Cyclic, Dihedral)) and 4 % factor.n == 0
 
 
+@functools.lru_cache(maxsize=16)
 def grid_index_maps(h: int, w: int, device=None) -> Tensor:
     """``[2, 4, H*W]`` source-pixel indices: ``maps[f, q]`` is ``rot90^q ∘ flip_rows^f``
-    applied to the index image, so gathering with it applies that transformation."""
+    applied to the index image, so gathering with it applies that transformation.
+    Cached per size and device (read-only: callers index it, never write to it)."""
     ar = torch.arange(h * w, device=device).reshape(h, w)
     out = []
     for f in range(2):
