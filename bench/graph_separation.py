@@ -40,48 +40,16 @@ from torch import nn
 import symtrain as st
 from symtrain.actions import Adjacency, Trivial
 from symtrain.data import csl_graphs, exp_pairs
+from symtrain.models import AdjacencyMLP, DenseGIN
 from symtrain.symmetrize.interfaces import PermutationInterface
 from symtrain.symmetrize.probabilistic import ProbabilisticSymmetrization
-
-
-class AdjacencyMLP(nn.Module):
-    """``[B, N, N]`` adjacency -> ``[B, classes]`` logits; sees node order, so it is not
-    permutation invariant on its own."""
-
-    def __init__(self, n: int, classes: int = 2, hidden: int = 256):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n * n, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-
-    def forward(self, adj):
-        return self.net(adj)
-
-
-class DenseGIN(nn.Module):
-    """GIN on dense adjacency with constant node features and sum readout."""
-
-    def __init__(self, classes: int = 2, hidden: int = 64, layers: int = 4):
-        from torch_geometric.nn import DenseGINConv
-
-        super().__init__()
-        dims = [1] + [hidden] * layers
-        self.convs = nn.ModuleList(
-            DenseGINConv(nn.Sequential(nn.Linear(a, hidden), nn.ReLU(), nn.Linear(hidden, b)), train_eps=True)
-            for a, b in zip(dims[:-1], dims[1:]))
-        self.head = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes))
-
-    def forward(self, adj):
-        h = adj.new_ones(adj.shape[0], adj.shape[1], 1)
-        for conv in self.convs:
-            h = torch.relu(conv(h, adj))
-        return self.head(h.sum(1))
 
 
 def build(name: str, n: int, classes: int, symmetry: st.Symmetry, args) -> nn.Module:
     def interface():
         return PermutationInterface(in_features=0, hidden=64, layers=3, tau=args.tau)
 
-    mlp = AdjacencyMLP(n, classes)
+    mlp = AdjacencyMLP(n, classes, hidden=256, layers=3)
     if name == "MLP-PS":
         return ProbabilisticSymmetrization(mlp, symmetry, interface(), samples_train=args.samples,
                                            samples_eval=args.samples, noise_scale=args.noise)
@@ -90,7 +58,7 @@ def build(name: str, n: int, classes: int, symmetry: st.Symmetry, args) -> nn.Mo
     if name == "MLP-canonical":
         return ProbabilisticSymmetrization.canonicalization(mlp, symmetry, interface())
     if name == "GIN":
-        return DenseGIN(classes)
+        return DenseGIN(classes)  # permutation-invariant, bounded by 1-WL
     raise ValueError(name)
 
 

@@ -22,23 +22,13 @@ import contextlib
 import statistics
 
 import torch
-from torch import nn
 
 import symtrain as st
+from symtrain.models import AdjacencyMLP
 from symtrain.symmetrize.interfaces import PermutationInterface, RotationInterface
 from symtrain.symmetrize.probabilistic import ProbabilisticSymmetrization
 
 from overhead import SmallTransformer, timed  # the same point model and timer as bench/overhead.py
-
-
-class AdjacencyMLP(nn.Module):
-    def __init__(self, n: int, hidden: int = 512, out: int = 2):
-        super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(n * n, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, out))
-
-    def forward(self, adj):
-        return self.net(adj)
 
 
 def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, train: bool) -> float:
@@ -90,7 +80,7 @@ def main(argv=None) -> None:
     adj = torch.triu(adj, 1)
     adj = adj + adj.transpose(1, 2)
     sn = st.Symmetry("S_n", st.actions.Adjacency(), st.actions.Trivial())
-    graph_model = ProbabilisticSymmetrization(AdjacencyMLP(n), sn, PermutationInterface(in_features=0),
+    graph_model = ProbabilisticSymmetrization(AdjacencyMLP(n, 2, hidden=512, layers=3), sn, PermutationInterface(in_features=0),
                                               samples_train=args.samples, noise_scale=1.0)
     clouds = torch.randn(8, 32, 3)
     o3 = st.Symmetry("O3", st.actions.Points(), st.actions.Points())
