@@ -4,13 +4,7 @@ from torch import nn
 
 from ..groups.base import element_batch_size
 from ..symmetry import Symmetry
-from .base import Symmetrizer, reference_tensor, uniform_weights
-
-
-def _check_samples(name: str, value: int | None) -> int | None:
-    if value is not None and (not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return value
+from .base import Symmetrizer, check_samples, reference_tensor, uniform_weights
 
 
 class GroupAveraging(Symmetrizer):
@@ -32,8 +26,8 @@ class GroupAveraging(Symmetrizer):
     def __init__(self, base: nn.Module, symmetry: Symmetry, samples: int | None = None,
                  eval_samples: int | None = None, generator=None):
         super().__init__(base, symmetry)
-        self.samples = _check_samples("samples", samples)
-        self.eval_samples = _check_samples("eval_samples", eval_samples)
+        self.samples = check_samples("samples", samples)
+        self.eval_samples = check_samples("eval_samples", eval_samples)
         self.generator = generator
         if samples is None and eval_samples is None and not symmetry.group.is_finite:
             raise ValueError(f"{symmetry.group} is infinite: exact averaging is impossible; "

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..errors import SymmetryError
 from ..groups.base import Element, GroupContext
 from ..symmetry import Symmetry
 
@@ -102,6 +103,16 @@ class Symmetrizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"symmetry={self.symmetry}"
+
+
+def check_samples(name: str, value: int | None, optional: bool = True) -> int | None:
+    """A count of group elements per input: an integer >= 1 (or ``None`` when optional)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        what = "a positive integer or None" if optional else "a positive integer"
+        raise SymmetryError(f"{name} must be {what} (group elements per input), got {value!r}")
+    return value
 
 
 def uniform_weights(batch: int, k: int, like: Tensor) -> Tensor:

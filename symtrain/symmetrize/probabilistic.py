@@ -37,17 +37,8 @@ from ..errors import SymmetryError
 from ..groups.base import Element, GroupContext, element_repeat, element_tile, iter_factors
 from ..groups.permutation import SymmetricGroup
 from ..symmetry import Symmetry
-from .base import Symmetrizer, reference_tensor, uniform_weights
+from .base import Symmetrizer, check_samples, reference_tensor, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
-
-
-def _check_samples(name: str, value: int | None, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise SymmetryError(f"{name} must be an integer >= 1 (the number of interface samples "
-                            f"per input), got {value!r}")
-    return value
 
 
 def _straight_through(value: Tensor, soft: Tensor) -> Tensor:
@@ -152,8 +143,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
         if not noise_scale >= 0:
             raise SymmetryError(f"noise_scale must be >= 0, got {noise_scale!r}")
         self.interface = interface.attach(symmetry)
-        self.samples_train = _check_samples("samples_train", samples_train)
-        self.samples_eval = _check_samples("samples_eval", samples_eval, optional=True)
+        self.samples_train = check_samples("samples_train", samples_train, optional=False)
+        self.samples_eval = check_samples("samples_eval", samples_eval)
         self.noise_scale = float(noise_scale)
         self.loss_on = loss_on
         self.generator = generator
