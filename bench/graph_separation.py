@@ -51,8 +51,8 @@ def build(name: str, n: int, classes: int, symmetry: st.Symmetry, args) -> nn.Mo
 
     mlp = AdjacencyMLP(n, classes, hidden=256, layers=3)
     if name == "MLP-PS":
-        return ProbabilisticSymmetrization(mlp, symmetry, interface(), samples_train=args.samples,
-                                           samples_eval=args.samples, noise_scale=args.noise)
+        return ProbabilisticSymmetrization(mlp, symmetry, interface(), samples=args.samples,
+                                           eval_samples=args.samples, noise_scale=args.noise)
     if name == "MLP-GA":
         return st.GroupAveraging(mlp, symmetry, samples=args.samples)
     if name == "MLP-canonical":

@@ -36,7 +36,7 @@ def ps_node_model(vit_name: str, max_nodes: int, node_dim: int, k_train: int, k_
                             checkpoint=checkpoint, **timm_kwargs)
     interface = PermutationInterface(in_features=node_dim, hidden=32, layers=2, max_nodes=max_nodes)
     model = ProbabilisticSymmetrization(base, graph_vit_symmetry("node"), interface,
-                                           samples_train=k_train, samples_eval=k_eval, noise_scale=1.0)
+                                           samples=k_train, eval_samples=k_eval, noise_scale=1.0)
     return model, base
 
 

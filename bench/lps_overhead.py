@@ -32,7 +32,7 @@ from overhead import SmallTransformer, timed  # the same point model and timer a
 
 
 def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, train: bool) -> float:
-    sym, itf, k = model.symmetry, model.interface, model.samples_train
+    sym, itf, k = model.symmetry, model.interface, model.samples
     model.train(train)
     ctx = sym.context(x)
     x_rep = sym.input.repeat(x, k, ctx)
@@ -81,11 +81,11 @@ def main(argv=None) -> None:
     adj = adj + adj.transpose(1, 2)
     sn = st.Symmetry("S_n", st.actions.Adjacency(), st.actions.Trivial())
     graph_model = ProbabilisticSymmetrization(AdjacencyMLP(n, 2, hidden=512, layers=3), sn, PermutationInterface(in_features=0),
-                                              samples_train=args.samples, noise_scale=1.0)
+                                              samples=args.samples, noise_scale=1.0)
     clouds = torch.randn(8, 32, 3)
     o3 = st.Symmetry("O3", st.actions.Points(), st.actions.Points())
     point_model = ProbabilisticSymmetrization(SmallTransformer(), o3, RotationInterface("O3"),
-                                              samples_train=args.samples, noise_scale=1.0)
+                                              samples=args.samples, noise_scale=1.0)
     for train in (False, True):
         ratios.append(compare(f"S_n k={args.samples}, 32 graphs x 16 nodes", graph_model, adj,
                               args.repeats, train))

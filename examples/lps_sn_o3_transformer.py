@@ -50,7 +50,7 @@ sym = st.Symmetry("S_n x O3", input=st.actions.Fields(st.actions.Points(), st.ac
                   output=st.actions.Points())
 interface = ProductInterface("S_n x O3", in_vectors=2, in_scalars=1, hidden=16)   # positions, velocities; charges
 model = st.symmetrize.ProbabilisticSymmetrization(MyTransformer(n), sym, interface,
-                                                  samples_train=4, samples_eval=8, noise_scale=1.0)
+                                                  samples=4, eval_samples=8, noise_scale=1.0)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 gen = torch.Generator().manual_seed(0)
 (x_test, y_test) = toy_nbody(32, n, generator=gen)

@@ -34,7 +34,7 @@ def random_elements(symmetry: Symmetry, x: Any, context: GroupContext, k: int = 
     ``N(0, translation_scale² I)`` rather than set to the centroid (which is what the
     averaging wrappers use to centre the data), so augmented copies really move.
     """
-    from .symmetrize.base import reference_tensor
+    from .symmetry import reference_tensor
 
     ref = reference_tensor(x)
     dtype = ref.dtype if ref.is_floating_point() else None

@@ -107,7 +107,7 @@ def test_graph_vit_with_ps_and_fixed_noise_is_exactly_equivariant(task, k):
     base = create_graph_vit("vit_tiny_patch16_224", max_nodes=10, node_dim=3, out_dim=2, task=task, **TINY)
     model = st.ProbabilisticSymmetrization(base, graph_vit_symmetry(task),
                                            PermutationInterface(in_features=3, hidden=16, max_nodes=10),
-                                           samples_train=k, samples_eval=k).eval()
+                                           samples=k, eval_samples=k).eval()
     inputs = graph_batch()
     assert fixed_noise_error(model, inputs) < 1e-5
     assert st.equivariance_error(base.eval(), graph_vit_symmetry(task), inputs, samples=4).mean > 1e-2
@@ -122,7 +122,7 @@ def test_graph_vit_ps_trains_on_padded_graphs():
 
     base = create_graph_vit("vit_tiny_patch16_224", max_nodes=10, node_dim=3, out_dim=2, task="node", **TINY)
     model = st.ProbabilisticSymmetrization(base, graph_vit_symmetry("node"),
-                                           PermutationInterface(in_features=3, hidden=16), samples_train=2).train()
+                                           PermutationInterface(in_features=3, hidden=16), samples=2).train()
     adj, x, mask = graph_batch()
     out = model(adj, x, mask)
     labels = torch.randint(2, mask.shape)

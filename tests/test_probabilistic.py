@@ -42,7 +42,7 @@ def nodes_model(k=4, out_action=None):
     sym = st.Symmetry("S_n", Nodes(), out_action or Nodes())
     base = PointMLP(6, 3, 2)
     return ProbabilisticSymmetrization(base, sym, PermutationInterface(in_features=3, hidden=16),
-                                       samples_train=k, noise_scale=1.0)
+                                       samples=k, noise_scale=1.0)
 
 
 def test_fixed_noise_is_exactly_equivariant_and_base_is_not():
@@ -55,7 +55,7 @@ def test_fixed_noise_is_exactly_equivariant_and_base_is_not():
 def test_fixed_noise_padded_adjacency_invariant():
     sym = st.Symmetry("S_n", Fields(Adjacency(), Mask()), Trivial())
     model = ProbabilisticSymmetrization(MaskedAdjacencyMLP(7), sym, PermutationInterface(0, hidden=16),
-                                        samples_train=3).eval()
+                                        samples=3).eval()
     adj, mask = padded_adjacency()
     assert fixed_noise_error(model, (adj, mask)) <= 1e-5
     assert st.equivariance_error(model.base, sym, (adj, mask), samples=4).max > 0.05
@@ -66,7 +66,7 @@ def test_error_of_sample_mean_falls_with_k():
     x = torch.randn(16, 6, 3)
     errors = {}
     for k in (1, 32):
-        model.samples_eval = k
+        model.eval_samples = k
         errors[k] = st.equivariance_error(model, model.symmetry, x, samples=4).mean
     assert errors[32] < 0.5 * errors[1], errors
 
@@ -118,10 +118,10 @@ def test_learned_canonicalizer_in_canonicalization_wrapper():
 def test_bad_inputs():
     sym = st.Symmetry("S_n", Nodes(), Nodes())
     for k in (0, -1, 1.5):
-        with pytest.raises(st.SymmetryError, match="samples_train"):
-            ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), samples_train=k)
-    with pytest.raises(st.SymmetryError, match="samples_eval"):
-        ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), samples_eval=0)
+        with pytest.raises(st.SymmetryError, match="samples"):
+            ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), samples=k)
+    with pytest.raises(st.SymmetryError, match="eval_samples"):
+        ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), eval_samples=0)
     with pytest.raises(st.SymmetryError, match="loss_on"):
         ProbabilisticSymmetrization(PointMLP(6, 3, 2), sym, PermutationInterface(3), loss_on="sum")
     o3 = st.Symmetry("O3", st.actions.Points(), st.actions.Points())
@@ -145,7 +145,7 @@ from models import NBodyMLP  # noqa: E402
 def nbody_model(group="S_n x E3", k=4):
     sym = st.Symmetry(group, Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
     itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16)
-    return ProbabilisticSymmetrization(NBodyMLP(5), sym, itf, samples_train=k).double()
+    return ProbabilisticSymmetrization(NBodyMLP(5), sym, itf, samples=k).double()
 
 
 def nbody_data(b=4):
@@ -163,7 +163,7 @@ def test_nbody_fixed_noise_is_exactly_equivariant_and_base_is_not(group):
 def test_rotation_only_lps_and_gradients():
     sym = st.Symmetry("SO3", Points(), Points())
     model = ProbabilisticSymmetrization(PointMLP(6, 3, 3), sym, RotationInterface("SO3", hidden=16),
-                                        samples_train=3).double()
+                                        samples=3).double()
     x = torch.randn(4, 6, 3, dtype=torch.float64)
     assert fixed_noise_error(model.eval(), x) < 1e-9
     model.train()
@@ -187,7 +187,7 @@ def test_nbody_error_of_sample_mean_falls_with_k():
     x = nbody_data(16)
     errors = {}
     for k in (1, 32):
-        model.samples_eval = k
+        model.eval_samples = k
         errors[k] = st.equivariance_error(model, None, x, samples=4).mean
     assert errors[32] < 0.6 * errors[1], errors
 
@@ -202,7 +202,7 @@ from models import CNN  # noqa: E402
 def test_image_lps_fixed_noise_and_straight_through_gradients():
     sym = st.Symmetry("D4", Image(), Image())
     model = ProbabilisticSymmetrization(CNN(2, 2, pooled=False), sym,
-                                        ImageInterface("D4", in_channels=2, hidden=2), samples_train=2)
+                                        ImageInterface("D4", in_channels=2, hidden=2), samples=2)
     x = torch.randn(3, 2, 9, 9)
     assert fixed_noise_error(model.eval(), x) < 1e-5
     assert st.equivariance_error(model.base, sym, x).max > 0.05
@@ -221,7 +221,7 @@ from test_wrappers import pyg_batch  # noqa: E402
 
 def test_pyg_graph_lps_is_equivariant_with_fixed_noise_and_trains_the_interface():
     sym = st.Symmetry("S_n", Graph(positions=()), GraphNodes())
-    model = ProbabilisticSymmetrization(NodeIndexGNN(3), sym, PermutationInterface(3, hidden=16), samples_train=3)
+    model = ProbabilisticSymmetrization(NodeIndexGNN(3), sym, PermutationInterface(3, hidden=16), samples=3)
     batch = pyg_batch()
     ctx = sym.context(batch)
     k = model.num_samples
@@ -298,7 +298,7 @@ def test_straight_through_gradient_equals_matrix_estimator(action):
     act = Adjacency() if action == "adjacency" else Nodes()
     sym = st.Symmetry("S_n", act, Trivial())
     base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(x[0].numel(), 1))
-    model = ProbabilisticSymmetrization(base, sym, FixedInterface(perm, soft), samples_train=1)
+    model = ProbabilisticSymmetrization(base, sym, FixedInterface(perm, soft), samples=1)
     model(x).sum().backward()
     ours = soft.grad.clone()
     soft.grad = None

@@ -1,8 +1,22 @@
 """The action contract: how a group acts on one kind of data.
 
 An :class:`Action` knows one data type (points, images, graphs, …), not the groups: it
-acts factor by factor, asking each factor of a (product) group what it is (permutation,
-matrix group, Euclidean group). Adding a data type is one new subclass.
+acts factor by factor, asking each factor of a (product) group what it can do
+(:attr:`~symtrain.groups.Group.permutes_nodes`, :meth:`~symtrain.groups.Group.rotation`,
+:meth:`~symtrain.groups.Group.translation`, …), never which class it is.
+
+Other modules in turn ask an action what it can do, through capability methods that
+raise :class:`~symtrain.errors.UnsupportedGroupError` naming the action until a subclass
+declares them:
+
+- :meth:`Action.leaves`: the ``(action, value)`` leaves it holds (``Fields`` has many);
+- :meth:`Action.node_view`: dense per-node tensors (for interfaces and sort keys);
+- :meth:`Action.points`: a point cloud ``[B, N, d]`` (for PCA frames);
+- :meth:`Action.pixels`: an image ``[B, C, H, W]`` (for image interfaces);
+- :meth:`Action.soft_permute`: how a soft permutation matrix acts (for the
+  straight-through gradient of learned symmetrization).
+
+Adding a data type is one new subclass.
 
 All actions are *left actions* (``act(g, act(h, x)) == act(g∘h, x)``), batched over the
 leading dimension of ``x`` and of the group elements ``g``.
@@ -11,6 +25,7 @@ leading dimension of ``x`` and of the group elements ``g``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,6 +35,61 @@ from torch import Tensor
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, iter_factors
 from ..groups.permutation import invert_permutation
+
+
+@dataclass
+class NodeView:
+    """Dense views of a node-structured input (``B`` samples, ``N`` node slots).
+
+    - ``features``: ``[B, N, F]`` per-node scalars (invariant to every factor but S_n);
+    - ``adjacency``: ``[B, N, N]`` (edge features summed) or ``None``;
+    - ``points``: positions ``[B, N, d]`` or ``None``;
+    - ``vectors``: further vector fields, each ``[B, N, d]``;
+    - ``mask``: ``[B, N]`` bool (True for real nodes) or ``None``.
+    """
+
+    features: Tensor | None = None
+    adjacency: Tensor | None = None
+    points: Tensor | None = None
+    vectors: list[Tensor] = field(default_factory=list)
+    mask: Tensor | None = None
+
+    def merge(self, other: "NodeView") -> "NodeView":
+        """Both views side by side: features concatenated, the first points kept as
+        points and later ones moved to ``vectors``."""
+        if self.adjacency is not None and other.adjacency is not None:
+            raise ShapeError("the input holds two adjacency fields; an interface reads one graph")
+        feats = [f for f in (self.features, other.features) if f is not None]
+        points, vectors = self.points, self.vectors + other.vectors
+        if other.points is not None:
+            if points is None:
+                points = other.points
+            else:
+                vectors = vectors + [other.points]
+        return NodeView(torch.cat(feats, -1) if feats else None,
+                        self.adjacency if self.adjacency is not None else other.adjacency,
+                        points, vectors, self.mask if self.mask is not None else other.mask)
+
+    def sort_keys(self, centroid: Tensor | None = None) -> Tensor:
+        """Per-node keys ``[B, N, F]`` invariant to every factor but S_n: node features,
+        degrees, distances of the points to ``centroid`` and the norms of the vectors."""
+        keys = []
+        if self.features is not None:
+            keys.append(self.features)
+        if self.adjacency is not None:
+            keys.append(self.adjacency.sum(2, keepdim=True))
+        if self.points is not None:
+            centred = self.points if centroid is None else \
+                self.points - centroid[:, None, :].to(self.points.dtype)
+            keys.append(centred.norm(dim=-1, keepdim=True))
+        keys += [v.norm(dim=-1, keepdim=True) for v in self.vectors]
+        if not keys:
+            raise UnsupportedGroupError("no node data in the input to sort nodes by: "
+                                        "pass SortFrame(key=...)")
+        dtype = keys[0].dtype
+        for k in keys[1:]:
+            dtype = torch.promote_types(dtype, k.dtype)
+        return torch.cat([k.to(dtype) for k in keys], -1)
 
 
 class Action(ABC):
@@ -55,6 +125,53 @@ class Action(ABC):
         """What the group needs to know about ``x`` (node count, mask, centroid)."""
         return GroupContext(batch_size=self.batch_size(x))
 
+    # --- what the action can tell about its data ---------------------------------------
+    @property
+    def is_invariant(self) -> bool:
+        """Whether every group element leaves the data unchanged (the trivial action)."""
+        return False
+
+    def leaves(self, x: Any) -> list[tuple["Action", Any]]:
+        """The ``(action, value)`` leaves of ``x`` (one for a plain action)."""
+        return [(self, x)]
+
+    def node_view(self, x: Any, context: GroupContext | None = None) -> NodeView:
+        """Dense per-node tensors of ``x`` (interfaces and sort keys read these)."""
+        raise UnsupportedGroupError(f"{self!r} has no node view: it does not say which of its "
+                                    "data are per-node features, points or an adjacency "
+                                    "(needed by interfaces and sort frames)")
+
+    def points(self, x: Any) -> Tensor | None:
+        """Positions or vectors ``[B, N, d]`` to compute a PCA frame from (``None``: none)."""
+        raise UnsupportedGroupError(f"{self!r} does not say whether it holds points "
+                                    "(needed by PCA frames)")
+
+    def pixels(self, x: Any) -> Tensor | None:
+        """An image ``[B, C, H, W]`` of the data (``None``: none)."""
+        raise UnsupportedGroupError(f"{self!r} does not say whether it holds an image "
+                                    "(needed by image interfaces)")
+
+    def soft_permute(self, x: Any, matrix: Tensor, context: GroupContext | None = None) -> Any:
+        """``x`` moved by a soft (dense, differentiable) node permutation ``matrix``
+        ``[B, n, n]`` that acts as ``g·x = M x`` on node axes (``M A Mᵀ`` on adjacency).
+        With the hard permutation matrix it equals :meth:`act`; learned symmetrization
+        uses it for the straight-through gradient. Data without a float node axis is
+        returned unchanged."""
+        raise UnsupportedGroupError(f"{self!r} does not say how a soft permutation matrix acts "
+                                    "on it, so no straight-through gradient can reach the "
+                                    "interface (ProbabilisticSymmetrization with an S_n "
+                                    "factor); implement soft_permute for this action")
+
+    def rows(self, y: Any, context: GroupContext) -> Tensor:
+        """``y`` as one row per sample, ``[B, D]`` (``B = context.batch_size``), to compare
+        outputs in error metrics: tensors (and tuples / dicts of them) flattened per sample."""
+        return flatten_rows(y, context.batch_size)
+
+    def scalar_field(self) -> "Action":
+        """The action on a one-channel scalar field of the same kind as this data
+        (interfaces draw their noise as one)."""
+        raise UnsupportedGroupError(f"{self!r} has no scalar field of its kind")
+
     # --- folding samples into the batch ---------------------------------------------
     def batch_size(self, x: Any) -> int:
         return x.shape[0]
@@ -82,6 +199,25 @@ class Action(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self)))
+
+
+def flatten_rows(y: Any, batch: int) -> Tensor:
+    """Tensors (and tuples / dicts of them) flattened to ``[batch, D]``; a tensor without
+    the batch axis is broadcast over it."""
+    if isinstance(y, Tensor):
+        return y.reshape(batch, -1) if y.dim() and y.shape[0] == batch else y.reshape(1, -1).expand(batch, -1)
+    if isinstance(y, dict):
+        y = list(y.values())
+    if isinstance(y, (tuple, list)):
+        return torch.cat([flatten_rows(v, batch) for v in y], 1)
+    raise TypeError(f"cannot compare outputs of type {type(y).__name__}")
+
+
+def matrix_on_nodes(m: Tensor, x: Tensor, dim: int = 1) -> Tensor:
+    """``m @ x`` on the node axis ``dim`` of ``x`` ``[B, ..., n, ...]``, with ``m``: ``[B, n, n]``."""
+    x = x.movedim(dim, 1)
+    out = torch.einsum("bij,bj...->bi...", m.to(x.dtype), x)
+    return out.movedim(1, dim)
 
 
 def permute_axis(x: Tensor, p: Tensor, dim: int) -> Tensor:

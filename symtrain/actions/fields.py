@@ -6,17 +6,22 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..groups.base import GroupContext
-from .base import Action
-from .nodes import Mask
+from .base import Action, NodeView
+from .registry import create_action, register_action
 
 
+@register_action("fields")
 class Fields(Action):
-    def __init__(self, *actions: Action, **named: Action):
+    """Actions given as objects or registered names (``Fields("points", "vectors")``)."""
+
+    def __init__(self, *actions: Action | str, **named: Action | str):
         if actions and named:
             raise ValueError("Fields takes either positional actions (a tuple) or keyword actions (a dict)")
         if not actions and not named:
             raise ValueError("Fields needs at least one action")
-        self.actions: tuple[Action, ...] | dict[str, Action] = actions or dict(named)
+        self.actions: tuple[Action, ...] | dict[str, Action] = (
+            tuple(create_action(a) for a in actions) if actions
+            else {k: create_action(a) for k, a in named.items()})
 
     def _items(self, x):
         if isinstance(self.actions, dict):
@@ -65,13 +70,40 @@ class Fields(Action):
 
     def context(self, x, mask=None):
         items = self._items(x)
-        for _, action, value in items:
-            if isinstance(action, Mask):
-                mask = value
+        contexts = [action.context(value) for _, action, value in items]
+        for ctx in contexts:  # a Mask field supplies the mask to the others' contexts
+            if ctx.mask is not None:
+                mask = ctx.mask
         out = GroupContext()
-        for _, action, value in items:
-            out = out.merge(action.context(value, mask=mask))
+        for (_, action, value), ctx in zip(items, contexts):
+            out = out.merge(action.context(value, mask=mask) if mask is not None else ctx)
         return out
+
+    def leaves(self, x):
+        return [leaf for _, action, value in self._items(x) for leaf in action.leaves(value)]
+
+    def node_view(self, x, context=None):
+        view = NodeView()
+        for _, action, value in self._items(x):
+            view = view.merge(action.node_view(value, context))
+        return view
+
+    def points(self, x):
+        for _, action, value in self._items(x):
+            pts = action.points(value)
+            if pts is not None:
+                return pts
+        return None
+
+    def pixels(self, x):
+        for _, action, value in self._items(x):
+            img = action.pixels(value)
+            if img is not None:
+                return img
+        return None
+
+    def soft_permute(self, x, matrix, context=None):
+        return self._rebuild([(k, a.soft_permute(v, matrix, context)) for k, a, v in self._items(x)])
 
     def batch_size(self, x):
         _, action, value = self._items(x)[0]

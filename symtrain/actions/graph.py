@@ -14,11 +14,10 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import ShapeError
+from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import GroupContext
-from ..groups.euclidean import Euclidean
-from ..groups.permutation import SymmetricGroup
-from .base import Action, rotate_last
+from .base import Action, NodeView, matrix_on_nodes, rotate_last
+from .registry import register_action
 
 
 def _as_batch(x):
@@ -47,13 +46,20 @@ def flat_permutation(p: Tensor, context: GroupContext) -> Tensor:
 
 
 def _transform_vectors(factor, g, v, batch_vec, translate):
-    if isinstance(factor, Euclidean):
-        rot, t = g
-        out = rotate_last(v, rot[batch_vec])
-        return out + t[batch_vec].to(v.dtype) if translate else out
-    return rotate_last(v, factor.matrix(g, v.dtype)[batch_vec])
+    out = rotate_last(v, factor.rotation(g, v.dtype)[batch_vec])
+    if translate and factor.has_translations:
+        out = out + factor.translation(g, v.dtype)[batch_vec]
+    return out
 
 
+def _soft_permute_flat(m: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """``m @ y`` per graph for flat node data ``y`` ``[num_nodes, ...]`` (layout ``mask``)."""
+    dense = y.new_zeros(mask.shape + y.shape[1:])
+    dense[mask] = y
+    return matrix_on_nodes(m, dense, 1)[mask]
+
+
+@register_action("graph")
 class Graph(Action):
     """A PyG ``Data`` or ``Batch``. The action never modifies the caller's object.
 
@@ -67,7 +73,7 @@ class Graph(Action):
         self.vectors = tuple(vectors)
 
     def supports(self, factor):
-        if isinstance(factor, (SymmetricGroup, Euclidean)) or factor.matrix_dim is not None:
+        if factor.permutes_nodes or factor.vector_dim is not None:
             return None
         return f"{factor} has no action on graphs"
 
@@ -101,8 +107,8 @@ class Graph(Action):
         return super().act(group, g, batch, context)
 
     def act_factor(self, factor, g, batch, context):
-        if isinstance(factor, SymmetricGroup):
-            perm = flat_permutation(g, context)
+        if factor.permutes_nodes:
+            perm = flat_permutation(factor.permutation(g), context)
             inv = torch.empty_like(perm).scatter_(0, perm, torch.arange(perm.numel(), device=perm.device))
             for key, value in batch.items():
                 if key in ("batch", "ptr") or not isinstance(value, Tensor):
@@ -119,6 +125,61 @@ class Graph(Action):
             batch[key] = _transform_vectors(factor, g, value, batch.batch, key in self.positions)
         return batch
 
+    def _dense(self, batch, key, n):
+        from torch_geometric.utils import to_dense_batch
+
+        return to_dense_batch(batch[key], batch.batch, batch_size=batch.num_graphs, max_num_nodes=n)[0]
+
+    def points(self, x):
+        batch = _as_batch(x)
+        for key in self.positions + self.vectors:
+            if getattr(batch, key, None) is not None:
+                return self._dense(batch, key, None)
+        return None
+
+    def pixels(self, x):
+        return None
+
+    def node_view(self, x, context=None):
+        from torch_geometric.utils import to_dense_adj, to_dense_batch
+
+        batch = _as_batch(x)
+        b = batch.num_graphs
+        _, mask = to_dense_batch(batch.batch.new_zeros(batch.num_nodes, 1), batch.batch, batch_size=b)
+        n = mask.shape[1]
+        view = NodeView(mask=mask, adjacency=to_dense_adj(batch.edge_index, batch.batch,
+                                                          batch_size=b, max_num_nodes=n))
+        if batch.x is not None:
+            view.features = to_dense_batch(batch.x.reshape(batch.num_nodes, -1).to(torch.get_default_dtype()),
+                                           batch.batch, batch_size=b, max_num_nodes=n)[0]
+        for key in self.positions + self.vectors:
+            if getattr(batch, key, None) is not None:
+                dense = self._dense(batch, key, n)
+                if key in self.positions and view.points is None:
+                    view.points = dense
+                else:
+                    view.vectors.append(dense)
+        return view
+
+    def soft_permute(self, x, matrix, context=None):
+        """Float node attributes moved by ``matrix`` (per graph). The edge structure
+        (``edge_index``) is discrete and carries no gradient: a graph without float node
+        attributes is an error, since no gradient would reach the interface."""
+        batch = _as_batch(x).clone()
+        if context is None:
+            context = self.context(batch)
+        keys = [key for key, value in batch.items() if key not in ("batch", "ptr")
+                and isinstance(value, Tensor) and value.is_floating_point() and batch.is_node_attr(key)]
+        if not keys:
+            raise UnsupportedGroupError(
+                "a soft permutation (the straight-through gradient of ProbabilisticSymmetrization) "
+                "acts on a PyG graph only through float node attributes, and this graph has none: "
+                "its edge_index is discrete, so no gradient would reach the interface; add node "
+                "features or use a dense Adjacency input")
+        for key in keys:
+            batch[key] = _soft_permute_flat(matrix, batch[key], context.mask)
+        return batch
+
     def repeat(self, x, k, context=None):
         from torch_geometric.data import Batch
 
@@ -133,6 +194,7 @@ class Graph(Action):
                         "GraphNodes (node-level) or Trivial (graph-level) as the output action")
 
 
+@register_action("graph_nodes")
 class GraphNodes(Action):
     """Node-level outputs of a model on a PyG batch: a flat tensor ``[num_nodes, ...]``.
 
@@ -145,18 +207,38 @@ class GraphNodes(Action):
         self.kind = kind
 
     def supports(self, factor):
-        if isinstance(factor, SymmetricGroup) or self.kind == "scalar":
-            return None
-        if isinstance(factor, Euclidean) or factor.matrix_dim is not None:
+        if factor.permutes_nodes or self.kind == "scalar" or factor.vector_dim is not None:
             return None
         return f"{factor} cannot rotate node vectors"
+
+    def points(self, x):
+        return None
+
+    def pixels(self, x):
+        return None
+
+    def rows(self, y, context):
+        """Flat node outputs regrouped per graph, zero padded: ``[B, N_max·...]``."""
+        from torch_geometric.utils import to_dense_batch
+
+        sizes = context.ptr[1:] - context.ptr[:-1]
+        batch_vec = torch.repeat_interleave(torch.arange(sizes.numel(), device=y.device), sizes)
+        dense, _ = to_dense_batch(y, batch_vec, batch_size=sizes.numel())
+        return dense.reshape(sizes.numel(), -1)
+
+    def soft_permute(self, y, matrix, context=None):
+        if not y.is_floating_point():
+            return y
+        if context is None or context.mask is None:
+            raise ValueError("flat node outputs need the input's batch layout (context.mask)")
+        return _soft_permute_flat(matrix, y, context.mask)
 
     def batch_size(self, x):
         raise TypeError("GraphNodes outputs are flat over nodes; the batch size comes from the input")
 
     def act_factor(self, factor, g, y, context):
-        if isinstance(factor, SymmetricGroup):
-            perm = flat_permutation(g, context)
+        if factor.permutes_nodes:
+            perm = flat_permutation(factor.permutation(g), context)
             return torch.empty_like(y).index_copy_(0, perm, y)
         if self.kind == "scalar":
             return y

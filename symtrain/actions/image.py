@@ -19,15 +19,17 @@ from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import Group, element_tile, element_repeat
-from ..groups.orthogonal import Orthogonal, SpecialOrthogonal
-from ..groups.planar import Cyclic, Dihedral
 from .base import Action, require_tensor
+from .registry import register_action
 
-_PLANAR = (Cyclic, Dihedral, SpecialOrthogonal, Orthogonal)
 
-
-def _exact_on_grid(factor: Group) -> bool:
-    return isinstance(factor, (Cyclic, Dihedral)) and 4 % factor.n == 0
+def _needs_square(factor: Group) -> bool:
+    """Whether some element turns the image by an odd number of quarter turns (or by any
+    angle, when interpolating): then only square images keep their shape."""
+    if not factor.acts_on_grid:
+        return True
+    quarter, _ = factor.grid_moves(factor.elements())
+    return bool((quarter % 2).any())
 
 
 @functools.lru_cache(maxsize=16)
@@ -43,6 +45,7 @@ def grid_index_maps(h: int, w: int, device=None) -> Tensor:
     return torch.stack(out)
 
 
+@register_action("image")
 class Image(Action):
     """Images ``[B, C, H, W]``.
 
@@ -65,13 +68,15 @@ class Image(Action):
         self.padding_mode = padding_mode
 
     def supports(self, factor):
-        if not isinstance(factor, _PLANAR) or factor.matrix_dim != 2:
+        if factor.vector_dim != 2 or factor.permutes_nodes or factor.has_translations:
             return "images only carry planar rotations and reflections (C_n, D_n, SO(2), O(2))"
         if self.fiber == "regular" and not factor.is_finite:
             return "regular fields need a finite group"
-        if not _exact_on_grid(factor) and self.interpolation is None:
-            what = (f"rotations by {360 / factor.n:g}°" if isinstance(factor, (Cyclic, Dihedral))
-                    else "arbitrary rotations")
+        if not factor.acts_on_grid and self.interpolation is None:
+            if not factor.is_finite:
+                what = "arbitrary rotations"
+            else:
+                what = f"rotations by {720 / factor.order if not factor.is_proper else 360 / factor.order:g}°"
             return (f"{what} do not map the pixel grid to itself, so they act only "
                     "approximately; pass Image(interpolation='bilinear') to opt in")
         return None
@@ -80,8 +85,7 @@ class Image(Action):
         x = require_tensor(self, x, (4,), "(B, C, H, W)")
         h, w = x.shape[-2:]
         for factor in group.factors:
-            quarter_turns = not (isinstance(factor, (Cyclic, Dihedral)) and factor.n <= 2)
-            if quarter_turns and h != w:
+            if _needs_square(factor) and h != w:
                 raise ShapeError(f"{factor} rotates by 90° or less, which needs a square image; "
                                  f"got H×W = {h}×{w}")
             if self.fiber == "regular" and x.shape[1] % factor.order:
@@ -91,16 +95,22 @@ class Image(Action):
     def act_factor(self, factor, g, x, context):
         if self.fiber == "regular":
             x = self._shift_fibers(factor, g, x)
-        if _exact_on_grid(factor):
+        if factor.acts_on_grid:
             return self._grid_transform(factor, g, x)
-        return self._resample(factor.matrix(g, x.dtype), x)
+        return self._resample(factor.rotation(g, x.dtype), x)
+
+    def points(self, x):
+        return None
+
+    def pixels(self, x):
+        return x
+
+    def scalar_field(self):
+        return Image(self.interpolation, "trivial", self.padding_mode)
 
     def _grid_transform(self, factor, g, x):
         b, c, h, w = x.shape
-        if isinstance(factor, Cyclic):
-            quarter, flip = g * (4 // factor.n), torch.zeros_like(g)
-        else:
-            quarter, flip = g[:, 0] * (4 // factor.n), g[:, 1]
+        quarter, flip = factor.grid_moves(g)
         index = grid_index_maps(h, w, x.device)[flip, quarter % 4]  # [B, H*W]
         out = x.reshape(b, c, h * w).gather(-1, index[:, None, :].expand(b, c, h * w))
         return out.reshape(b, c, h, w)

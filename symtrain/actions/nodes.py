@@ -1,5 +1,6 @@
 """Sets and dense graphs: per-node features, node masks and adjacency tensors. Only
-S_n moves them; every other group factor acts trivially (node features are scalars)."""
+node-permuting factors (S_n) move them; every other group factor acts trivially (node
+features are scalars)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import torch
 
 from ..errors import ShapeError
 from ..groups.base import GroupContext
-from ..groups.permutation import SymmetricGroup
-from .base import Action, permute_axis, require_tensor
+from .base import Action, NodeView, matrix_on_nodes, permute_axis, require_tensor
+from .registry import register_action
 
 
 class _NodeAxes(Action):
@@ -22,27 +23,51 @@ class _NodeAxes(Action):
         if len(sizes) != 1:
             raise ShapeError(f"{self!r} expects equal node axes {self.layout}, got {tuple(x.shape)}")
         for factor in group.factors:
-            if isinstance(factor, SymmetricGroup) and factor.n is not None and factor.n not in sizes:
-                raise ShapeError(f"{factor} acts on {factor.n} nodes but {self!r} got {sizes.pop()}")
+            n = factor.num_nodes if factor.permutes_nodes else None
+            if n is not None and n not in sizes:
+                raise ShapeError(f"{factor} acts on {n} nodes but {self!r} got {sizes.pop()}")
 
     def act_factor(self, factor, g, x, context):
-        if not isinstance(factor, SymmetricGroup):
+        if not factor.permutes_nodes:
             return x
+        p = factor.permutation(g)
         for d in self.node_dims:
-            x = permute_axis(x, g, d)
+            x = permute_axis(x, p, d)
         return x
 
     def context(self, x, mask=None):
         return GroupContext(num_nodes=x.shape[self.node_dims[0]], batch_size=x.shape[0])
 
+    def soft_permute(self, x, matrix, context=None):
+        if not x.is_floating_point():
+            return x
+        for d in self.node_dims:
+            x = matrix_on_nodes(matrix, x, d)
+        return x
 
+    def points(self, x):
+        return None
+
+    def pixels(self, x):
+        return None
+
+
+@register_action("nodes")
 class Nodes(_NodeAxes):
     """Per-node features ``[B, N, F]`` (or ``[B, N]``), permuted by S_n: ``(g·x)[p[j]] = x[j]``."""
 
     ndims = (2, 3)
     layout = "(B, N, F) or (B, N)"
 
+    def node_view(self, x, context=None):
+        v = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        return NodeView(features=v[..., None] if v.dim() == 2 else v)
 
+    def scalar_field(self):
+        return Nodes()
+
+
+@register_action("mask")
 class Mask(_NodeAxes):
     """A node mask ``[B, N]`` (True for real nodes, padding after them). Permuted like
     node features, and passed to S_n so permutations keep padding in place."""
@@ -58,7 +83,11 @@ class Mask(_NodeAxes):
     def context(self, x, mask=None):
         return GroupContext(num_nodes=x.shape[1], mask=x, batch_size=x.shape[0])
 
+    def node_view(self, x, context=None):
+        return NodeView(mask=x)
 
+
+@register_action("adjacency")
 class Adjacency(_NodeAxes):
     """Dense adjacency ``[B, N, N]`` or with edge features ``[B, N, N, E]``:
     ``g·A = P A Pᵀ``."""
@@ -66,3 +95,7 @@ class Adjacency(_NodeAxes):
     node_dims = (1, 2)
     ndims = (3, 4)
     layout = "(B, N, N) or (B, N, N, E)"
+
+    def node_view(self, x, context=None):
+        a = x if x.is_floating_point() else x.to(torch.get_default_dtype())
+        return NodeView(adjacency=a if a.dim() == 3 else a.sum(-1))

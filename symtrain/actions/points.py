@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from ..errors import ShapeError
 from ..groups.base import GroupContext
-from ..groups.euclidean import Euclidean
-from ..groups.permutation import SymmetricGroup
-from .base import Action, permute_axis, require_tensor, rotate_last
+from .base import Action, NodeView, matrix_on_nodes, permute_axis, require_tensor, rotate_last
+from .registry import register_action
 
 
+@register_action("vectors")
 class Vectors(Action):
     """Vectors (velocities, forces, directions) attached to nodes, ``[B, N, d]``, or one
     per sample, ``[B, d]`` with ``nodes=False``. Stored as rows: ``g·x = x Rᵀ``.
 
-    Rotations and reflections (any group with a ``d × d`` standard representation) turn
-    them; S_n permutes the node axis; E(d) acts through its rotation part only."""
+    Factors with a linear part on ``d``-vectors (``Group.rotation``: O(d), SO(d), C_n,
+    D_n, the rotation part of E(d)) turn them; node permutations (S_n) permute the node
+    axis; translations do not move them."""
 
     translate = False
 
@@ -26,44 +27,72 @@ class Vectors(Action):
         return "(B, N, d)" if self.nodes else "(B, d)"
 
     def supports(self, factor):
-        if isinstance(factor, SymmetricGroup):
+        if factor.permutes_nodes:
             return None if self.nodes else "a single vector per sample has no node axis to permute"
-        if isinstance(factor, Euclidean) or factor.matrix_dim is not None:
+        if factor.vector_dim is not None:
             return None
-        return f"{factor} has no matrix representation to rotate vectors with"
+        return f"{factor} has no linear action on vectors to rotate them with"
 
     def check(self, x, group):
         x = require_tensor(self, x, (3,) if self.nodes else (2,), self.layout)
         for factor in group.factors:
-            d = factor.dim if isinstance(factor, Euclidean) else factor.matrix_dim
-            if not isinstance(factor, SymmetricGroup) and d != x.shape[-1]:
-                raise ShapeError(f"{factor} acts on {d}-dimensional vectors but {self!r} got "
-                                 f"shape {tuple(x.shape)} (last axis {x.shape[-1]})")
-            if isinstance(factor, SymmetricGroup) and factor.n is not None and x.shape[1] != factor.n:
-                raise ShapeError(f"{factor} acts on {factor.n} nodes but {self!r} got {x.shape[1]}")
+            if factor.permutes_nodes:
+                if factor.num_nodes is not None and x.shape[1] != factor.num_nodes:
+                    raise ShapeError(f"{factor} acts on {factor.num_nodes} nodes but {self!r} got {x.shape[1]}")
+            elif factor.vector_dim != x.shape[-1]:
+                raise ShapeError(f"{factor} acts on {factor.vector_dim}-dimensional vectors but "
+                                 f"{self!r} got shape {tuple(x.shape)} (last axis {x.shape[-1]})")
 
     def act_factor(self, factor, g, x, context):
-        if isinstance(factor, SymmetricGroup):
-            return permute_axis(x, g, 1)
-        if isinstance(factor, Euclidean):
-            rot, t = g
-            x = rotate_last(x, rot)
-            if self.translate:
-                x = x + t.to(x.dtype).reshape(t.shape[0], *([1] * (x.dim() - 2)), t.shape[-1])
-            return x
-        return rotate_last(x, factor.matrix(g, x.dtype))
+        if factor.permutes_nodes:
+            return permute_axis(x, factor.permutation(g), 1)
+        x = rotate_last(x, factor.rotation(g, x.dtype))
+        if self.translate and factor.has_translations:
+            t = factor.translation(g, x.dtype)
+            x = x + t.reshape(t.shape[0], *([1] * (x.dim() - 2)), t.shape[-1])
+        return x
 
     def context(self, x, mask=None):
         n = x.shape[1] if self.nodes else None
         return GroupContext(num_nodes=n, batch_size=x.shape[0])
 
+    def _dense(self, x):
+        return x if self.nodes else x[:, None, :]
 
+    def points(self, x):
+        return self._dense(x)
+
+    def pixels(self, x):
+        return None
+
+    def node_view(self, x, context=None):
+        if not self.nodes:
+            raise ShapeError(f"interfaces need per-node data; {self!r} has no nodes")
+        return NodeView(vectors=[x])
+
+    def soft_permute(self, x, matrix, context=None):
+        if not self.nodes:
+            return super().soft_permute(x, matrix, context)
+        return matrix_on_nodes(matrix, x, 1)
+
+    def scalar_field(self):
+        from .nodes import Nodes
+
+        return Nodes()
+
+
+@register_action("points")
 class Points(Vectors):
     """Positions ``[B, N, d]``: like :class:`Vectors`, plus translations of E(d)/SE(d):
     ``g·x = x Rᵀ + t``. Supplies the (masked) centroid that fixes the translation part
     of E(d) in averaging and frames."""
 
     translate = True
+
+    def node_view(self, x, context=None):
+        if not self.nodes:
+            raise ShapeError(f"interfaces need per-node data; {self!r} has no nodes")
+        return NodeView(points=x)
 
     def context(self, x, mask=None):
         if self.nodes:

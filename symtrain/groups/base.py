@@ -23,6 +23,8 @@ from typing import Iterator, Union
 import torch
 from torch import Tensor
 
+from ..errors import UnsupportedGroupError
+
 Element = Union[Tensor, tuple]
 """A batch of group elements: a tensor ``[B, ...]`` or a (nested) tuple of them."""
 
@@ -159,6 +161,90 @@ class Group(ABC):
     def matrix(self, g: Element) -> Tensor:
         """Standard representation ``[B, d, d]`` (acts on column vectors)."""
         raise TypeError(f"{self} has no standard matrix representation")
+
+    # --- what the group can do ------------------------------------------------------
+    # Actions, frames, interfaces and Lie generators ask a group (factor) these
+    # questions instead of testing its class. Flags default to "no"; methods raise
+    # UnsupportedGroupError naming the group, so a new group that lacks a capability
+    # fails loudly where it is needed.
+
+    #: Whether elements permute the node axis of the data (``[B, n]`` long permutations,
+    #: node ``j`` to position ``p[j]``); see :meth:`permutation`.
+    permutes_nodes: bool = False
+
+    @property
+    def num_nodes(self) -> int | None:
+        """The fixed number of nodes a node-permuting group acts on (``None``: from the data)."""
+        return None
+
+    def permutation(self, g: Element) -> Tensor:
+        """``[B, n]`` node permutations of ``g`` (groups with :attr:`permutes_nodes`)."""
+        raise UnsupportedGroupError(f"{self} does not permute nodes")
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether the group is a Lie group of positive dimension (has :meth:`lie_algebra`)."""
+        return False
+
+    @property
+    def vector_dim(self) -> int | None:
+        """Dimension ``d`` of the vectors its linear part (:meth:`rotation`) acts on, or
+        ``None`` if it does not act on vectors."""
+        return None
+
+    @property
+    def is_proper(self) -> bool:
+        """Whether every linear part has determinant +1 (rotations only, no reflections)."""
+        return False
+
+    @property
+    def has_translations(self) -> bool:
+        """Whether elements also translate points (:meth:`translation`)."""
+        return False
+
+    def rotation(self, g: Element, dtype=None) -> Tensor:
+        """The linear part ``[B, d, d]`` acting on column vectors (``d = vector_dim``)."""
+        raise UnsupportedGroupError(f"{self} does not act on vectors (it has no rotation part)")
+
+    def translation(self, g: Element, dtype=None) -> Tensor:
+        """The translation part ``[B, d]`` (groups with :attr:`has_translations`)."""
+        raise UnsupportedGroupError(f"{self} has no translations")
+
+    def from_parts(self, rotation: Tensor, translation: Tensor | None = None) -> Element:
+        """The element with linear part ``rotation`` ``[B, d, d]`` (and ``translation``
+        ``[B, d]`` for groups with translations): inverse of :meth:`rotation`/:meth:`translation`."""
+        raise UnsupportedGroupError(f"{self} cannot build elements from a rotation matrix")
+
+    def lie_algebra(self, *, device=None, dtype=None) -> Tensor:
+        """Basis ``[m, k, k]`` of the Lie algebra, in the representation :meth:`exp` takes."""
+        raise UnsupportedGroupError(f"{self} is not a continuous group: it has no Lie algebra")
+
+    def exp(self, xi: Tensor) -> Element:
+        """Exponential map: Lie-algebra elements ``[B, k, k]`` (as in :meth:`lie_algebra`)
+        to group elements ``[B]``."""
+        raise UnsupportedGroupError(f"{self} is not a continuous group: it has no exponential map")
+
+    @property
+    def acts_on_grid(self) -> bool:
+        """Whether every element maps a square pixel grid to itself (rotations by multiples
+        of 90°, row flips), so it acts on images exactly; see :meth:`grid_moves`."""
+        return False
+
+    def grid_moves(self, g: Element) -> tuple[Tensor, Tensor]:
+        """``(quarter_turns [B], row_flips [B])``: ``g`` acts on an image as
+        ``rot90(·, quarter_turns)`` after flipping the rows if ``row_flips`` (groups with
+        :attr:`acts_on_grid`)."""
+        raise UnsupportedGroupError(f"{self} does not map the pixel grid to itself")
+
+    def compatible(self, other: "Group") -> bool:
+        """Whether elements of ``other`` can be used as elements of this group."""
+        return self == other
+
+    def join(self, parts: tuple[Element, ...]) -> Element:
+        """Inverse of :meth:`split`: the element with these factor components."""
+        if len(parts) != 1:
+            raise TypeError(f"{self} has one factor, got {len(parts)} components")
+        return parts[0]
 
     def allclose(self, g: Element, h: Element, atol: float = 1e-5) -> Tensor:
         """``[B]`` bool: whether the elements are equal (up to ``atol`` for continuous groups)."""

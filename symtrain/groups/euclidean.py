@@ -74,6 +74,39 @@ class Euclidean(Group):
         return self.rotations.allclose(g[0], h[0], atol) & (
             (g[1] - h[1]).abs().amax(-1) <= atol)
 
+    @property
+    def is_continuous(self) -> bool:
+        return True
+
+    @property
+    def vector_dim(self) -> int:
+        return self.dim
+
+    @property
+    def is_proper(self) -> bool:
+        return self.proper
+
+    @property
+    def has_translations(self) -> bool:
+        return True
+
+    def rotation(self, g, dtype=None):
+        return g[0] if dtype is None else g[0].to(dtype)
+
+    def translation(self, g, dtype=None):
+        return g[1] if dtype is None else g[1].to(dtype)
+
+    def from_parts(self, rotation, translation=None):
+        if translation is None:
+            translation = rotation.new_zeros(rotation.shape[0], self.dim)
+        return rotation, translation.to(rotation.dtype)
+
+    def exp(self, xi):
+        """``xi``: ``[B, d+1, d+1]`` in homogeneous coordinates (see :meth:`lie_algebra`)."""
+        m = torch.linalg.matrix_exp(xi)
+        d = self.dim
+        return m[..., :d, :d], m[..., :d, d]
+
     def lie_algebra(self, *, device=None, dtype=None):
         """Basis of se(d) in homogeneous coordinates ``[m, d+1, d+1]``: rotations, then
         translations along each axis."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import UnsupportedGroupError
 from .base import Group, default_float
 from .planar import rotation_matrix_2d
 from .registry import register_group
@@ -65,14 +66,37 @@ class _MatrixLieGroup(Group):
     def matrix(self, g, dtype=None):
         return g if dtype is None else g.to(dtype)
 
+    @property
+    def is_continuous(self) -> bool:
+        return True
+
+    @property
+    def vector_dim(self) -> int:
+        return self.dim
+
+    def rotation(self, g, dtype=None):
+        return self.matrix(g, dtype)
+
+    def from_parts(self, rotation, translation=None):
+        if translation is not None:
+            raise UnsupportedGroupError(f"{self} has no translations")
+        return rotation
+
     def lie_algebra(self, *, device=None, dtype=None) -> Tensor:
         """Basis of the Lie algebra so(d), ``[m, d, d]`` (infinitesimal rotations)."""
         return skew_basis(self.dim, device=device, dtype=dtype)
+
+    def exp(self, xi: Tensor) -> Tensor:
+        return torch.linalg.matrix_exp(xi)
 
 
 @dataclass(frozen=True)
 class SpecialOrthogonal(_MatrixLieGroup):
     """SO(d): rotations, ``det = +1``."""
+
+    @property
+    def is_proper(self) -> bool:
+        return True
 
     @property
     def name(self) -> str:  # type: ignore[override]

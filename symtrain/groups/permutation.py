@@ -61,9 +61,24 @@ class SymmetricGroup(Group):
 
     n: int | None = None
 
+    permutes_nodes = True
+
     @property
     def name(self) -> str:  # type: ignore[override]
         return "S_n" if self.n is None else f"S{self.n}"
+
+    @property
+    def num_nodes(self) -> int | None:
+        return self.n
+
+    def permutation(self, g):
+        return g
+
+    def compatible(self, other) -> bool:
+        """``S_n`` and ``S5`` accept each other's elements (the size comes from the data)."""
+        if not other.permutes_nodes or len(other.factors) != 1:
+            return False
+        return self.n is None or other.num_nodes is None or self.n == other.num_nodes
 
     @property
     def is_finite(self) -> bool:

@@ -36,6 +36,17 @@ class _PlanarFinite(Group):
     def name(self) -> str:  # type: ignore[override]
         return f"{self.prefix}{self.n}"
 
+    @property
+    def vector_dim(self) -> int:
+        return 2
+
+    def rotation(self, g, dtype=None):
+        return self.matrix(g, dtype)
+
+    @property
+    def acts_on_grid(self) -> bool:
+        return 4 % self.n == 0
+
 
 @dataclass(frozen=True)
 class Cyclic(_PlanarFinite):
@@ -43,6 +54,15 @@ class Cyclic(_PlanarFinite):
     counter-clockwise by 2π/n."""
 
     prefix = "C"
+
+    @property
+    def is_proper(self) -> bool:
+        return True
+
+    def grid_moves(self, g):
+        if not self.acts_on_grid:
+            return super().grid_moves(g)
+        return g * (4 // self.n), torch.zeros_like(g)
 
     @property
     def order(self) -> int:
@@ -76,6 +96,11 @@ class Dihedral(_PlanarFinite):
     ``r^k s^f``: first reflect across the x-axis if ``f == 1``, then rotate by 2πk/n."""
 
     prefix = "D"
+
+    def grid_moves(self, g):
+        if not self.acts_on_grid:
+            return super().grid_moves(g)
+        return g[:, 0] * (4 // self.n), g[:, 1]
 
     @property
     def order(self) -> int:

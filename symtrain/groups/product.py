@@ -35,6 +35,16 @@ class DirectProduct(Group):
             raise TypeError(f"an element of {self} is a tuple of {len(self.groups)} factor elements")
         return g
 
+    def join(self, parts):
+        if len(parts) != len(self.groups):
+            raise TypeError(f"an element of {self} has {len(self.groups)} components, got {len(parts)}")
+        return tuple(parts)
+
+    def compatible(self, other) -> bool:
+        theirs = other.factors
+        return len(theirs) == len(self.groups) and all(
+            a.compatible(b) for a, b in zip(self.groups, theirs))
+
     @property
     def is_finite(self) -> bool:
         return all(g.is_finite for g in self.groups)

@@ -23,7 +23,7 @@ from torch.utils import _pytree as pytree
 
 from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
-from ..symmetrize.base import call_model
+from ..symmetry import call_model
 from ..symmetry import Symmetry
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
 

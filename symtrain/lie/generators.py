@@ -30,9 +30,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ..actions.base import Action
-from ..actions.trivial import Trivial
 from ..errors import ShapeError, SymmetryError
-from ..groups.euclidean import Euclidean
 from ..symmetry import Symmetry
 
 #: Generators of the plane's affine group, ``v(x, y) = A (x, y)ᵀ + b``, as ``(A, b)``.
@@ -237,22 +235,18 @@ class ActionGenerator(Generator):
         factors = group.factors
         index = self.factor if self.factor is not None else _continuous_factor(factors)
         target = factors[index]
-        m = torch.linalg.matrix_exp(t * self.xi.to(t.dtype))
-        if isinstance(target, Euclidean):
-            d = target.dim
-            elem = (m[:d, :d].expand(batch, d, d), m[:d, d].expand(batch, d))
-        else:
-            elem = m.expand(batch, *m.shape)
+        one = target.exp((t * self.xi.to(t.dtype))[None])
+        elem = torch.utils._pytree.tree_map(lambda c: c.expand(batch, *c.shape[1:]), one)
         if len(factors) == 1:
             return elem
         # The other factors stay at the identity (S_n reads its size from the data's context).
         parts = [f.identity(batch, context=context, device=t.device, dtype=t.dtype) for f in factors]
         parts[index] = elem
-        return tuple(parts)
+        return group.join(tuple(parts))
 
     def action_tangent(self, action: Action, x: Any) -> Any:
         """``d/dt act(exp(tξ), x)`` at ``t = 0`` through ``action``."""
-        if isinstance(action, Trivial):
+        if action.is_invariant:
             return _zeros_like(x)
         ref = _first_float(x)
         ctx = action.context(x)
@@ -275,14 +269,14 @@ class ActionGenerator(Generator):
 
 def _continuous_factor(factors) -> int:
     for i, f in enumerate(factors):
-        if hasattr(f, "lie_algebra"):
+        if f.is_continuous:
             return i
     raise SymmetryError(f"{' x '.join(map(str, factors))} has no continuous factor: it has no "
                         "Lie algebra, so there is no Lie derivative; use equivariance_error")
 
 
 def _first_float(x: Any) -> Tensor:
-    from ..symmetrize.base import reference_tensor
+    from ..symmetry import reference_tensor
 
     return reference_tensor(x)
 
@@ -303,7 +297,7 @@ def group_generators(symmetry: Symmetry | str, input: Action | None = None,
     ['SO3[0]', 'SO3[1]', 'SO3[2]']
     """
     if not isinstance(symmetry, Symmetry):
-        symmetry = Symmetry(symmetry, input=input, output=output or Trivial())
+        symmetry = Symmetry(symmetry, input=input, output=output or "trivial")
     index = _continuous_factor(symmetry.group.factors)
     group = symmetry.group.factors[index]
     basis = group.lie_algebra()

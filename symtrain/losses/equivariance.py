@@ -29,8 +29,7 @@ from torch import Tensor, nn
 from ..augment import random_elements
 from ..groups.base import Element, GroupContext
 from ..metrics.equivariance import output_rows
-from ..symmetrize.base import call_model
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, call_model
 from .gradnorm import GradNorm
 
 _DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "l2": F.mse_loss}
@@ -78,18 +77,8 @@ def equivariance_metrics(model: nn.Module, symmetry: Symmetry, x: Any, *, sample
     symmetry.check_input(x)
     context = symmetry.context(x)
     g = random_elements(symmetry, x, context, samples, generator)
-    f_gx, g_fx = _transformed_outputs(model, symmetry, x, context, g, samples, call_model(model, x))
+    f_gx, g_fx = symmetry.transformed_outputs(model, x, g, context)
     return {k: float(v) for k, v in remul_metrics(symmetry, f_gx, g_fx, context, samples).items()}
-
-
-def _transformed_outputs(model, symmetry: Symmetry, x: Any, context: GroupContext, g: Element,
-                         k: int, fx: Any) -> tuple[Any, Any]:
-    """``f(g·x)`` and ``g·f(x)`` for elements ``g`` (``[B·k]``), folded into the batch."""
-    context_k = context.repeat(k)
-    gx = symmetry.act_input(g, symmetry.input.repeat(x, k, context), context_k)
-    f_gx = call_model(model, gx)
-    g_fx = None if fx is None else symmetry.act_output(g, symmetry.output.repeat(fx, k, context), context_k)
-    return f_gx, g_fx
 
 
 class EquivarianceLoss(nn.Module):
@@ -185,7 +174,7 @@ class EquivarianceLoss(nn.Module):
         context = sym.context(x)
         fx = output if output is not None else call_model(model, x)
         g = random_elements(sym, x, context, k, self.generator)
-        f_gx, g_fx = _transformed_outputs(model, sym, x, context, g, k, fx)
+        f_gx, g_fx = sym.transformed_outputs(model, x, g, context, fx)
         if self.target == "label":
             target = sym.act_output(g, sym.output.repeat(y, k, context), context.repeat(k))
         else:

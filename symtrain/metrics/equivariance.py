@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..groups.base import element_batch_size
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, reference_tensor
 
 
 @dataclass
@@ -34,35 +34,9 @@ class EquivarianceError:
         return f"EquivarianceError(mean={self.mean:.3g}, max={self.max:.3g}, inputs={b}, elements={k})"
 
 
-def _flatten(y: Any, batch: int) -> Tensor:
-    if isinstance(y, Tensor):
-        return y.reshape(batch, -1) if y.shape[0] == batch else y.reshape(1, -1).expand(batch, -1)
-    if isinstance(y, dict):
-        y = list(y.values())
-    if isinstance(y, (tuple, list)):
-        return torch.cat([_flatten(v, batch) for v in y], 1)
-    raise TypeError(f"cannot compare outputs of type {type(y).__name__}")
-
-
-def _node_batch(y: Tensor, context, k: int) -> Tensor:
-    """Flat node outputs ``[nodes·k, ...]`` → per-graph rows ``[B·k, N_max·...]``."""
-    from torch_geometric.utils import to_dense_batch
-
-    ctx = context.repeat(k)
-    sizes = ctx.ptr[1:] - ctx.ptr[:-1]
-    batch_vec = torch.repeat_interleave(torch.arange(sizes.numel(), device=y.device), sizes)
-    dense, _ = to_dense_batch(y, batch_vec, batch_size=sizes.numel())
-    return dense.reshape(sizes.numel(), -1)
-
-
 def output_rows(symmetry: Symmetry, y: Any, context, k: int) -> Tensor:
-    """Outputs of ``B·k`` inputs as rows ``[B·k, D]``: tensors (and tuples / dicts of them)
-    flattened per input; flat PyG node outputs regrouped per graph (zero padded)."""
-    from ..actions.graph import GraphNodes
-
-    if isinstance(symmetry.output, GraphNodes):
-        return _node_batch(y, context, k)
-    return _flatten(y, context.batch_size * k)
+    """Outputs of ``B·k`` inputs as rows ``[B·k, D]`` (see :meth:`Action.rows`)."""
+    return symmetry.output.rows(y, context.repeat(k))
 
 
 @torch.no_grad()
@@ -86,8 +60,6 @@ def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
         if not isinstance(symmetry, Symmetry):
             raise ValueError("pass a Symmetry, or a model with a .symmetry attribute")
     symmetry.check_input(x)
-    from ..symmetrize.base import call_model, reference_tensor
-
     ref = reference_tensor(x)
     dtype = ref.dtype if ref.is_floating_point() else None
     context = symmetry.context(x)
@@ -100,11 +72,7 @@ def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
     else:
         g = symmetry.sample(context, samples or 16, generator, device=ref.device, dtype=dtype)
     k = element_batch_size(g) // batch
-    context_k = context.repeat(k)
-
-    fx = call_model(model, x)
-    gfx = symmetry.act_output(g, symmetry.output.repeat(fx, k, context), context_k)
-    fgx = call_model(model, symmetry.act_input(g, symmetry.input.repeat(x, k, context), context_k))
+    fgx, gfx = symmetry.transformed_outputs(model, x, g, context)
     a = output_rows(symmetry, fgx, context, k).to(torch.float64)
     b = output_rows(symmetry, gfx, context, k).to(torch.float64)
     err = (a - b).norm(dim=1) / b.norm(dim=1).clamp_min(eps)

@@ -20,11 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from ..actions.base import Action
-from ..actions.image import Image
-from ..actions.trivial import Trivial
+from ..actions.registry import create_action
 from ..errors import ShapeError, SymmetryError
 from ..groups.base import element_batch_size
-from ..groups.planar import Cyclic, Dihedral
 from ..symmetry import Symmetry
 from .equivariance import equivariance_error
 
@@ -165,7 +163,7 @@ def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Seque
     """
     explicit = isinstance(transforms, Symmetry)
     if isinstance(transforms, str):
-        transforms = Symmetry(transforms, input=Image(), output=Trivial())
+        transforms = Symmetry(transforms, input="image", output="trivial")
     layer_actions = dict(layer_actions or {})
     module = model if isinstance(model, nn.Module) else None
     layers = list(layers) if layers is not None else (_default_layers(module) if module is not None else [])
@@ -184,9 +182,9 @@ def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Seque
             action = layer_actions.get(name)
             if action is None:
                 if t.dim() <= 2:
-                    action = Trivial()
-                elif t.dim() == 4 and fiber is not None and isinstance(sym.group, (Cyclic, Dihedral)):
-                    action = Image(fiber=fiber)
+                    action = create_action("trivial")
+                elif t.dim() == 4 and fiber is not None and sym.group.acts_on_grid:
+                    action = create_action("image", fiber=fiber)
                 else:
                     return "no action known for this output; pass layer_actions"
             try:
@@ -340,8 +338,9 @@ def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), gro
         if sym is None:
             with torch.no_grad():
                 yt, fiber = _unwrap(_call_raw(model, x))
-            out = output or (Image(fiber=fiber or "trivial") if yt.dim() == 4 else Trivial())
-            sym = Symmetry(group, input=Image(), output=out)
+            out = output or (create_action("image", fiber=fiber or "trivial") if yt.dim() == 4
+                             else create_action("trivial"))
+            sym = Symmetry(group, input="image", output=out)
         err = equivariance_error(fn, sym, x)
         offsets = sampling_offsets(model, x)
         depth = max(depth, len({size for _, size, _ in offsets}))  # downsampling levels

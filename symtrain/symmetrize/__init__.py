@@ -1,11 +1,14 @@
 """Wrappers that make any model equivariant: one pipeline (see :mod:`.base`), several
-distributions over group elements."""
+distributions over group elements, registered by name (:func:`create_symmetrizer`)."""
 
 from .base import Symmetrizer
+from .registry import create_symmetrizer, list_symmetrizers, register_symmetrizer, symmetrizer_options
 from .averaging import GroupAveraging
-from .frame_averaging import Canonicalization, FrameAveraging
+from .frame_averaging import FrameAveraging
+from .canonicalization import Canonicalization
 from .frames import Frame, GroupFrame, PCAFrame, SortFrame
 from .probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
 
 __all__ = ["Symmetrizer", "GroupAveraging", "FrameAveraging", "Canonicalization", "Frame",
-           "PCAFrame", "SortFrame", "GroupFrame", "ProbabilisticSymmetrization", "LearnedCanonicalizer"]
+           "PCAFrame", "SortFrame", "GroupFrame", "ProbabilisticSymmetrization", "LearnedCanonicalizer",
+           "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "symmetrizer_options"]

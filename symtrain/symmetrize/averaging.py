@@ -2,11 +2,15 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..errors import SymmetryError
 from ..groups.base import element_batch_size
 from ..symmetry import Symmetry
-from .base import Symmetrizer, check_samples, reference_tensor, uniform_weights
+from ..symmetry import reference_tensor
+from .base import Symmetrizer, check_samples, uniform_weights
+from .registry import register_symmetrizer
 
 
+@register_symmetrizer("group_averaging", "ga")
 class GroupAveraging(Symmetrizer):
     """Average ``g·f(g⁻¹·x)`` over the group.
 
@@ -29,9 +33,10 @@ class GroupAveraging(Symmetrizer):
         self.samples = check_samples("samples", samples)
         self.eval_samples = check_samples("eval_samples", eval_samples)
         self.generator = generator
-        if samples is None and eval_samples is None and not symmetry.group.is_finite:
-            raise ValueError(f"{symmetry.group} is infinite: exact averaging is impossible; "
-                             "pass samples=K for a Monte-Carlo average")
+        if samples is None and not symmetry.group.is_finite:
+            raise SymmetryError(f"{symmetry.group} is infinite: exact averaging is impossible; "
+                                "pass samples=K for a Monte-Carlo average (eval_samples alone "
+                                "leaves training mode without a sample count)")
 
     @property
     def num_samples(self) -> int | None:

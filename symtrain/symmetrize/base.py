@@ -21,31 +21,7 @@ from torch import Tensor, nn
 
 from ..errors import SymmetryError
 from ..groups.base import Element, GroupContext
-from ..symmetry import Symmetry
-
-
-def call_model(model, x: Any) -> Any:
-    """Call ``model`` on an input; a tuple is unpacked into positional arguments."""
-    return model(*x) if isinstance(x, tuple) else model(x)
-
-
-def reference_tensor(x: Any) -> Tensor:
-    """A floating tensor of the input, to read device and dtype from."""
-    if isinstance(x, Tensor):
-        return x
-    if isinstance(x, dict):
-        items = list(x.values())
-    elif isinstance(x, (tuple, list)):
-        items = list(x)
-    elif hasattr(x, "to_dict"):  # a PyG Data / Batch
-        items = [v for v in x.to_dict().values() if isinstance(v, Tensor)]
-    else:
-        raise TypeError(f"cannot find a tensor in input of type {type(x).__name__}")
-    tensors = [reference_tensor(v) for v in items if isinstance(v, (Tensor, dict, tuple, list))]
-    floats = [t for t in tensors if t.is_floating_point()]
-    if not tensors:
-        raise TypeError("the input holds no tensors")
-    return floats[0] if floats else tensors[0]
+from ..symmetry import Symmetry, call_model, reference_tensor  # noqa: F401  (re-exported)
 
 
 class Symmetrizer(nn.Module):

@@ -23,67 +23,24 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..actions.base import Action
-from ..actions.fields import Fields
-from ..actions.graph import Graph
-from ..actions.nodes import Adjacency, Nodes
-from ..actions.points import Points, Vectors
 from ..errors import DegenerateFrameError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
-from ..groups.euclidean import Euclidean
-from ..groups.orthogonal import Orthogonal, SpecialOrthogonal
-from ..groups.permutation import SymmetricGroup
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, reference_tensor
 
 
 # --- finding the data a frame is computed from --------------------------------------
-def _fields(action: Action, x: Any):
-    if isinstance(action, Fields):
-        for _, sub, value in action._items(x):
-            yield from _fields(sub, value)
-    else:
-        yield action, x
-
-
 def point_cloud(symmetry: Symmetry, x: Any) -> Tensor | None:
-    """The first point cloud or vector field of the input, dense ``[B, N, d]``."""
-    for action, value in _fields(symmetry.input, x):
-        if isinstance(action, Vectors):
-            return value if action.nodes else value[:, None, :]
-        if isinstance(action, Graph):
-            from torch_geometric.data import Batch
-            from torch_geometric.utils import to_dense_batch
-
-            batch = value if isinstance(value, Batch) else Batch.from_data_list([value])
-            for key in action.positions + action.vectors:
-                if getattr(batch, key, None) is not None:
-                    return to_dense_batch(batch[key], batch.batch)[0]
-    return None
+    """The first point cloud or vector field of the input, dense ``[B, N, d]``
+    (see :meth:`Action.points <symtrain.actions.Action.points>`)."""
+    return symmetry.input.points(x)
 
 
 def lexicographic_keys(symmetry: Symmetry, x: Any) -> Tensor:
-    """Default sort keys ``[B, N, F]`` from the input: node features; for point clouds
-    the distance to the centroid (invariant to E(d)); for adjacency the degree."""
+    """Default sort keys ``[B, N, F]`` from the input's node view: node features,
+    degrees, distances of the points to the centroid (invariant to E(d)) and vector
+    norms (see :meth:`NodeView.sort_keys <symtrain.actions.NodeView.sort_keys>`)."""
     context = symmetry.context(x)
-    for action, value in _fields(symmetry.input, x):
-        if isinstance(action, Points) and action.nodes:
-            centred = value - context.centroid[:, None, :].to(value.dtype)
-            return centred.norm(dim=-1, keepdim=True)
-        if isinstance(action, Vectors) and action.nodes:
-            return value.norm(dim=-1, keepdim=True)
-        if isinstance(action, Adjacency):
-            deg = value.sum(2)
-            return deg[..., None] if deg.dim() == 2 else deg
-        if isinstance(action, Nodes):
-            return value[..., None] if value.dim() == 2 else value
-        if isinstance(action, Graph):
-            from torch_geometric.data import Batch
-            from torch_geometric.utils import to_dense_batch
-
-            batch = value if isinstance(value, Batch) else Batch.from_data_list([value])
-            feats = batch.x if batch.x is not None else torch.ones(batch.num_nodes, 1)
-            return to_dense_batch(feats.reshape(batch.num_nodes, -1).float(), batch.batch)[0]
-    raise UnsupportedGroupError("no node data in the input to sort nodes by: pass SortFrame(key=...)")
+    return symmetry.input.node_view(x, context).sort_keys(context.centroid)
 
 
 # --- frames --------------------------------------------------------------------------
@@ -116,19 +73,19 @@ class PCAFrame(Frame):
         self.signs, self.tol = signs, tol
 
     def __call__(self, factor, symmetry, x, context):
-        if not isinstance(factor, (Orthogonal, SpecialOrthogonal, Euclidean)):
+        if not (factor.is_continuous and factor.vector_dim is not None):
             raise UnsupportedGroupError(f"PCA frames are for O(d), SO(d), E(d), SE(d), not {factor}")
         pts = point_cloud(symmetry, x)
         if pts is None:
             raise UnsupportedGroupError("PCA frames need a point cloud or vectors in the input")
-        d = factor.dim
+        d = factor.vector_dim
         if pts.shape[-1] != d:
             raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
         mask = context.mask
         w = torch.ones(pts.shape[:2], device=pts.device, dtype=torch.float64) if mask is None \
             else mask.to(torch.float64)
         p = pts.to(torch.float64)
-        if isinstance(factor, Euclidean) or context.centroid is not None:
+        if factor.has_translations or context.centroid is not None:
             centre = (p * w[..., None]).sum(1) / w.sum(1, keepdim=True).clamp_min(1)
             p = p - centre[:, None, :]
         else:
@@ -144,7 +101,7 @@ class PCAFrame(Frame):
                 f"{evals[idx[0]].tolist()} are (nearly) repeated (relative gap < {self.tol}), "
                 "e.g. a symmetric or collinear point cloud. Use GroupAveraging over the group, "
                 "or ProbabilisticSymmetrization, for such inputs.")
-        proper = isinstance(factor, SpecialOrthogonal) or (isinstance(factor, Euclidean) and factor.proper)
+        proper = factor.is_proper
         b = pts.shape[0]
         if self.signs == "skew":
             proj = torch.einsum("bni,bij->bnj", p, vecs)
@@ -172,10 +129,10 @@ class PCAFrame(Frame):
         k = rots.shape[1]
         rots = rots.reshape(b * k, d, d).to(pts.dtype)
         weights = torch.full((b, k), 1.0 / k, device=pts.device, dtype=pts.dtype)
-        if isinstance(factor, Euclidean):
+        if factor.has_translations:
             t = context.centroid if context.centroid is not None else centre.to(pts.dtype)
-            return (rots, t.to(pts.dtype).repeat_interleave(k, 0)), weights
-        return rots, weights
+            return factor.from_parts(rots, t.to(pts.dtype).repeat_interleave(k, 0)), weights
+        return factor.from_parts(rots), weights
 
 
 class SortFrame(Frame):
@@ -196,7 +153,7 @@ class SortFrame(Frame):
         self.key, self.ties, self.max_size = key, ties, max_size
 
     def __call__(self, factor, symmetry, x, context):
-        if not isinstance(factor, SymmetricGroup):
+        if not factor.permutes_nodes:
             raise UnsupportedGroupError(f"sort frames are for S_n, not {factor}")
         keys = self.key(x) if self.key is not None else lexicographic_keys(symmetry, x)
         keys = keys.detach()
@@ -261,9 +218,9 @@ class GroupFrame(Frame):
 
 
 def default_frame(factor: Group, canonical: bool = False) -> Frame:
-    if isinstance(factor, (Orthogonal, SpecialOrthogonal, Euclidean)):
+    if factor.is_continuous and factor.vector_dim is not None:
         return PCAFrame(signs="skew" if canonical else "all")
-    if isinstance(factor, SymmetricGroup):
+    if factor.permutes_nodes:
         return SortFrame(ties="error" if canonical else "enumerate")
     if factor.is_finite and not canonical:
         return GroupFrame()
@@ -297,13 +254,9 @@ def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple
 
 
 def _float(x) -> torch.dtype:
-    from .base import reference_tensor
-
     t = reference_tensor(x)
     return t.dtype if t.is_floating_point() else torch.get_default_dtype()
 
 
 def _device(x):
-    from .base import reference_tensor
-
     return reference_tensor(x).device

@@ -10,12 +10,18 @@ transformed with the input.
 
 Gradients reach the interface: continuous elements (rotations) are differentiable;
 for discrete factors the forward values use the hard element (exact index
-operations) and a straight-through term adds the gradient of the soft element, as if
-the input had been multiplied by ``P_st = P_hard + P_soft − stopgrad(P_soft)``:
+operations) and a straight-through term adds the gradient of the paper's soft form,
+linearised at the hard element, with ``P_st = P_hard + P_soft − stopgrad(P_soft)``:
 
-- S_n on node axes (``Nodes``, ``Points``, ``Vectors``, ``Adjacency``, PyG ``Graph``
-  node attributes, ``Fields`` of them): ``x ↦ P_stᵀ x`` (``P_stᵀ A P_st`` for adjacency);
-- finite groups (C_n, D_n): ``x ↦ Σ_j π_j e_j⁻¹·x`` over all elements ``e_j``.
+- node-permuting factors (S_n): inputs ``g⁻¹·x ↦ P_stᵀ x`` (``P_stᵀ A P_st`` on
+  adjacency), outputs ``g·ŷ ↦ P_st ŷ`` (``P_st Ŷ P_stᵀ``), through each action's
+  :meth:`~symtrain.actions.Action.soft_permute`; an action that does not declare it
+  raises, so the interface never trains without its gradient;
+- finite factors (C_n, D_n) with probabilities ``π`` over their elements ``e_j``:
+  inputs ``Σ_j π_j e_j⁻¹·x``, outputs ``Σ_j π_j e_j·ŷ``.
+
+In a product group the soft term of one factor acts on the data moved by the other
+factors (the factors of a direct product commute).
 
 The soft terms are only computed in training mode with gradients enabled, so
 evaluation runs on hard indices alone.
@@ -23,81 +29,59 @@ evaluation runs on hard indices alone.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ..actions.base import Action
-from ..actions.fields import Fields
-from ..actions.graph import Graph, GraphNodes
-from ..actions.nodes import Adjacency, Mask, Nodes
-from ..actions.points import Vectors
-from ..errors import SymmetryError
+from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import Element, GroupContext, element_repeat, element_tile, iter_factors
-from ..groups.permutation import SymmetricGroup
-from ..symmetry import Symmetry
-from .base import Symmetrizer, check_samples, reference_tensor, uniform_weights
+from ..symmetry import Symmetry, reference_tensor
+from .base import Symmetrizer, check_samples, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
+from .registry import register_symmetrizer
 
 
-def _straight_through(value: Tensor, soft: Tensor) -> Tensor:
-    """``value`` in the forward pass, the gradient of ``soft`` in the backward pass."""
-    return value + (soft - soft.detach())
+def _detach(x: Any) -> Any:
+    """``x`` with every tensor detached (tensors, tuples, lists, dicts, PyG batches)."""
+    if isinstance(x, Tensor):
+        return x.detach()
+    if isinstance(x, (tuple, list)):
+        return type(x)(_detach(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _detach(v) for k, v in x.items()}
+    if hasattr(x, "apply"):  # a PyG Data / Batch
+        return x.clone().apply(lambda t: t.detach())
+    return x
 
 
-def _permute_nodes(m: Tensor, y: Tensor) -> Tensor:
-    """``m @ y`` on the node axis 1 of ``y`` ``[B, n, ...]``."""
-    return torch.einsum("bij,bj...->bi...", m.to(y.dtype), y)
+def _add_zero(hard: Any, soft: Any) -> Any:
+    """``hard`` in the forward pass, plus the gradient of ``soft`` in the backward pass:
+    ``hard + (soft − stopgrad(soft))`` on every float tensor of matching structures."""
+    if isinstance(hard, Tensor):
+        if not (hard.is_floating_point() and isinstance(soft, Tensor) and soft.requires_grad):
+            return hard
+        return hard + (soft - soft.detach())
+    if isinstance(hard, (tuple, list)):
+        return type(hard)(_add_zero(h, s) for h, s in zip(hard, soft))
+    if isinstance(hard, dict):
+        return {k: _add_zero(v, soft[k]) for k, v in hard.items()}
+    if hasattr(hard, "items"):  # a PyG Data / Batch (a fresh copy made by the action)
+        for key, value in list(soft.items()):
+            if isinstance(value, Tensor) and value.requires_grad:
+                hard[key] = _add_zero(hard[key], value)
+        return hard
+    return hard
 
 
-def _permute_flat_nodes(m: Tensor, y: Tensor, mask: Tensor) -> Tensor:
-    """``m @ y`` per graph for flat node data ``y`` ``[num_nodes, ...]`` (layout ``mask``)."""
-    dense = y.new_zeros(mask.shape + y.shape[1:])
-    dense[mask] = y
-    return _permute_nodes(m, dense)[mask]
+def straight_through_matrix(hard: Tensor, soft: Tensor) -> Tensor:
+    """``P_st = P_hard + P_soft − stopgrad(P_soft)``: the hard matrix's values with the
+    soft matrix's gradient (Kim et al. 2023)."""
+    return hard.to(soft.dtype) + (soft - soft.detach())
 
 
-def _st_matrix(action: Action, y: Any, m: Tensor, context: GroupContext) -> Any:
-    """Add the straight-through term of a soft node permutation ``m`` ``[B, n, n]``
-    (equal to the identity at the hard element) to already hard-permuted data ``y``.
-    Data without a float node axis (masks, integer features) is returned unchanged."""
-    if isinstance(action, Fields):
-        return action._rebuild([(key, _st_matrix(sub, v, m, context)) for key, sub, v in action._items(y)])
-    if isinstance(action, Graph):
-        for key, value in list(y.items()):
-            if key not in ("batch", "ptr") and isinstance(value, Tensor) \
-                    and value.is_floating_point() and y.is_node_attr(key):
-                y[key] = _straight_through(value, _permute_flat_nodes(m, value.detach(), context.mask))
-        return y
-    if not isinstance(y, Tensor) or not y.is_floating_point() or isinstance(action, Mask):
-        return y
-    if isinstance(action, Adjacency):  # linearisation of P_stᵀ A P_st at the hard element
-        a = y.detach()
-        soft = _permute_nodes(m, a) + _permute_nodes(m, a.transpose(1, 2)).transpose(1, 2)
-        return _straight_through(y, soft)
-    if isinstance(action, Nodes) or (isinstance(action, Vectors) and action.nodes):
-        return _straight_through(y, _permute_nodes(m, y.detach()))
-    if isinstance(action, GraphNodes):
-        return _straight_through(y, _permute_flat_nodes(m, y.detach(), context.mask))
-    return y
-
-
-def _st_finite(action: Action, factor, y: Any, probs: Tensor, shift: Element,
-               context: GroupContext) -> Any:
-    """Straight-through term of a distribution ``probs`` ``[B, |G|]`` over a finite factor:
-    the soft value is ``Σ_j π_j (e_j ∘ shift)·y`` (equal to ``y`` at the hard element)."""
-    if not isinstance(y, Tensor) or not y.is_floating_point():
-        return y
-    b, m = probs.shape
-    elems = factor.elements(context=context, device=probs.device)
-    moves = factor.compose(element_tile(elems, b), element_repeat(shift, m))
-    ys = action.act_factor(factor, moves, y.detach().repeat_interleave(m, 0), context.repeat(m))
-    ys = ys.reshape(b, m, *y.shape[1:])
-    soft = (ys * probs.to(y.dtype).reshape(b, m, *([1] * (y.dim() - 1)))).sum(1)
-    return _straight_through(y, soft)
-
-
+@register_symmetrizer("ps", "lps")
 class ProbabilisticSymmetrization(Symmetrizer):
     """Make ``base`` equivariant by averaging over elements from a learned equivariant
     distribution ``q(g | x)`` (learned probabilistic symmetrization, LPS).
@@ -107,9 +91,9 @@ class ProbabilisticSymmetrization(Symmetrizer):
         symmetry: the group and its actions on input and output.
         interface: an :class:`~symtrain.symmetrize.interfaces.Interface` producing
             elements of ``symmetry.group`` (it is attached to the symmetry here).
-        samples_train: ``k`` in training mode; samples_eval: ``k`` in eval mode
-            (default: ``samples_train``).
-        noise_scale: scale of the interface noise (0 with ``samples_train=1`` is a learned
+        samples: ``k`` in training mode; eval_samples: ``k`` in eval mode (default:
+            ``samples``). ``samples_train``/``samples_eval`` are deprecated aliases.
+        noise_scale: scale of the interface noise (0 with ``samples=1`` is a learned
             canonicalization; see :meth:`canonicalization`).
         loss_on: ``"mean"`` (outputs averaged over the ``k`` samples, the paper's choice)
             or ``"per_sample"``: in training mode the forward returns the ``B·k``
@@ -126,25 +110,29 @@ class ProbabilisticSymmetrization(Symmetrizer):
     >>> from symtrain.symmetrize.interfaces import PermutationInterface
     >>> sym = st.Symmetry("S_n", input=st.actions.Nodes(), output=st.actions.Trivial())
     >>> model = ProbabilisticSymmetrization(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 1)),
-    ...     sym, PermutationInterface(in_features=2, hidden=16), samples_train=4)
+    ...     sym, PermutationInterface(in_features=2, hidden=16), samples=4)
     >>> model(torch.randn(3, 4, 2)).shape
     torch.Size([3, 1])
     """
 
-    def __init__(self, base: nn.Module, symmetry: Symmetry, interface: Interface,
-                 samples_train: int = 10, samples_eval: int | None = None,
+    def __init__(self, base: nn.Module, symmetry: Symmetry, interface: Interface | str | dict | None = None,
+                 samples: int = 10, eval_samples: int | None = None,
                  noise_scale: float = 1.0, loss_on: str = "mean",
-                 generator: torch.Generator | None = None):
+                 generator: torch.Generator | None = None, example: Any = None,
+                 samples_train: int | None = None, samples_eval: int | None = None):
         super().__init__(base, symmetry)
+        samples, eval_samples = _deprecated_sample_names(samples, eval_samples, samples_train, samples_eval)
         if not isinstance(interface, Interface):
-            raise TypeError(f"interface must be a symtrain Interface, got {type(interface).__name__}")
+            from .interfaces.registry import create_interface
+
+            interface = create_interface(interface, symmetry, example=example)
         if loss_on not in ("mean", "per_sample"):
             raise SymmetryError(f"loss_on must be 'mean' or 'per_sample', got {loss_on!r}")
         if not noise_scale >= 0:
             raise SymmetryError(f"noise_scale must be >= 0, got {noise_scale!r}")
         self.interface = interface.attach(symmetry)
-        self.samples_train = check_samples("samples_train", samples_train, optional=False)
-        self.samples_eval = check_samples("samples_eval", samples_eval)
+        self.samples = check_samples("samples", samples, optional=False)
+        self.eval_samples = check_samples("eval_samples", eval_samples)
         self.noise_scale = float(noise_scale)
         self.loss_on = loss_on
         self.generator = generator
@@ -155,17 +143,29 @@ class ProbabilisticSymmetrization(Symmetrizer):
     def canonicalization(cls, base: nn.Module, symmetry: Symmetry,
                          interface: Interface) -> "ProbabilisticSymmetrization":
         """Learned canonicalization (Kaba et al. 2023): no noise, one sample."""
-        return cls(base, symmetry, interface, samples_train=1, samples_eval=1, noise_scale=0.0)
+        return cls(base, symmetry, interface, samples=1, eval_samples=1, noise_scale=0.0)
 
     @property
-    def num_samples(self) -> int:
-        if not self.training and self.samples_eval is not None:
-            return self.samples_eval
-        return self.samples_train
+    def samples_train(self) -> int:
+        """Deprecated name of :attr:`samples`."""
+        warnings.warn("samples_train is deprecated; use samples", DeprecationWarning, stacklevel=2)
+        return self.samples
+
+    @property
+    def samples_eval(self) -> int | None:
+        """Deprecated name of :attr:`eval_samples`."""
+        warnings.warn("samples_eval is deprecated; use eval_samples", DeprecationWarning, stacklevel=2)
+        return self.eval_samples
 
     def aux_loss(self) -> Tensor:
         """Auxiliary loss of the last forward (0 when there is none)."""
         return self._aux if self._aux is not None else torch.zeros(())
+
+    @property
+    def num_samples(self) -> int:
+        if not self.training and self.eval_samples is not None:
+            return self.eval_samples
+        return self.samples
 
     def repeat_target(self, y: Any, x: Any | None = None) -> Any:
         """Targets repeated ``k`` times (b-major), to match ``loss_on="per_sample"`` outputs."""
@@ -212,48 +212,107 @@ class ProbabilisticSymmetrization(Symmetrizer):
     # --- straight-through paths ---------------------------------------------------------
     def transform_input(self, g, xs, context):
         out = super().transform_input(g, xs, context)
-        return self._straight_through(self.symmetry.input, g, out, context, inverse=True)
+        return self._straight_through(self.symmetry.input, g, xs, out, context, inverse=True)
 
     def transform_output(self, g, ys, context):
         out = super().transform_output(g, ys, context)
-        return self._straight_through(self.symmetry.output, g, out, context, inverse=False)
+        return self._straight_through(self.symmetry.output, g, ys, out, context, inverse=False)
 
-    def _straight_through(self, action, g, y, context, inverse):
+    def _straight_through(self, action, g, data, hard, context, inverse):
+        """``hard`` (``g⁻¹·data`` if ``inverse``, else ``g·data``) plus, for each discrete
+        factor with a soft part, the zero-valued term that carries the gradient of its
+        soft form (see the module docstring)."""
         relaxed = self._relaxed
         if relaxed is None:
-            return y
+            return hard
         group = self.symmetry.group
-        for (factor, comp), soft in zip(iter_factors(group, g), relaxed.soft):
+        parts = group.split(g)
+        for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft)):
             if soft is None:
                 continue
-            if isinstance(factor, SymmetricGroup):
-                # M = P_softᵀ P_hard (acting on g⁻¹·x); its transpose on g·y.
-                n = comp.shape[1]
-                m = soft.transpose(-1, -2).gather(2, comp[:, None, :].expand(-1, n, n))
-                y = _st_matrix(action, y, m if inverse else m.transpose(-1, -2), context)
+            base = _detach(self._moved_by_others(action, parts, i, data, context, inverse))
+            if factor.permutes_nodes:
+                p = straight_through_matrix(factor.matrix(factor.permutation(comp)), soft)
+                soft_value = action.soft_permute(base, p.transpose(-1, -2) if inverse else p, context)
             elif factor.is_finite:
-                # Soft g⁻¹·x = Σ π_j e_j⁻¹·x = Σ π_j (e_j⁻¹ g)·(g⁻¹·x); on outputs e_j g⁻¹.
-                probs = soft
-                if inverse:
-                    inv = factor.inverse(factor.elements(context=context, device=probs.device))
-                    probs = probs[:, _inverse_index(factor, inv, context)]
-                    y = _st_finite(action, factor, y, probs, comp, context)
-                else:
-                    y = _st_finite(action, factor, y, probs, factor.inverse(comp), context)
-        return y
+                soft_value = self._finite_mixture(action, i, soft, base, context, inverse)
+            else:
+                raise UnsupportedGroupError(
+                    f"the interface gave a soft part for {factor}, which is neither a node "
+                    "permutation nor a finite group: no straight-through path is defined for it")
+            hard = _add_zero(hard, soft_value)
+        return hard
 
+    def _moved_by_others(self, action, parts, i, data, context, inverse):
+        """``data`` moved by every factor of the element but the ``i``-th."""
+        group = self.symmetry.group
+        if len(parts) == 1:
+            return data
+        batch = context.batch_size
+        ref = parts[i][0] if isinstance(parts[i], tuple) else parts[i]
+        others = list(parts)
+        others[i] = group.factors[i].identity(batch, context=context, device=ref.device,
+                                              dtype=ref.dtype if ref.is_floating_point() else None)
+        g = group.join(tuple(others))
+        return action.act(group, group.inverse(g) if inverse else g, data, context)
+
+    def _finite_mixture(self, action, i, probs, data, context, inverse):
+        """``Σ_j π_j e_j⁻¹·data`` (``inverse``) or ``Σ_j π_j e_j·data`` over the elements
+        ``e_j`` of the ``i``-th (finite) factor, every other factor at the identity."""
+        group = self.symmetry.group
+        factor = group.factors[i]
+        b, m = probs.shape
+        elems = factor.elements(context=context, device=probs.device)
+        if inverse:
+            elems = factor.inverse(elems)
+        moves = element_tile(elems, b)                                   # [B·m], b-major
+        context_m = context.repeat(m)
+        if len(group.factors) > 1:
+            ids = [f.identity(b * m, context=context_m, device=probs.device) for f in group.factors]
+            ids[i] = moves
+            moves = group.join(tuple(ids))
+        moved = action.act(group, moves, action.repeat(data, m, context), context_m)
+        return _weighted_sum(moved, probs)
     def extra_repr(self):
-        return (f"{super().extra_repr()}, samples_train={self.samples_train}, "
-                f"samples_eval={self.samples_eval}, noise_scale={self.noise_scale}, "
+        return (f"{super().extra_repr()}, samples={self.samples}, "
+                f"eval_samples={self.eval_samples}, noise_scale={self.noise_scale}, "
                 f"loss_on={self.loss_on!r}")
 
 
-def _inverse_index(factor, inv, context) -> Tensor:
-    """Index ``i(j)`` with ``elements[i(j)] = elements[j]⁻¹``."""
-    from ..actions.image import element_index
+def _weighted_sum(moved: Any, probs: Tensor) -> Any:
+    """``Σ_j π_j y_j`` over ``m`` copies folded into the batch (b-major) of every float tensor."""
+    b, m = probs.shape
+    if isinstance(moved, Tensor):
+        if not moved.is_floating_point():
+            return moved[::m]
+        y = moved.reshape(b, m, *moved.shape[1:])
+        return (y * probs.to(y.dtype).reshape(b, m, *([1] * (y.dim() - 2)))).sum(1)
+    if isinstance(moved, (tuple, list)):
+        return type(moved)(_weighted_sum(v, probs) for v in moved)
+    if isinstance(moved, dict):
+        return {k: _weighted_sum(v, probs) for k, v in moved.items()}
+    raise UnsupportedGroupError(f"the straight-through term of a finite group cannot mix data of "
+                                f"type {type(moved).__name__}")
 
-    elems = factor.elements(context=context, device=inv.device)
-    return element_index(factor, inv, elems)
+
+def _deprecated_sample_names(samples, eval_samples, samples_train, samples_eval):
+    if samples_train is not None:
+        warnings.warn("samples_train is deprecated; use samples", DeprecationWarning, stacklevel=3)
+        samples = samples_train
+    if samples_eval is not None:
+        warnings.warn("samples_eval is deprecated; use eval_samples", DeprecationWarning, stacklevel=3)
+        eval_samples = samples_eval
+    return samples, eval_samples
+
+
+@register_symmetrizer("learned_canonicalization")
+def learned_canonicalization(base: nn.Module, symmetry: Symmetry,
+                             interface: Interface | str | dict | None = None,
+                             example: Any = None) -> ProbabilisticSymmetrization:
+    """Learned canonicalization (Kaba et al. 2023) as LPS with no noise and one sample,
+    so discrete factors get the straight-through gradient."""
+    return ProbabilisticSymmetrization(base, symmetry, interface, samples=1, eval_samples=1,
+                                       noise_scale=0.0, example=example)
 
 
 class LearnedCanonicalizer(nn.Module):

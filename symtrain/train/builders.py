@@ -482,8 +482,8 @@ def _ps(base, sym, s, task) -> Built:
     from ..symmetrize import ProbabilisticSymmetrization
 
     iface = build_interface(sym, s, task)
-    return Built(ProbabilisticSymmetrization(base, sym, iface, samples_train=s.samples,
-                                             samples_eval=s.eval_samples, noise_scale=s.noise_scale))
+    return Built(ProbabilisticSymmetrization(base, sym, iface, samples=s.samples,
+                                             eval_samples=s.eval_samples, noise_scale=s.noise_scale))
 
 
 @register_method("learned_canonicalization")

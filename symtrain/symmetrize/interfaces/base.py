@@ -24,16 +24,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...actions.base import Action
-from ...actions.graph import Graph
-from ...actions.nodes import Adjacency, Mask, Nodes
-from ...actions.points import Points, Vectors
-from ...errors import ShapeError, UnsupportedGroupError
+from ...actions.base import Action, NodeView
+from ...errors import UnsupportedGroupError
 from ...groups.base import Element, Group, GroupContext
-from ...groups.permutation import SymmetricGroup
 from ...groups.registry import create_group
 from ...symmetry import Symmetry
-from ..frames import _fields as _leaves
 
 
 @dataclass
@@ -56,16 +51,7 @@ class RelaxedElement:
 
 def groups_compatible(a: Group, b: Group) -> bool:
     """Whether elements of ``a`` can be used as elements of ``b`` (``S_n`` matches ``S5``)."""
-    fa, fb = a.factors, b.factors
-    if len(fa) != len(fb):
-        return False
-    for x, y in zip(fa, fb):
-        if isinstance(x, SymmetricGroup) and isinstance(y, SymmetricGroup):
-            if x.n is not None and y.n is not None and x.n != y.n:
-                return False
-        elif x != y:
-            return False
-    return True
+    return b.compatible(a)
 
 
 class Interface(nn.Module):
@@ -77,6 +63,17 @@ class Interface(nn.Module):
 
     group: Group
     noise_action: Action
+
+    @classmethod
+    def supports(cls, group: Group) -> bool:
+        """Whether this interface can produce elements of ``group`` (used to pick the
+        default interface of a group)."""
+        return False
+
+    @classmethod
+    def infer_args(cls, symmetry: Symmetry, example: Any) -> dict[str, Any]:
+        """Constructor arguments read off an example input (channel counts, ...)."""
+        return {}
 
     def __init__(self, group: str | Group):
         super().__init__()
@@ -124,66 +121,11 @@ class Interface(nn.Module):
 
 
 # --- reading node-structured data ------------------------------------------------------
-@dataclass
-class NodeView:
-    """Dense views of a node-structured input (``B`` samples, ``N`` node slots).
-
-    ``features``: ``[B, N, F]`` per-node floats (node features, and for S_n-only inputs
-    also points/vectors), ``adjacency``: ``[B, N, N]`` or ``None``, ``points``: positions
-    ``[B, N, d]`` or ``None``, ``vectors``: list of ``[B, N, d]``, ``mask``: ``[B, N]``."""
-
-    features: Tensor | None
-    adjacency: Tensor | None
-    points: Tensor | None
-    vectors: list[Tensor]
-    mask: Tensor | None
-
-
 def node_view(action: Action, x: Any, context: GroupContext | None = None) -> NodeView:
-    """Dense per-node tensors of ``x`` read through its ``action`` (Nodes, Points,
-    Vectors, Adjacency, Mask, Graph, and Fields of them)."""
-    feats, vectors = [], []
-    adjacency = points = mask = None
-    for act, value in _leaves(action, x):
-        if isinstance(act, Mask):
-            mask = value
-        elif isinstance(act, Adjacency):
-            a = value.to(torch.get_default_dtype()) if not value.is_floating_point() else value
-            adjacency = a if a.dim() == 3 else a.sum(-1)
-        elif isinstance(act, Nodes):
-            v = value if value.is_floating_point() else value.to(torch.get_default_dtype())
-            feats.append(v[..., None] if v.dim() == 2 else v)
-        elif isinstance(act, Vectors):
-            if not act.nodes:
-                raise ShapeError("interfaces need per-node data; Vectors(nodes=False) has no nodes")
-            if isinstance(act, Points) and points is None:
-                points = value
-            else:
-                vectors.append(value)
-        elif isinstance(act, Graph):
-            from torch_geometric.data import Batch
-            from torch_geometric.utils import to_dense_adj, to_dense_batch
-
-            batch = value if isinstance(value, Batch) else Batch.from_data_list([value])
-            b = batch.num_graphs
-            if batch.x is not None:
-                f, mask = to_dense_batch(batch.x.reshape(batch.num_nodes, -1).to(
-                    torch.get_default_dtype()), batch.batch, batch_size=b)
-                feats.append(f)
-            else:
-                _, mask = to_dense_batch(batch.batch.new_zeros(batch.num_nodes, 1), batch.batch,
-                                         batch_size=b)
-            n = mask.shape[1]
-            adjacency = to_dense_adj(batch.edge_index, batch.batch, batch_size=b, max_num_nodes=n)
-            for key in act.positions + act.vectors:
-                v = getattr(batch, key, None)
-                if v is not None:
-                    dense = to_dense_batch(v, batch.batch, batch_size=b, max_num_nodes=n)[0]
-                    if key in act.positions and points is None:
-                        points = dense
-                    else:
-                        vectors.append(dense)
-    if mask is None and context is not None:
-        mask = context.mask
-    features = torch.cat(feats, -1) if feats else None
-    return NodeView(features, adjacency, points, vectors, mask)
+    """Dense per-node tensors of ``x`` read through its ``action``
+    (:meth:`Action.node_view <symtrain.actions.Action.node_view>`), with the mask of
+    ``context`` when the data carry none."""
+    view = action.node_view(x, context)
+    if view.mask is None and context is not None:
+        view.mask = context.mask
+    return view

@@ -24,27 +24,34 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...actions.image import Image
-from ...errors import ShapeError, SymmetryError
+from ...actions.registry import create_action
+from ...errors import ShapeError, SymmetryError, UnsupportedGroupError
 from ...groups.base import Group, GroupContext
-from ...groups.orthogonal import SpecialOrthogonal
-from ...groups.planar import Cyclic, Dihedral, rotation_matrix_2d
-from ..frames import _fields
+from ...groups.planar import rotation_matrix_2d
 from .base import Interface, RelaxedElement
+from .registry import register_interface
+
+
+def _planar(group: Group) -> bool:
+    return (len(group.factors) == 1 and group.vector_dim == 2 and not group.has_translations
+            and not group.permutes_nodes and (group.is_finite or group.is_proper))
 
 
 def _gspace(group: Group, max_frequency: int):
+    """escnn's gspace of a planar group: C_n (finite, proper), D_n (finite, with the
+    reflection (x, y) -> (x, -y)) or SO(2) (continuous, proper)."""
     from escnn import gspaces
 
-    if isinstance(group, Cyclic):
-        return gspaces.rot2dOnR2(N=group.n)
-    if isinstance(group, Dihedral):
-        return gspaces.flipRot2dOnR2(N=group.n, axis=0.0)  # reflection (x, y) -> (x, -y)
-    if isinstance(group, SpecialOrthogonal) and group.dim == 2:
-        return gspaces.rot2dOnR2(N=-1, maximum_frequency=max_frequency)
-    raise SymmetryError(f"ImageInterface supports C_n, D_n and SO2, not {group}")
+    if not _planar(group):
+        raise SymmetryError(f"ImageInterface supports C_n, D_n and SO2, not {group}")
+    if group.is_finite and group.is_proper:
+        return gspaces.rot2dOnR2(N=group.order)
+    if group.is_finite:
+        return gspaces.flipRot2dOnR2(N=group.order // 2, axis=0.0)
+    return gspaces.rot2dOnR2(N=-1, maximum_frequency=max_frequency)
 
 
+@register_interface("image")
 class ImageInterface(Interface):
     """Equivariant interface for planar groups acting on images ``[B, C, H, W]``.
 
@@ -70,7 +77,7 @@ class ImageInterface(Interface):
         self.in_channels, self.tau, self.entropy_weight = in_channels, tau, entropy_weight
         self.finite = self.group.is_finite
         gs = _gspace(self.group, max_frequency)
-        self.noise_action = Image() if self.finite and 4 % self.group.n == 0 else Image("bilinear")
+        self.noise_action = create_action("image", None if self.group.acts_on_grid else "bilinear")
         in_type = enn.FieldType(gs, [gs.trivial_repr] * (in_channels + 1))
         if self.finite:
             hid = enn.FieldType(gs, [gs.regular_repr] * hidden)
@@ -107,7 +114,7 @@ class ImageInterface(Interface):
         m = ours.shape[0]
         theirs_imgs = torch.cat([enn.GeometricTensor(probe, ftype).transform(e).tensor
                                  for e in gs.fibergroup.elements])             # [m, 1, 9, 9]
-        action = Image() if 4 % self.group.n == 0 else Image("bilinear")
+        action = create_action("image", None if self.group.acts_on_grid else "bilinear")
         ours_imgs = action.act(self.group, ours, probe.expand(m, -1, -1, -1))
         dist = (theirs_imgs[:, None] - ours_imgs[None]).flatten(2).norm(dim=-1)  # [m, m]
         index = dist.argmin(1)
@@ -115,17 +122,28 @@ class ImageInterface(Interface):
             raise SymmetryError(f"could not match escnn's elements of {self.group} to symtrain's")
         return index
 
+    @classmethod
+    def supports(cls, group):
+        return _planar(group) and group.is_finite
+
+    @classmethod
+    def infer_args(cls, symmetry, example):
+        img = symmetry.input.pixels(example)
+        return {} if img is None else {"in_channels": img.shape[1]}
+
     def attach(self, symmetry):
         super().attach(symmetry)
-        if isinstance(symmetry.input, Image):
-            self.noise_action = Image(symmetry.input.interpolation)
+        try:  # noise moves like a one-channel image of the input's kind
+            self.noise_action = symmetry.input.scalar_field()
+        except UnsupportedGroupError:
+            pass  # e.g. a Fields input: keep the image action built for the group
         return self
 
     def _image(self, x: Any) -> Tensor:
-        for action, value in _fields(self._action(), x):
-            if isinstance(action, Image):
-                return value
-        raise ShapeError("ImageInterface needs an Image field in the input")
+        img = self._action().pixels(x)
+        if img is None:
+            raise ShapeError("ImageInterface needs an Image field in the input")
+        return img
 
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Tensor:

@@ -22,11 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ...actions.nodes import Nodes
+from ...actions.registry import create_action
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import GroupContext
 from ...groups.permutation import invert_permutation, permutations_from_scores
+from ...symmetry import reference_tensor
 from .base import Interface, RelaxedElement, node_view
+from .registry import register_interface
 
 _NEG = -1e9
 
@@ -77,6 +79,7 @@ def permutation_entropy(soft: Tensor, mask: Tensor | None = None, eps: float = 1
     return (((h_rows + h_cols) * w).sum(-1) / count).mean()
 
 
+@register_interface("permutation")
 class PermutationInterface(Interface):
     """Equivariant S_n interface: GIN (dense, torch-geometric ``DenseGINConv``) with a
     virtual node joined to every real node; one score per node.
@@ -113,7 +116,7 @@ class PermutationInterface(Interface):
         self.tau, self.sinkhorn_iterations = tau, sinkhorn_iterations
         self.entropy_weight, self.tie_break = entropy_weight, tie_break
         self.max_nodes, self.normalize = max_nodes, normalize
-        self.noise_action = Nodes()
+        self.noise_action = create_action("nodes")
         width = max(in_features + noise_dim, 1)
         self.virtual_node = nn.Parameter(torch.randn(width) * 0.1)
         dims = [width] + [hidden] * layers
@@ -122,6 +125,15 @@ class PermutationInterface(Interface):
                          train_eps=True) for a, b in zip(dims[:-1], dims[1:]))
         self.head = nn.Linear(hidden, 1)
 
+    @classmethod
+    def supports(cls, group):
+        return len(group.factors) == 1 and group.permutes_nodes
+
+    @classmethod
+    def infer_args(cls, symmetry, example):
+        view = node_view(symmetry.input, example, symmetry.context(example))
+        return {"in_features": 0 if view.features is None else view.features.shape[-1]}
+
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, noise_dim={self.noise_dim}, tau={self.tau}, "
                 f"sinkhorn_iterations={self.sinkhorn_iterations}, "
@@ -129,8 +141,6 @@ class PermutationInterface(Interface):
 
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Tensor:
-        from ..base import reference_tensor
-
         ref = reference_tensor(x)
         b, n = context.batch_size, context.num_nodes
         noise = torch.rand(b, n, self.noise_dim + 1, generator=generator, device=ref.device,

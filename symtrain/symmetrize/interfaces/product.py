@@ -19,12 +19,13 @@ from torch import Tensor, nn
 
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
-from ...groups.permutation import SymmetricGroup
 from .base import RelaxedElement
 from .permutation import relaxed_permutation
-from .rotation import RotationInterface
+from .registry import register_interface
+from .rotation import RotationInterface, _is_rotation_group
 
 
+@register_interface("product")
 class ProductInterface(RotationInterface):
     """Interface for ``S_n × G`` with G one of O(d), SO(d), E(d), SE(d).
 
@@ -43,7 +44,7 @@ class ProductInterface(RotationInterface):
 
         full = create_group(group)
         factors = full.factors
-        if len(factors) != 2 or not isinstance(factors[0], SymmetricGroup):
+        if not self.supports(full):
             raise SymmetryError(f"ProductInterface is for S_n x O(d)/SO(d)/E(d)/SE(d), got {full}; "
                                 "use PermutationInterface or RotationInterface for one factor")
         super().__init__(factors[1], in_vectors, in_scalars, hidden, layers, knn)
@@ -51,6 +52,11 @@ class ProductInterface(RotationInterface):
         self.tau, self.sinkhorn_iterations = tau, sinkhorn_iterations
         self.entropy_weight, self.tie_break, self.max_nodes = entropy_weight, tie_break, max_nodes
         self.score = nn.Sequential(nn.Linear(hidden * self.dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    @classmethod
+    def supports(cls, group):
+        factors = group.factors
+        return len(factors) == 2 and factors[0].permutes_nodes and _is_rotation_group(factors[1])
 
     def extra_repr(self) -> str:
         return (f"{super().extra_repr()}, tau={self.tau}, sinkhorn_iterations={self.sinkhorn_iterations}, "

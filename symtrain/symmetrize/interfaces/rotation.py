@@ -17,12 +17,12 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ...actions.points import Vectors
+from ...actions.registry import create_action
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
-from ...groups.euclidean import Euclidean
-from ...groups.orthogonal import Orthogonal, SpecialOrthogonal
+from ...symmetry import reference_tensor
 from .base import Interface, RelaxedElement, node_view
+from .registry import register_interface
 
 
 def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
@@ -126,11 +126,13 @@ class VNEncoder(nn.Module):
 
 def _rotation_part(group: Group) -> tuple[int, bool, bool]:
     """(d, proper, translations) of O(d)/SO(d)/E(d)/SE(d)."""
-    if isinstance(group, Euclidean):
-        return group.dim, group.proper, True
-    if isinstance(group, (Orthogonal, SpecialOrthogonal)):
-        return group.dim, isinstance(group, SpecialOrthogonal), False
-    raise SymmetryError(f"{group} is not a rotation group (O(d), SO(d), E(d), SE(d))")
+    if not _is_rotation_group(group):
+        raise SymmetryError(f"{group} is not a rotation group (O(d), SO(d), E(d), SE(d))")
+    return group.vector_dim, group.is_proper, group.has_translations
+
+
+def _is_rotation_group(group: Group) -> bool:
+    return len(group.factors) == 1 and group.is_continuous and group.vector_dim is not None
 
 
 class PointEncoding(nn.Module):
@@ -173,6 +175,7 @@ class PointEncoding(nn.Module):
         return v, pos, mask, centroid, scalars
 
 
+@register_interface("rotation")
 class RotationInterface(Interface):
     """Equivariant interface for O(d), SO(d), E(d), SE(d) on point sets.
 
@@ -192,17 +195,25 @@ class RotationInterface(Interface):
         super().__init__(group)
         self.dim, self.proper, self.translations = _rotation_part(self.group)
         self.in_vectors, self.in_scalars = in_vectors, in_scalars
-        self.noise_action = Vectors()
+        self.noise_action = create_action("vectors")
         self.encoder = VNEncoder(in_vectors + 1, hidden, layers, knn, in_scalars)
         self.frame = VNLinear(hidden, self.dim)
+
+    @classmethod
+    def supports(cls, group):
+        return _is_rotation_group(group)
+
+    @classmethod
+    def infer_args(cls, symmetry, example):
+        view = node_view(symmetry.input, example, symmetry.context(example))
+        return {"in_vectors": int(view.points is not None) + len(view.vectors),
+                "in_scalars": 0 if view.features is None else view.features.shape[-1]}
 
     def extra_repr(self) -> str:
         return f"group={self.group}, in_vectors={self.in_vectors}, in_scalars={self.in_scalars}"
 
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Tensor:
-        from ..base import reference_tensor
-
         ref = reference_tensor(x)
         dtype = ref.dtype if ref.is_floating_point() else None
         return scale * torch.randn(context.batch_size, context.num_nodes, self.dim,
@@ -218,13 +229,14 @@ class RotationInterface(Interface):
         return h, rot, mask, centroid
 
     def element(self, rot: Tensor, centroid: Tensor | None, context: GroupContext | None):
+        group = self.group.factors[-1]
         if not self.translations:
-            return rot
+            return group.from_parts(rot)
         if context is not None and context.centroid is not None:
             centroid = context.centroid
         if centroid is None:
             raise SymmetryError(f"{self.group} needs positions (a Points field) to fix the translation")
-        return rot, centroid.to(rot.dtype)
+        return group.from_parts(rot, centroid.to(rot.dtype))
 
     def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
                 soft: bool = False) -> RelaxedElement:

@@ -1,0 +1,53 @@
+"""Canonicalization: the base model runs once, on a canonical pose of the input."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import UnsupportedGroupError
+from ..symmetry import Symmetry, reference_tensor
+from .base import Symmetrizer
+from .frames import Frame, default_frame, frame_elements
+from .registry import register_symmetrizer
+
+
+@register_symmetrizer("canonicalization")
+class Canonicalization(Symmetrizer):
+    """Run the base model once, on the canonical pose ``g(x)⁻¹·x``, and map its output back
+    by ``g(x)``. Exactly equivariant when the canonicalizer is: ``g(h·x) = h·g(x)``.
+
+    Args:
+        canonicalizer: ``"auto"`` (PCA with third-moment signs for rotation groups,
+            sorting without ties for S_n, per factor), a list of single-element
+            :class:`Frame`s, or any callable / ``nn.Module`` ``x -> element batch [B]``
+            (e.g. a learned equivariant network).
+    """
+
+    def __init__(self, base: nn.Module, symmetry: Symmetry,
+                 canonicalizer: str | Sequence[Frame] | Callable = "auto"):
+        super().__init__(base, symmetry)
+        if canonicalizer == "auto":
+            canonicalizer = [default_frame(f, canonical=True) for f in symmetry.group.factors]
+        if isinstance(canonicalizer, (list, tuple)):
+            self.frames = list(canonicalizer)
+            self.canonicalizer = None
+        elif callable(canonicalizer):
+            self.frames = None
+            self.canonicalizer = canonicalizer  # an nn.Module here is registered as a submodule
+        else:
+            raise UnsupportedGroupError(f"canonicalizer must be 'auto', frames or a callable, got {canonicalizer!r}")
+
+    def elements(self, x, context):
+        if self.frames is not None:
+            g, weights = frame_elements(self.frames, self.symmetry, x, context)
+            if weights.shape[1] != 1:
+                raise ValueError("a canonicalizer must give one element per input; these frames "
+                                 f"give {weights.shape[1]} (use FrameAveraging for them)")
+            return g, weights
+        g = self.canonicalizer(x)
+        ref = reference_tensor(x)
+        dtype = ref.dtype if ref.is_floating_point() else None
+        return g, torch.ones(context.batch_size, 1, device=ref.device, dtype=dtype)
