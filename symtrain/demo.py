@@ -8,7 +8,6 @@ import argparse
 import torch
 from torch import nn
 
-from . import actions as A
 from .metrics import equivariance_error
 from .symmetrize import Canonicalization, FrameAveraging, GroupAveraging
 from .symmetry import Symmetry
@@ -27,18 +26,18 @@ class _PointMLP(nn.Module):
 def _cases():
     cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
     yield ("CNN, D4 on 16x16 images -> invariant logits",
-           Symmetry("D4", A.Image(), A.Trivial()), cnn, torch.randn(8, 3, 16, 16),
+           Symmetry("D4", "image", "trivial"), cnn, torch.randn(8, 3, 16, 16),
            {"GroupAveraging (exact, 8 elements)": lambda m, s: GroupAveraging(m, s)})
     mlp = _PointMLP(12, 3)
     yield ("MLP, SO(3) on 12-point clouds -> points",
-           Symmetry("SO3", A.Points(), A.Points()), mlp, torch.randn(8, 12, 3),
+           Symmetry("SO3", "points", "points"), mlp, torch.randn(8, 12, 3),
            {"GroupAveraging (Monte-Carlo, 32)": lambda m, s: GroupAveraging(m, s, samples=32),
             "GroupAveraging (Monte-Carlo, 512)": lambda m, s: GroupAveraging(m, s, samples=512),
             "FrameAveraging (PCA, 4 frames)": lambda m, s: FrameAveraging(m, s),
             "Canonicalization (PCA + skew)": lambda m, s: Canonicalization(m, s)})
     mlp = _PointMLP(8, 3)
     yield ("MLP, S_n x E(3) on 8-point clouds -> points",
-           Symmetry("S_n x E3", A.Points(), A.Points()), mlp, torch.randn(8, 8, 3) + 2.0,
+           Symmetry("S_n x E3", "points", "points"), mlp, torch.randn(8, 8, 3) + 2.0,
            {"GroupAveraging (Monte-Carlo, 64)": lambda m, s: GroupAveraging(m, s, samples=64),
             "FrameAveraging (sort x PCA)": lambda m, s: FrameAveraging(m, s),
             "Canonicalization": lambda m, s: Canonicalization(m, s)})

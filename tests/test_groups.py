@@ -8,13 +8,15 @@ import torch
 import symtrain as st
 from symtrain.groups import GroupContext
 
-GROUPS = ["C4", "C7", "D4", "D6", "SO2", "O2", "SO3", "O3", "E3", "SE3", "E2", "S_n", "S5",
-          "S_n x O3", "S_n x E3", "C4 x S_n"]
+# Every registered group family (as timm's tests loop over its models), more members of
+# some families, and products.
+GROUPS = st.groups.list_groups() + ["C7", "D6", "SO2", "O2", "E2", "S5",
+                                    "S_n x O3", "S_n x E3", "C4 x S_n"]
 
 
 def ctx(group, b):
     """Context with a node count for groups that permute nodes."""
-    n = next((f.n or 6 for f in group.factors if isinstance(f, st.groups.SymmetricGroup)), None)
+    n = next((f.num_nodes or 6 for f in group.factors if f.permutes_nodes), None)
     return GroupContext(num_nodes=n, batch_size=b)
 
 

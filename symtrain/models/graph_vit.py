@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..actions import Adjacency, Fields, Mask, Nodes, Trivial
+from ..actions import create_action
 from ..errors import ShapeError
 from ..symmetry import Symmetry
 
@@ -173,5 +173,5 @@ def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int
 
 def graph_vit_symmetry(task: Task = "graph") -> Symmetry:
     """S_n acting on ``(adj, x, mask)`` inputs and on graph / node / edge outputs."""
-    output = {"graph": Trivial(), "node": Nodes(), "edge": Adjacency()}[task]
-    return Symmetry("S_n", Fields(Adjacency(), Nodes(), Mask()), output)
+    output = {"graph": "trivial", "node": "nodes", "edge": "adjacency"}[task]
+    return Symmetry("S_n", create_action("fields", "adjacency", "nodes", "mask"), output)

@@ -141,7 +141,7 @@ def nbody_task(train: int = 3000, val: int = 2000, test: int = 2000, seed: int =
     splits = nbody_dataset(train, val, test, seed=seed, settings=NBodySettings(particles=particles),
                            cache_dir=cache_dir, path=path)
     make = {k: TensorData((v["pos"], v["vel"], v["charge"]), v["target"]) for k, v in splits.items()}
-    sym = Symmetry("S_n x E3", input=A.Fields(A.Points(), A.Vectors(), A.Nodes()), output=A.Points())
+    sym = Symmetry("S_n x E3", input=A.create_action("fields", "points", "vectors", "nodes"), output="points")
     return Task(make["train"], make["val"], make["test"], sym, F.mse_loss, mse_metrics, "mse",
                 {"space_dim": 3, "charge_dim": 1, "num_nodes": particles, "interface_features": 1,
                  "interface_vectors": 2})
@@ -158,7 +158,7 @@ def _split(n: int, val_fraction: float, test_fraction: float, seed: int) -> list
 def _graph_task(graphs, seed: int, val_fraction: float, test_fraction: float) -> Task:
     parts = _split(len(graphs), val_fraction, test_fraction, seed)
     make = [TensorData(graphs.adjacency[i], graphs.labels[i]) for i in parts]
-    sym = Symmetry("S_n", input=A.Adjacency(), output=A.Trivial())
+    sym = Symmetry("S_n", input="adjacency", output="trivial")
     n = graphs.adjacency.shape[1]
     return Task(*make, sym, graph_cross_entropy, accuracy_metrics, "accuracy",
                 {"num_nodes": n, "max_nodes": n, "num_classes": graphs.num_classes,
@@ -208,7 +208,7 @@ def sbm_task(train: int = 1000, val: int = 200, test: int = 200, seed: int = 0,
     bounds = [(0, train), (train, train + val), (train + val, train + val + test)]
     make = [TensorData((graphs.adjacency[a:b], graphs.features[a:b], graphs.mask[a:b]),
                        graphs.labels[a:b]) for a, b in bounds]
-    sym = Symmetry("S_n", input=A.Fields(A.Adjacency(), A.Nodes(), A.Mask()), output=A.Nodes())
+    sym = Symmetry("S_n", input=A.create_action("fields", "adjacency", "nodes", "mask"), output="nodes")
     n = graphs.adjacency.shape[1]
     return Task(*make, sym, node_cross_entropy, accuracy_metrics, "accuracy",
                 {"num_nodes": n, "max_nodes": n, "num_classes": 2, "in_features": vocabulary,
@@ -226,7 +226,7 @@ def shapes_task(train: int = 20000, val: int = 1000, test: int = 1000, size: int
     for i, n in enumerate((train, val, test)):
         x, y = shapes_dataset(n, size=size, noise=noise, generator=torch.Generator().manual_seed(seed * 3 + i))
         splits.append(TensorData(x, y))
-    sym = Symmetry("D4", input=A.Image(), output=A.Trivial())
+    sym = Symmetry("D4", input="image", output="trivial")
     return Task(*splits, sym, graph_cross_entropy, accuracy_metrics, "accuracy",
                 {"num_classes": len(SHAPE_CLASSES), "img_size": size, "in_chans": 3})
 
@@ -246,7 +246,7 @@ def pattern_task(path: str | None = None, max_nodes: int = 188, train: int | Non
     limits = {"train": train, "val": val, "test": test}
     splits = {k: load_gnn_benchmark(path, "PATTERN", k, max_nodes, limit=v) for k, v in limits.items()}
     make = {k: TensorData((g.adjacency, g.features, g.mask), g.labels) for k, g in splits.items()}
-    sym = Symmetry("S_n", input=A.Fields(A.Adjacency(), A.Nodes(), A.Mask()), output=A.Nodes())
+    sym = Symmetry("S_n", input=A.create_action("fields", "adjacency", "nodes", "mask"), output="nodes")
     feats = splits["train"].features.shape[-1]
     return Task(make["train"], make["val"], make["test"], sym, node_cross_entropy, accuracy_metrics,
                 "accuracy", {"num_nodes": max_nodes, "max_nodes": max_nodes, "num_classes": 2,
@@ -462,19 +462,12 @@ def build_interface(sym: Symmetry, s: SymmetrizationConfig, task: Task) -> nn.Mo
 
 
 def _default_interface(sym: Symmetry, available: dict) -> str:
-    from ..groups.euclidean import Euclidean
-    from ..groups.permutation import SymmetricGroup
+    from ..symmetrize.interfaces import default_interface, get_interface_class
 
-    factors = sym.group.factors
-    rotations = [f for f in factors if isinstance(f, Euclidean) or f.matrix_dim is not None]
-    if len(factors) == 1 and isinstance(factors[0], SymmetricGroup):
-        return "PermutationInterface"
-    if len(factors) == 1 and rotations:
-        return "RotationInterface"
-    if len(factors) == 2 and isinstance(factors[0], SymmetricGroup) and len(rotations) == 1:
-        return "ProductInterface"
-    raise ConfigError(f"symmetrization.interface.name: no default interface for {sym.group}; "
-                      f"name one of: {', '.join(sorted(available)) or 'none'}")
+    try:
+        return get_interface_class(default_interface(sym.group)).__name__
+    except ValueError as err:
+        raise ConfigError(f"symmetrization.interface.name: {err}") from None
 
 
 @register_method("ps")
