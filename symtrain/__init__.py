@@ -14,9 +14,10 @@ from .errors import DegenerateFrameError, ShapeError, SymmetryError, Unsupported
 from .groups import create_group
 from .metrics import EquivarianceError, assert_equivariant, equivariance_error
 from .symmetrize import (Canonicalization, FrameAveraging, GroupAveraging, LearnedCanonicalizer,
-                         ProbabilisticSymmetrization, Symmetrizer)
+                         ProbabilisticSymmetrization, Symmetrizer, create_symmetrizer, list_symmetrizers,
+                         register_symmetrizer)
 from .symmetrize import interfaces
-from .symmetry import Symmetry
+from .symmetry import Symmetry, call_model, reference_tensor
 from .augment import Augment
 from .losses import EquivarianceLoss, GradNorm
 from . import lie
@@ -26,7 +27,8 @@ from .metrics.grid import Shift, input_size_check, layer_equivariance
 __version__ = "0.1.0"
 
 __all__ = [
-    "actions", "groups", "create_group", "Symmetry", "Symmetrizer", "GroupAveraging",
+    "actions", "groups", "create_group", "Symmetry", "call_model", "reference_tensor",
+    "Symmetrizer", "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "GroupAveraging",
     "FrameAveraging", "Canonicalization", "ProbabilisticSymmetrization", "LearnedCanonicalizer",
     "interfaces", "equivariance_error", "assert_equivariant",
     "EquivarianceError", "SymmetryError", "ShapeError", "UnsupportedGroupError",

@@ -26,12 +26,7 @@ from symtrain.symmetrize.interfaces import Interface, RelaxedElement
 B, N, F = 3, 5, 2
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 class _Relaxed(Interface):
