@@ -16,3 +16,7 @@ class UnsupportedGroupError(SymmetryError):
 
 class DegenerateFrameError(SymmetryError):
     """A frame is not unique for this input (e.g. repeated PCA eigenvalues)."""
+
+
+class NonFiniteError(SymmetryError):
+    """Input holding NaN or infinite values."""

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from .actions.base import Action
 from .actions.registry import create_action
+from .checks import check_finite_input
 from .groups.base import Element, Group, GroupContext, element_batch_size, element_tile
 from .groups.registry import create_group
 
@@ -72,16 +73,25 @@ class Symmetry:
         return self.output.is_invariant
 
     def check_input(self, x: Any) -> None:
+        """Raise if ``x`` does not fit the input action (shape, layout, group mismatch,
+        masks with padding between real nodes) or holds NaN/inf (eager mode only)."""
         self.input.check(x, self.group)
+        check_finite_input(x)
 
     def context(self, x: Any) -> GroupContext:
         return self.input.context(x)
 
-    def act_input(self, g: Element, x: Any, context: GroupContext | None = None) -> Any:
-        return self.input.act(self.group, g, x, context)
+    def act_input(self, g: Element, x: Any, context: GroupContext | None = None, *,
+                  check: bool = True) -> Any:
+        """``g·x`` on inputs; ``check=False`` skips validating ``x`` (already checked)."""
+        act = self.input.act if check else self.input.apply
+        return act(self.group, g, x, context)
 
-    def act_output(self, g: Element, y: Any, context: GroupContext | None = None) -> Any:
-        return self.output.act(self.group, g, y, context)
+    def act_output(self, g: Element, y: Any, context: GroupContext | None = None, *,
+                   check: bool = True) -> Any:
+        """``g·y`` on outputs; ``check=False`` skips validating ``y`` (already checked)."""
+        act = self.output.act if check else self.output.apply
+        return act(self.group, g, y, context)
 
     def sample(self, context: GroupContext, k: int = 1, generator: torch.Generator | None = None,
                device=None, dtype=None) -> Element:
@@ -99,15 +109,15 @@ class Symmetry:
                             fx: Any = None) -> tuple[Any, Any]:
         """``f(g·x)`` and ``g·f(x)`` for elements ``g`` ``[B·k]`` (``k`` per input,
         b-major), each computed as one batch of ``B·k``. ``fx``: ``f(x)`` if already
-        computed (else it is computed); the second result is ``None`` if ``fx`` is
-        ``False``."""
+        computed (else it is computed). The input and the outputs are checked against
+        the actions."""
+        self.check_input(x)
         if context is None:
             context = self.context(x)
         k = element_batch_size(g) // context.batch_size
         context_k = context.repeat(k)
-        f_gx = call_model(model, self.act_input(g, self.input.repeat(x, k, context), context_k))
-        if fx is False:
-            return f_gx, None
+        gx = self.act_input(g, self.input.repeat(x, k, context), context_k, check=False)
+        f_gx = call_model(model, gx)
         if fx is None:
             fx = call_model(model, x)
         return f_gx, self.act_output(g, self.output.repeat(fx, k, context), context_k)

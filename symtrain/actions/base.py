@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.base import Element, Group, GroupContext, iter_factors
+from ..groups.base import Element, Group, GroupContext, element_batch_size, iter_factors
 from ..groups.permutation import invert_permutation
 
 
@@ -112,7 +112,18 @@ class Action(ABC):
 
     # --- acting ---------------------------------------------------------------------
     def act(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:
-        """``g·x``. ``g`` and ``x`` have the same batch size."""
+        """``g·x``, after checking that ``x`` fits this action and ``group`` (shape, layout,
+        group/data mismatch) and that ``g`` has one element per sample."""
+        self.check_group(group)
+        self.check(x, group)
+        n, b = element_batch_size(g), self.batch_size(x)
+        if n != b:
+            raise ShapeError(f"{self!r}: {n} group elements for a batch of {b} samples")
+        return self.apply(group, g, x, context)
+
+    def apply(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:
+        """``g·x`` without the checks of :meth:`act`: the fast path for data already
+        checked (the wrappers check their input once per call)."""
         for factor, gf in iter_factors(group, g):
             x = self.act_factor(factor, gf, x, context)
         return x

@@ -62,10 +62,10 @@ class Fields(Action):
         if len(sizes) > 1:
             raise ShapeError(f"the fields of one input have different batch sizes: {sorted(sizes)}")
 
-    def act(self, group, g, x, context=None):
-        return self._rebuild([(k, a.act(group, g, v, context)) for k, a, v in self._items(x)])
+    def apply(self, group, g, x, context=None):
+        return self._rebuild([(k, a.apply(group, g, v, context)) for k, a, v in self._items(x)])
 
-    def act_factor(self, factor, g, x, context):  # act() is overridden; kept for the contract
+    def act_factor(self, factor, g, x, context):  # apply() is overridden; kept for the contract
         return self._rebuild([(k, a.act_factor(factor, g, v, context)) for k, a, v in self._items(x)])
 
     def context(self, x, mask=None):

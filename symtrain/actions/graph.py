@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.base import GroupContext
+from ..groups.base import GroupContext, element_batch_size
 from .base import Action, NodeView, matrix_on_nodes, rotate_last
 from .registry import register_action
 
@@ -100,11 +100,11 @@ class Graph(Action):
         return GroupContext(num_nodes=n_max, mask=mask, ptr=ptr, centroid=centroid,
                             batch_size=batch.num_graphs)
 
-    def act(self, group, g, x, context=None):
+    def apply(self, group, g, x, context=None):
         batch = _as_batch(x).clone()
         if context is None:
             context = self.context(batch)
-        return super().act(group, g, batch, context)
+        return super().apply(group, g, batch, context)
 
     def act_factor(self, factor, g, batch, context):
         if factor.permutes_nodes:
@@ -235,6 +235,20 @@ class GraphNodes(Action):
 
     def batch_size(self, x):
         raise TypeError("GraphNodes outputs are flat over nodes; the batch size comes from the input")
+
+    def act(self, group, g, y, context=None):
+        """``g·y``; ``context`` (the input's, ``symmetry.context(x)``) gives the batch layout."""
+        self.check_group(group)
+        if context is None or context.ptr is None:
+            raise ShapeError("GraphNodes outputs are flat over the nodes of a PyG batch: pass the "
+                             "input's context (symmetry.context(x)) for its layout")
+        if not isinstance(y, Tensor) or y.dim() < 1 or y.shape[0] != int(context.ptr[-1]):
+            got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+            raise ShapeError(f"{self!r} expects one row per node ({int(context.ptr[-1])} nodes), got {got}")
+        n = element_batch_size(g)
+        if n != context.batch_size:
+            raise ShapeError(f"{self!r}: {n} group elements for a batch of {context.batch_size} graphs")
+        return self.apply(group, g, y, context)
 
     def act_factor(self, factor, g, y, context):
         if factor.permutes_nodes:

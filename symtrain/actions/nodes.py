@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_prefix_mask
 from ..errors import ShapeError
 from ..groups.base import GroupContext
 from .base import Action, NodeView, matrix_on_nodes, permute_axis, require_tensor
@@ -79,6 +80,7 @@ class Mask(_NodeAxes):
         super().check(x, group)
         if x.dtype != torch.bool:
             raise ShapeError(f"{self!r} expects a bool mask, got dtype {x.dtype}")
+        check_prefix_mask(x, f"the mask of {self!r}")
 
     def context(self, x, mask=None):
         return GroupContext(num_nodes=x.shape[1], mask=x, batch_size=x.shape[0])

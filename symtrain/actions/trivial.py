@@ -16,6 +16,9 @@ class Trivial(Action):
     def act(self, group, g, x, context=None):
         return x
 
+    def apply(self, group, g, x, context=None):
+        return x
+
     def act_factor(self, factor, g, x, context):
         return x
 

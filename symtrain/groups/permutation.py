@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..checks import check_prefix_mask
+from ..errors import ShapeError
 from .base import Group, GroupContext, default_float
 from .registry import register_group
 
@@ -91,7 +93,7 @@ class SymmetricGroup(Group):
     def size(self, context: GroupContext | None) -> int:
         n = context.num_nodes if context is not None else None
         if self.n is not None and n is not None and n != self.n:
-            raise ValueError(f"{self} acts on {self.n} nodes but the data has {n}")
+            raise ShapeError(f"{self} acts on {self.n} nodes but the data has {n}")
         n = self.n if self.n is not None else n
         if n is None:
             raise ValueError("S_n needs the number of nodes: pass data through an action that "
@@ -114,6 +116,7 @@ class SymmetricGroup(Group):
         if mask is not None:
             if mask.shape != (batch, n):
                 raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {(batch, n)}")
+            check_prefix_mask(mask)
             device = mask.device
         scores = torch.rand(batch, n, generator=generator, device=device)
         return permutations_from_scores(scores, mask)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from ..augment import random_elements
 from ..groups.base import Element, GroupContext
 from ..metrics.equivariance import output_rows
+from ..checks import check_samples
 from ..symmetry import Symmetry, call_model
 from .gradnorm import GradNorm
 
@@ -133,8 +134,7 @@ class EquivarianceLoss(nn.Module):
             if distance not in _DISTANCES:
                 raise ValueError(f"distance must be 'l1', 'l2' or a callable, got {distance!r}")
             distance = _DISTANCES[distance]
-        if not isinstance(samples, int) or samples < 1:
-            raise ValueError(f"samples must be a positive integer, got {samples!r}")
+        samples = check_samples("samples", samples, optional=False)
         if weighting is not None and not isinstance(weighting, GradNorm):
             raise TypeError(f"weighting must be None (constant alpha, beta) or a GradNorm, "
                             f"got {type(weighting).__name__}")

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import SymmetryError
 from ..groups.base import Element, GroupContext
+from ..checks import check_samples  # noqa: F401  (re-exported)
 from ..symmetry import Symmetry, call_model, reference_tensor  # noqa: F401  (re-exported)
 
 
@@ -71,24 +71,15 @@ class Symmetrizer(nn.Module):
     def transform_input(self, g: Element, xs: Any, context: GroupContext) -> Any:
         """``g⁻¹·xs`` on the repeated inputs. Subclasses may add a differentiable path
         (e.g. a straight-through soft permutation) without changing the values."""
-        return self.symmetry.act_input(self.symmetry.group.inverse(g), xs, context)
+        return self.symmetry.act_input(self.symmetry.group.inverse(g), xs, context, check=False)
 
     def transform_output(self, g: Element, ys: Any, context: GroupContext) -> Any:
-        """``g·ys`` on the base model's outputs (see :meth:`transform_input`)."""
+        """``g·ys`` on the base model's outputs (see :meth:`transform_input`); the outputs
+        are checked against the output action."""
         return self.symmetry.act_output(g, ys, context)
 
     def extra_repr(self) -> str:
         return f"symmetry={self.symmetry}"
-
-
-def check_samples(name: str, value: int | None, optional: bool = True) -> int | None:
-    """A count of group elements per input: an integer >= 1 (or ``None`` when optional)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        what = "a positive integer or None" if optional else "a positive integer"
-        raise SymmetryError(f"{name} must be {what} (group elements per input), got {value!r}")
-    return value
 
 
 def uniform_weights(batch: int, k: int, like: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from ..checks import can_read_values, check_finite, check_prefix_mask
 from ..errors import DegenerateFrameError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
 from ..symmetry import Symmetry, reference_tensor
@@ -81,6 +82,8 @@ class PCAFrame(Frame):
         d = factor.vector_dim
         if pts.shape[-1] != d:
             raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
+        check_finite(pts, "the points a PCA frame is computed from")
+        eager = can_read_values(pts)
         mask = context.mask
         w = torch.ones(pts.shape[:2], device=pts.device, dtype=torch.float64) if mask is None \
             else mask.to(torch.float64)
@@ -94,7 +97,7 @@ class PCAFrame(Frame):
         evals, vecs = torch.linalg.eigh(cov)  # ascending
         gaps = (evals[:, 1:] - evals[:, :-1]) / evals[:, -1:].clamp_min(1e-30)
         bad = (gaps < self.tol).any(1) | (evals[:, -1] <= 1e-30)
-        if bool(bad.any()):
+        if eager and bool(bad.any()):
             idx = bad.nonzero().flatten()[:5].tolist()
             raise DegenerateFrameError(
                 f"PCA frame is not unique for samples {idx}: covariance eigenvalues "
@@ -107,7 +110,7 @@ class PCAFrame(Frame):
             proj = torch.einsum("bni,bij->bnj", p, vecs)
             third = (w[..., None] * proj ** 3).sum(1)
             scale = (w[..., None] * proj.abs() ** 3).sum(1).clamp_min(1e-30)
-            if bool((third.abs() / scale < self.tol)[:, : d - 1 if proper else d].any()):
+            if eager and bool((third.abs() / scale < self.tol)[:, : d - 1 if proper else d].any()):
                 raise DegenerateFrameError("PCA canonicalization: an axis has zero third moment, "
                                            "so its sign is ambiguous; use FrameAveraging instead")
             signs = torch.where(third >= 0, 1.0, -1.0).to(torch.float64)
@@ -159,12 +162,11 @@ class SortFrame(Frame):
         keys = keys.detach()
         if keys.dim() == 2:
             keys = keys[..., None]
+        check_finite(keys, "the keys a sort frame orders the nodes by")
         b, n, _ = keys.shape
         mask = context.mask
         if mask is not None:
-            if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
-                raise ValueError("SortFrame needs padding after the real nodes (masks like "
-                                 "to_dense_batch's)")
+            check_prefix_mask(mask)
             keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
         order = torch.arange(n, device=keys.device).expand(b, n)
         for f in reversed(range(keys.shape[-1])):  # stable passes, last key first

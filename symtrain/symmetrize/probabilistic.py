@@ -254,7 +254,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
         others[i] = group.factors[i].identity(batch, context=context, device=ref.device,
                                               dtype=ref.dtype if ref.is_floating_point() else None)
         g = group.join(tuple(others))
-        return action.act(group, group.inverse(g) if inverse else g, data, context)
+        return action.apply(group, group.inverse(g) if inverse else g, data, context)
 
     def _finite_mixture(self, action, i, probs, data, context, inverse):
         """``Σ_j π_j e_j⁻¹·data`` (``inverse``) or ``Σ_j π_j e_j·data`` over the elements
@@ -271,7 +271,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
             ids = [f.identity(b * m, context=context_m, device=probs.device) for f in group.factors]
             ids[i] = moves
             moves = group.join(tuple(ids))
-        moved = action.act(group, moves, action.repeat(data, m, context), context_m)
+        moved = action.apply(group, moves, action.repeat(data, m, context), context_m)
         return _weighted_sum(moved, probs)
     def extra_repr(self):
         return (f"{super().extra_repr()}, samples={self.samples}, "

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ...actions.base import Action, NodeView
+from ...checks import check_prefix_mask
 from ...errors import UnsupportedGroupError
 from ...groups.base import Element, Group, GroupContext
 from ...groups.registry import create_group
@@ -128,4 +129,6 @@ def node_view(action: Action, x: Any, context: GroupContext | None = None) -> No
     view = action.node_view(x, context)
     if view.mask is None and context is not None:
         view.mask = context.mask
+    if view.mask is not None:
+        check_prefix_mask(view.mask)
     return view

@@ -1,0 +1,104 @@
+"""Input checks shared by every public entry point, and when they run.
+
+Checks that read tensor *values* (finite values, prefix masks, degenerate frames) need
+a host synchronisation and a data-dependent Python branch, so they run in eager mode
+only: under ``torch.compile``/``torch.export`` tracing, inside ``torch.func`` transforms
+(``vmap``, ``grad``, ``jvp``) and on ``meta`` or fake tensors they are skipped, and the
+traced graph has no data-dependent branch. Shape checks always run.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .errors import NonFiniteError, ShapeError, SymmetryError
+
+
+def can_read_values(t: Tensor) -> bool:
+    """Whether ``t``'s values may be read on the host here (eager, real tensor)."""
+    if t.device.type == "meta" or not isinstance(t, Tensor):
+        return False
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return False
+    try:
+        from torch._C._functorch import is_functorch_wrapped_tensor
+        if is_functorch_wrapped_tensor(t):
+            return False
+    except ImportError:  # pragma: no cover - older torch
+        pass
+    try:
+        from torch._subclasses.fake_tensor import is_fake
+        if is_fake(t):
+            return False
+    except ImportError:  # pragma: no cover
+        pass
+    return not isinstance(t, torch.fx.Proxy)
+
+
+def check_finite(t: Tensor, what: str) -> None:
+    """Raise :class:`NonFiniteError` naming ``what`` and the first bad samples (axis 0)
+    if ``t`` holds NaN or infinity (eager mode only; see the module docstring)."""
+    if not t.is_floating_point() or not can_read_values(t):
+        return
+    bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if t.dim() else t.reshape(1, -1)).all(1)
+    if bool(bad.any()):
+        idx = bad.nonzero().flatten()[:5].tolist()
+        kind = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
+        raise NonFiniteError(f"{what} is not finite: {kind} in samples {idx} (batch axis 0)")
+
+
+def check_prefix_mask(mask: Tensor, what: str = "the node mask") -> None:
+    """Masks mark real nodes first and padding after them (``to_dense_batch``'s layout);
+    a mask with padding between real nodes is an error (eager mode only)."""
+    if mask.dtype != torch.bool:
+        raise ShapeError(f"{what} must be a bool tensor (True for real nodes), got dtype {mask.dtype}")
+    if mask.dim() != 2:
+        raise ShapeError(f"{what} must be (B, N), got shape {tuple(mask.shape)}")
+    if not can_read_values(mask):
+        return
+    gaps = mask[:, 1:] & ~mask[:, :-1]
+    if bool(gaps.any()):
+        idx = gaps.any(1).nonzero().flatten()[:5].tolist()
+        raise ShapeError(f"{what} has padding between real nodes in samples {idx}: masks must put "
+                         "the real nodes first and the padding after them (as "
+                         "torch_geometric.utils.to_dense_batch does); reorder the nodes")
+
+
+def check_samples(name: str, value: Any, optional: bool = True) -> int | None:
+    """A count of group elements per input: an integer >= 1, Python or numpy, never a
+    bool (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        what = "a positive integer or None" if optional else "a positive integer"
+        raise SymmetryError(f"{name} must be {what} (group elements per input), got {value!r}")
+    return int(value)
+
+
+def walk_tensors(x: Any):
+    """Every tensor of a tensor, tuple, list, dict or PyG ``Data``/``Batch``, with a path."""
+    if isinstance(x, Tensor):
+        yield "", x
+    elif isinstance(x, (tuple, list)):
+        for i, v in enumerate(x):
+            for path, t in walk_tensors(v):
+                yield f"[{i}]{path}", t
+    elif isinstance(x, dict):
+        for k, v in x.items():
+            for path, t in walk_tensors(v):
+                yield f"[{k!r}]{path}", t
+    elif hasattr(x, "to_dict"):
+        for k, v in x.to_dict().items():
+            if isinstance(v, Tensor):
+                yield f".{k}", v
+
+
+def check_finite_input(x: Any, what: str = "the input") -> None:
+    """:func:`check_finite` on every float tensor of ``x`` (named by its path)."""
+    for path, t in walk_tensors(x):
+        if t.is_floating_point():
+            check_finite(t, f"{what}{path}")
