@@ -3,13 +3,25 @@
 Side by side in one run: the wrapped model's forward time ÷ the base model's forward
 time on the input already repeated |G| (or K) times. Cases: D4 on 8×3×64×64 images
 with a small CNN; SO(3) with 16 samples on 8 point clouds of 64 points with a small
-transformer. Last line: ``ga_overhead=<worst ratio>`` (target ≤ 1.10).
+transformer. Each figure is the median over 3 whole runs of the median of interleaved
+paired ratios; the spread over the runs is printed beside it.
+
+Then peak memory of SO(3) averaging with K=256 samples, without and with
+``chunk_size=32`` (each in its own process: the growth of the peak resident set over
+the forward pass).
+
+Last lines: ``ga_peak_memory_mb=<unchunked>/<chunked>`` and ``ga_overhead=<worst ratio>``
+(target ≤ 1.10).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -63,25 +75,57 @@ def compare(name, base, wrapped, x, x_rep, repeats):
     return ratio
 
 
+def peak_memory(chunk_size: int | None) -> float:
+    """MB by which the peak resident set grows over one K=256 forward (this process)."""
+    torch.manual_seed(0)
+    tf = SmallTransformer().eval()
+    so3 = st.Symmetry("SO3", "points", "points")
+    model = st.GroupAveraging(tf, so3, samples=256, chunk_size=chunk_size).eval()
+    x = torch.randn(8, 64, 3)
+    with torch.no_grad():
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        model(x)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return (after - before) / 1024
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=41)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--memory", type=str, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.memory is not None:  # child process of the memory measurement
+        print(json.dumps(peak_memory(None if args.memory == "none" else int(args.memory))))
+        return
     torch.manual_seed(0)
-    ratios = []
 
     images = torch.randn(8, 3, 64, 64)
     cnn = SmallCNN().eval()
-    d4 = st.Symmetry("D4", st.actions.Image(), st.actions.Trivial())
-    ratios.append(compare("D4 GroupAveraging, 8x3x64x64, CNN", cnn, st.GroupAveraging(cnn, d4).eval(),
-                          images, images.repeat_interleave(8, 0), args.repeats))
-
+    d4 = st.Symmetry("D4", "image", "trivial")
     clouds = torch.randn(8, 64, 3)
     tf = SmallTransformer().eval()
-    so3 = st.Symmetry("SO3", st.actions.Points(), st.actions.Points())
-    ratios.append(compare("SO3 GroupAveraging K=16, 8x64x3", tf, st.GroupAveraging(tf, so3, samples=16).eval(),
-                          clouds, clouds.repeat_interleave(16, 0), args.repeats))
-    print(f"ga_overhead={max(ratios):.3f}")
+    so3 = st.Symmetry("SO3", "points", "points")
+    cases = [("D4 GroupAveraging, 8x3x64x64, CNN", cnn, st.GroupAveraging(cnn, d4).eval(),
+              images, images.repeat_interleave(8, 0)),
+             ("SO3 GroupAveraging K=16, 8x64x3", tf, st.GroupAveraging(tf, so3, samples=16).eval(),
+              clouds, clouds.repeat_interleave(16, 0))]
+    worst = []
+    for name, base, wrapped, x, x_rep in cases:
+        runs = [compare(name, base, wrapped, x, x_rep, args.repeats) for _ in range(args.runs)]
+        mid = statistics.median(runs)
+        print(f"{name:<34} median of {args.runs} runs {mid:.3f} (spread {min(runs):.3f}-{max(runs):.3f})")
+        worst.append(mid)
+
+    mem = {}
+    for chunk in ("none", "32"):
+        out = subprocess.run([sys.executable, __file__, "--memory", chunk], capture_output=True,
+                             text=True, check=True)
+        mem[chunk] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"SO3 GroupAveraging K=256, 8x64x3: peak memory growth {mem['none']:.0f} MB unchunked, "
+          f"{mem['32']:.0f} MB with chunk_size=32")
+    print(f"ga_peak_memory_mb={mem['none']:.0f}/{mem['32']:.0f}")
+    print(f"ga_overhead={max(worst):.3f}")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,11 @@ def can_read_values(t: Tensor) -> bool:
 def check_finite(t: Tensor, what: str) -> None:
     """Raise :class:`NonFiniteError` naming ``what`` and the first bad samples (axis 0)
     if ``t`` holds NaN or infinity (eager mode only; see the module docstring)."""
-    if not t.is_floating_point() or not can_read_values(t):
+    if not t.is_floating_point() or not can_read_values(t) or t.numel() == 0:
+        return
+    # One reduction in the common case: any NaN/inf makes the sum non-finite (a finite
+    # sum that overflows only sends us to the exact check below).
+    if bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype != torch.float64 else None))):
         return
     bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if t.dim() else t.reshape(1, -1)).all(1)
     if bool(bad.any()):

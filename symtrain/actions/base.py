@@ -33,7 +33,7 @@ from einops import rearrange
 from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.base import Element, Group, GroupContext, element_batch_size, iter_factors
+from ..groups.base import Element, Group, GroupContext, element_batch_size, element_tile, iter_factors
 from ..groups.permutation import invert_permutation
 
 
@@ -127,6 +127,24 @@ class Action(ABC):
         for factor, gf in iter_factors(group, g):
             x = self.act_factor(factor, gf, x, context)
         return x
+
+    def apply_tiled(self, group: Group, elements: Element, y: Any,
+                    context: GroupContext | None = None) -> Any:
+        """``y`` holds ``m`` copies per sample (``[B·m]``, b-major); copy ``j`` of every
+        sample is moved by ``elements[j]`` (``elements``: ``[m]``, shared by all samples).
+        ``context``: the context of ``y`` (of the ``B·m`` copies). Unchecked, like
+        :meth:`apply`; actions may override it with a faster batched path."""
+        m = element_batch_size(elements)
+        batch = context.batch_size if context is not None and context.batch_size else self.batch_size(y)
+        return self.apply(group, element_tile(elements, batch // m), y, context)
+
+    def orbit(self, group: Group, elements: Element, x: Any, context: GroupContext | None = None) -> Any:
+        """``[e_0·x_0, …, e_{m−1}·x_0, e_0·x_1, …]``: every sample moved by each of the
+        ``m`` shared ``elements`` (b-major), as :meth:`repeat` then :meth:`apply_tiled`.
+        ``context``: the un-repeated input's."""
+        m = element_batch_size(elements)
+        return self.apply_tiled(group, elements, self.repeat(x, m, context),
+                                None if context is None else context.repeat(m))
 
     @abstractmethod
     def act_factor(self, factor: Group, g: Element, x: Any, context: GroupContext | None) -> Any:

@@ -65,6 +65,12 @@ class Fields(Action):
     def apply(self, group, g, x, context=None):
         return self._rebuild([(k, a.apply(group, g, v, context)) for k, a, v in self._items(x)])
 
+    def apply_tiled(self, group, elements, y, context=None):
+        return self._rebuild([(k, a.apply_tiled(group, elements, v, context)) for k, a, v in self._items(y)])
+
+    def orbit(self, group, elements, x, context=None):
+        return self._rebuild([(k, a.orbit(group, elements, v, context)) for k, a, v in self._items(x)])
+
     def act_factor(self, factor, g, x, context):  # apply() is overridden; kept for the contract
         return self._rebuild([(k, a.act_factor(factor, g, v, context)) for k, a, v in self._items(x)])
 

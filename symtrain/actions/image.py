@@ -99,6 +99,38 @@ class Image(Action):
             return self._grid_transform(factor, g, x)
         return self._resample(factor.rotation(g, x.dtype), x)
 
+    def _shared_grid_moves(self, group, elements) -> list[tuple[int, int]] | None:
+        """``(quarter turns, row flip)`` per shared element, when one grid factor acts on
+        scalar channels (the fast path of :meth:`apply_tiled`/:meth:`orbit`)."""
+        if len(group.factors) != 1 or not group.acts_on_grid or self.fiber != "trivial":
+            return None
+        quarter, flip = group.grid_moves(elements)
+        return list(zip((quarter % 4).tolist(), flip.tolist()))
+
+    @staticmethod
+    def _grid_move(x: Tensor, quarter: int, flip: int) -> Tensor:
+        return torch.rot90(x.flip(-2) if flip else x, quarter, (-2, -1))
+
+    def apply_tiled(self, group, elements, y, context=None):
+        moves = self._shared_grid_moves(group, elements)
+        if moves is None:
+            return super().apply_tiled(group, elements, y, context)
+        m = len(moves)
+        y = y.reshape(-1, m, *y.shape[1:])
+        out = torch.empty_like(y)
+        for j, (q, f) in enumerate(moves):
+            out[:, j] = self._grid_move(y[:, j], q, f)
+        return out.reshape(-1, *y.shape[2:])
+
+    def orbit(self, group, elements, x, context=None):
+        moves = self._shared_grid_moves(group, elements)
+        if moves is None:
+            return super().orbit(group, elements, x, context)
+        out = x.new_empty(x.shape[0], len(moves), *x.shape[1:])
+        for j, (q, f) in enumerate(moves):  # whole batch at once, into its slot of the copies
+            out[:, j] = self._grid_move(x, q, f)
+        return out.reshape(-1, *x.shape[1:])
+
     def points(self, x):
         return None
 

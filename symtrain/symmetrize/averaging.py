@@ -25,11 +25,13 @@ class GroupAveraging(Symmetrizer):
         base: any module; called on a batch of ``B·K`` transformed inputs.
         symmetry: the group and its actions on the input and output of ``base``.
         generator: optional ``torch.Generator`` for the Monte-Carlo draws.
+        chunk_size: at most this many of the ``K`` copies per input through ``base`` at
+            once (bounded memory for large ``K``; same result).
     """
 
     def __init__(self, base: nn.Module, symmetry: Symmetry, samples: int | None = None,
-                 eval_samples: int | None = None, generator=None):
-        super().__init__(base, symmetry)
+                 eval_samples: int | None = None, generator=None, chunk_size: int | None = None):
+        super().__init__(base, symmetry, chunk_size)
         self.samples = check_samples("samples", samples)
         self.eval_samples = check_samples("eval_samples", eval_samples)
         self.generator = generator
@@ -43,6 +45,18 @@ class GroupAveraging(Symmetrizer):
         if not self.training and self.eval_samples is not None:
             return self.eval_samples
         return self.samples
+
+    def forward(self, *inputs):
+        if self.num_samples is not None:
+            return super().forward(*inputs)
+        x = inputs[0] if len(inputs) == 1 else tuple(inputs)
+        sym = self.symmetry
+        sym.check_input(x)
+        context = sym.context(x)
+        ref = reference_tensor(x)
+        elems = sym.group.elements(context=context, device=ref.device, dtype=ref.dtype)
+        k = element_batch_size(elems)
+        return self.average_shared(x, context, elems, uniform_weights(context.batch_size, k, ref))
 
     def elements(self, x, context):
         ref = reference_tensor(x)

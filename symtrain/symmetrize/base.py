@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..groups.base import Element, GroupContext
+from torch.utils._pytree import tree_map
+
+from ..groups.base import Element, GroupContext, element_take
 from ..checks import check_samples  # noqa: F401  (re-exported)
 from ..symmetry import Symmetry, call_model, reference_tensor  # noqa: F401  (re-exported)
 
@@ -34,14 +36,20 @@ class Symmetrizer(nn.Module):
 
     Attributes ``symmetry`` (what the module is equivariant to) and ``base`` are public,
     so checkers and metrics can read them.
+
+    ``chunk_size``: the ``K`` copies of each input go through ``base`` at most
+    ``chunk_size`` at a time (peak memory of ``B·chunk_size`` inputs instead of
+    ``B·K``); the result equals the unchunked one up to float rounding.
     """
 
-    def __init__(self, base: nn.Module, symmetry: Symmetry):
+    def __init__(self, base: nn.Module, symmetry: Symmetry, chunk_size: int | None = None):
         super().__init__()
         if not isinstance(symmetry, Symmetry):
             raise TypeError(f"symmetry must be a symtrain.Symmetry, got {type(symmetry).__name__}")
         self.base = base
         self.symmetry = symmetry
+        self.chunk_size = check_samples("chunk_size", chunk_size)
+        self._chunk: Tensor | None = None  # rows of the B·K copies in the current chunk
 
     @abstractmethod
     def elements(self, x: Any, context: GroupContext) -> tuple[Element, Tensor]:
@@ -61,11 +69,46 @@ class Symmetrizer(nn.Module):
         un-repeated input's), e.g. because an interface network has seen them."""
         sym = self.symmetry
         k = weights.shape[1]
+        if not repeated and self.chunk_size is not None and self.chunk_size < k:
+            return self._chunked(k, lambda rows, cols: self.average(
+                x, context, element_take(g, rows), weights[:, cols]), context.batch_size, weights.device)
         context_k = context.repeat(k)
         xs = x if repeated else sym.input.repeat(x, k, context)
         xs = self.transform_input(g, xs, context_k)
         ys = call_model(self.base, xs)
         ys = self.transform_output(g, ys, context_k)
+        return sym.output.mean(ys, weights, context)
+
+    def _chunked(self, k: int, part, batch: int, device) -> Any:
+        """The sum of ``part(rows, cols)`` over chunks of the ``K`` copies: ``cols`` the
+        copies' indices, ``rows`` their rows among the ``B·K`` (b-major)."""
+        out = None
+        for start in range(0, k, self.chunk_size):
+            cols = torch.arange(start, min(k, start + self.chunk_size), device=device)
+            rows = (torch.arange(batch, device=device)[:, None] * k + cols[None]).reshape(-1)
+            self._chunk = rows
+            try:
+                y = part(rows, cols)
+            finally:
+                self._chunk = None
+            out = y if out is None else tree_map(torch.add, out, y)
+        return out
+
+    def average_shared(self, x: Any, context: GroupContext, elements: Element, weights: Tensor) -> Any:
+        """:meth:`average` when every input uses the same ``K`` elements (``elements``:
+        ``[K]``, e.g. a whole finite group): the copies are made by the actions' batched
+        :meth:`~symtrain.actions.Action.orbit` path."""
+        sym, group = self.symmetry, self.symmetry.group
+        k = weights.shape[1]
+        if self.chunk_size is not None and self.chunk_size < k:
+            return self._chunked(k, lambda rows, cols: self.average_shared(
+                x, context, element_take(elements, cols), weights[:, cols]), context.batch_size,
+                weights.device)
+        context_k = context.repeat(k)
+        xs = sym.input.orbit(group, group.inverse(elements), x, context)
+        ys = call_model(self.base, xs)
+        sym.output.check(ys, group)
+        ys = sym.output.apply_tiled(group, elements, ys, context_k)
         return sym.output.mean(ys, weights, context)
 
     def transform_input(self, g: Element, xs: Any, context: GroupContext) -> Any:

@@ -22,8 +22,9 @@ class FrameAveraging(Symmetrizer):
             (ties enumerated) for S_n, the whole group for other finite groups.
     """
 
-    def __init__(self, base: nn.Module, symmetry: Symmetry, frames: Sequence[Frame] | None = None):
-        super().__init__(base, symmetry)
+    def __init__(self, base: nn.Module, symmetry: Symmetry, frames: Sequence[Frame] | None = None,
+                 chunk_size: int | None = None):
+        super().__init__(base, symmetry, chunk_size)
         factors = symmetry.group.factors
         frames = list(frames) if frames is not None else [default_frame(f) for f in factors]
         if len(frames) != len(factors):

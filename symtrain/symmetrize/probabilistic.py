@@ -99,6 +99,10 @@ class ProbabilisticSymmetrization(Symmetrizer):
             or ``"per_sample"``: in training mode the forward returns the ``B·k``
             un-averaged outputs (b-major); compare them with :meth:`repeat_target`.
         generator: optional ``torch.Generator`` for the noise.
+        example: an input batch to read the interface's widths off when ``interface`` is
+            a name, a dict of options or ``None`` (the group's default interface).
+        chunk_size: at most this many of the ``k`` copies per input through ``base`` at
+            once (the interface still sees all ``k``); same result, bounded memory.
 
     ``forward(*inputs, noise=None)``: ``noise`` is an explicit noise draw for the
     ``B·k`` replicated inputs (b-major), as made by ``interface.sample_noise`` and acted
@@ -119,8 +123,9 @@ class ProbabilisticSymmetrization(Symmetrizer):
                  samples: int = 10, eval_samples: int | None = None,
                  noise_scale: float = 1.0, loss_on: str = "mean",
                  generator: torch.Generator | None = None, example: Any = None,
+                 chunk_size: int | None = None,
                  samples_train: int | None = None, samples_eval: int | None = None):
-        super().__init__(base, symmetry)
+        super().__init__(base, symmetry, chunk_size)
         samples, eval_samples = _deprecated_sample_names(samples, eval_samples, samples_train, samples_eval)
         if not isinstance(interface, Interface):
             from .interfaces.registry import create_interface
@@ -188,7 +193,10 @@ class ProbabilisticSymmetrization(Symmetrizer):
             if self.loss_on == "per_sample" and self.training:  # each copy is its own input
                 return self.average(xs, context_k, g, uniform_weights(context_k.batch_size, 1, ref),
                                     repeated=True)
-            return self.average(xs, context, g, uniform_weights(context.batch_size, k, ref), repeated=True)
+            weights = uniform_weights(context.batch_size, k, ref)
+            if self.chunk_size is not None and self.chunk_size < k:  # copies made per chunk
+                return self.average(x, context, g, weights)
+            return self.average(xs, context, g, weights, repeated=True)
         finally:
             self._relaxed = None
 
@@ -230,6 +238,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
         for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft)):
             if soft is None:
                 continue
+            if self._chunk is not None:  # the soft parts of this chunk's copies
+                soft = soft.index_select(0, self._chunk)
             base = _detach(self._moved_by_others(action, parts, i, data, context, inverse))
             if factor.permutes_nodes:
                 p = straight_through_matrix(factor.matrix(factor.permutation(comp)), soft)
