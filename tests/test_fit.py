@@ -87,18 +87,22 @@ def _write_results(path, methods=(("plain", 1.0), ("equivariant", 0.6)), noise=0
         writer.writerows(rows)
 
 
-def test_pipeline_on_synthetic_results(tmp_path):
+def test_pipeline_on_synthetic_results(tmp_path, capsys):
     _write_results(tmp_path / "results.csv")
-    fits = ft.fit_results(tmp_path / "results.csv", tmp_path / "fits", bootstrap=40)
-    saved = json.loads((tmp_path / "fits" / "fits.json").read_text())
-    assert saved["common_compute"]["ratio"]["equivariant/plain"] == pytest.approx(0.6, rel=0.1)
+    assert ft.main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "fits"), "--bootstrap", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "plain: L(C) frontier b = " in out and "at C = " in out
+    fits = json.loads((tmp_path / "fits" / "fits.json").read_text())
+    assert fits["common_compute"]["ratio"]["equivariant/plain"] == pytest.approx(0.6, rel=0.1)
     for name in ("loss_vs_compute", "loss_vs_data", "loss_vs_epochs", "n_opt_vs_compute"):
         assert (tmp_path / "fits" / f"{name}.png").stat().st_size > 10_000
     plain = fits["methods"]["plain"]
     assert plain["runs"] == 7 * 10 * 2 + 4 and plain["configurations"] == 7 * 10 + 4
     comp = plain["compute"]
     assert comp["b_interval"][0] < comp["b"] < comp["b_interval"][1]
+    # The frontier of this law is E + g·C^(−alpha·beta/(alpha+beta)) = C^(−0.1875) for E -> 0.
+    assert comp["b"] == pytest.approx(ALPHA * BETA / (ALPHA + BETA), abs=0.02)
     # N_opt's exponent: the truth is beta/(alpha+beta) = 0.375, read off a grid of 7 sizes.
-    assert plain["n_opt"]["e"] == pytest.approx(BETA / (ALPHA + BETA), abs=0.1)
+    assert plain["n_opt"]["e"] == pytest.approx(BETA / (ALPHA + BETA), abs=0.05)
     assert "epochs=8, params=1e+05" in plain["data"]
     assert any(label.startswith("dataset_size=4096") for label in plain["epochs"])

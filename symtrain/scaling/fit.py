@@ -529,3 +529,49 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
                 "epochs [passes over the training set]", loss_label)
     plot_n_opt(fits, out / "n_opt_vs_compute.png")
     return fits
+
+
+def summarize(fits: dict) -> list[str]:
+    """Readable lines: each method's frontier and N_opt exponents with 68 % intervals, and
+    the fitted losses at the largest common compute."""
+    lines = []
+    for method, fit in fits["methods"].items():
+        comp, opt = fit["compute"], fit["n_opt"]
+        frontier = f"b = {_interval_text(comp, 'b')}" if "b" in comp else comp["error"]
+        if comp.get("offset"):
+            frontier += f", c = {_interval_text(comp, 'c')}"
+        n_opt = f"e = {_interval_text(opt, 'e')}" if "e" in opt else opt["error"]
+        lines.append(f"{method}: L(C) frontier {frontier}; N_opt(C) {n_opt}")
+    common = fits["common_compute"]
+    if "loss" in common:
+        lines.append(f"at C = {common['compute']:.3g} FLOPs: "
+                     + ", ".join(f"{m} {v:.4g}" for m, v in common["loss"].items()))
+    return lines
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m symtrain.scaling.fit results.csv [--out DIR]``: fits, ``fits.json``, plots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m symtrain.scaling.fit",
+                                     description="Power-law fits and plots of a sweep's results.csv")
+    parser.add_argument("results", help="results.csv written by a sweep")
+    parser.add_argument("--out", default=None, help="output folder (default: next to results.csv)")
+    parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
+                        help="offset c in L = a·x^(−b) + c: chosen by AICc (auto), always, never")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-at", choices=("epochs", "steps"), default="epochs",
+                        help="loss vs dataset size at fixed epochs or at fixed steps")
+    parser.add_argument("--loss-label", default="test loss (MSE)")
+    args = parser.parse_args(None if argv is None else list(argv))
+    offset = {"auto": "auto", "yes": True, "no": False}[args.offset]
+    fits = fit_results(args.results, args.out, offset=offset, bootstrap=args.bootstrap, seed=args.seed,
+                       data_at=args.data_at, loss_label=args.loss_label)
+    for line in summarize(fits):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

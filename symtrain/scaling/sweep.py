@@ -32,7 +32,9 @@ Backends (no scheduler of our own):
   running cluster (``"auto"`` or ``"ray://host:10001"``; the output folder must then be on
   storage every node sees); without it a local Ray instance is started with ``num_cpus``
   CPUs. ``cpus_per_point``/``gpus_per_point`` are the resources each task asks for.
-  Rows are appended by the driver as tasks finish.
+  Rows are appended by the driver as tasks finish. The nodes must be able to import
+  symtrain and ``run_point``'s module (installed there, or shipped with
+  ``ray_init={"runtime_env": ...}``).
 """
 
 from __future__ import annotations
@@ -189,14 +191,14 @@ def import_ray():
 
 def _run_ray(todo: list[tuple[str, dict]], run_point: RunPoint, out: Path, results: Path,
              outcome: SweepResult, *, address: str | None, num_cpus: int | None,
-             cpus_per_point: float, gpus_per_point: float) -> None:
+             cpus_per_point: float, gpus_per_point: float, ray_init: Mapping[str, Any]) -> None:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
         if address is not None:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, **{"log_to_driver": False, **ray_init})
         else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(**{"num_cpus": num_cpus, "include_dashboard": False, "log_to_driver": False, **ray_init})
     try:
         task = ray.remote(num_cpus=cpus_per_point, num_gpus=gpus_per_point, max_retries=0)(_run_one)
         runner = ray.put(run_point)
@@ -218,9 +220,12 @@ def _run_ray(todo: list[tuple[str, dict]], run_point: RunPoint, out: Path, resul
 
 def run_sweep(sweep: str | Path | Mapping, run_point: RunPoint, out_dir: str | Path, *,
               backend: str = "local", address: str | None = None, num_cpus: int | None = None,
-              cpus_per_point: float = 1, gpus_per_point: float = 0) -> SweepResult:
+              cpus_per_point: float = 1, gpus_per_point: float = 0,
+              ray_init: Mapping[str, Any] | None = None) -> SweepResult:
     """Run every point of ``sweep`` not yet in ``<out_dir>/results.csv`` (see the module
-    docstring for the file format, folders and backends)."""
+    docstring for the file format, folders and backends). ``ray_init`` holds further
+    arguments of ``ray.init`` (e.g. ``runtime_env`` to ship code to a cluster's nodes);
+    a Ray instance already initialised by the caller is used as it is."""
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
     out = Path(out_dir)
@@ -240,7 +245,7 @@ def run_sweep(sweep: str | Path | Mapping, run_point: RunPoint, out_dir: str | P
         _run_local(todo, run_point, out, results, outcome)
     else:
         _run_ray(todo, run_point, out, results, outcome, address=address, num_cpus=num_cpus,
-                 cpus_per_point=cpus_per_point, gpus_per_point=gpus_per_point)
+                 cpus_per_point=cpus_per_point, gpus_per_point=gpus_per_point, ray_init=dict(ray_init or {}))
     return outcome
 
 
