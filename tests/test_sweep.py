@@ -30,8 +30,9 @@ def test_expand_and_point_ids(tmp_path):
     # ids depend on the contents only, not on key order
     assert sw.point_id({"a": 1, "b": 2}) == sw.point_id({"b": 2, "a": 1}) != sw.point_id({"a": 1, "b": 3})
     file = tmp_path / "sweep.yaml"
-    file.write_text("grid:\n  method: [plain, augment]\n  seed: 0\n")
-    assert sw.expand(file) == [{"method": "plain", "seed": 0}, {"method": "augment", "seed": 0}]
+    file.write_text("grid:\n  method: [plain, augment]\n  seed: 0\n  dataset_size: 1e4\n")
+    assert sw.expand(file) == [{"method": "plain", "seed": 0, "dataset_size": 1e4},
+                               {"method": "augment", "seed": 0, "dataset_size": 1e4}]
     with pytest.raises(ValueError, match="exactly one"):
         sw.load_sweep({"grid": {"a": [1]}, "grids": []})
     with pytest.raises(ValueError, match="unknown sweep keys"):

@@ -48,6 +48,7 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,10 +63,20 @@ RESULTS = "results.csv"
 EXTRA = "extra"  # the column holding (as JSON) metrics that arrived after the header was written
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1's safe loader, reading ``1e5`` as a float (plain PyYAML reads a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.?[0-9_]*|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
 def load_sweep(source: str | Path | Mapping) -> dict:
     """A sweep specification ``{"base": {...}, "grids": [{...}, ...]}`` from a YAML file or
     a mapping (``grid:`` is accepted for a single grid; scalars count as one value)."""
-    spec = dict(source) if isinstance(source, Mapping) else yaml.safe_load(Path(source).read_text())
+    spec = dict(source) if isinstance(source, Mapping) else yaml.load(Path(source).read_text(), _Loader)
     if not isinstance(spec, Mapping):
         raise ValueError(f"a sweep file holds a mapping with base/grid(s), got {type(spec).__name__}")
     unknown = set(spec) - {"base", "grid", "grids"}
@@ -120,17 +131,19 @@ def append_row(results: Path, row: Mapping[str, Any], columns: Iterable[str] = (
     fd = os.open(results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        text = io.StringIO()
         if os.fstat(fd).st_size == 0:
             header = list(dict.fromkeys([*columns, *row, EXTRA]))
-            text = io.StringIO()
             csv.writer(text).writerow(header)
         else:
             with results.open(newline="") as f:
                 header = next(csv.reader(f))
-            text = io.StringIO()
         extra = {k: v for k, v in row.items() if k not in header}
-        cells = {**{k: _cell(v) for k, v in row.items() if k in header},
-                 EXTRA: json.dumps(extra, default=str) if extra else ""}
+        cells = {k: _cell(v) for k, v in row.items() if k in header}
+        if EXTRA in header:
+            cells[EXTRA] = json.dumps(extra, default=str) if extra else ""
+        elif extra:
+            log.warning("%s has no %r column: dropping %s", results, EXTRA, sorted(extra))
         csv.DictWriter(text, header, restval="").writerow(cells)
         os.write(fd, text.getvalue().encode())
     finally:
