@@ -36,19 +36,27 @@ def _moved_error(scene, settings, rot, shift):
     return np.abs(plain @ rot.T + shift - moved).max()
 
 
+@pytest.mark.parametrize("reflect", [False, True], ids=["rotation", "reflection"])
 @pytest.mark.parametrize("seed", [0, 3])
-def test_simulation_is_e3_equivariant(seed):
+def test_simulation_is_e3_equivariant(seed, reflect):
     # Measured over 20 random scenes and rigid motions: max deviation 5.6e-15 after 50 steps,
     # 6.6e-12 after 200 steps (median 6e-15), 6e-8 after 500 (chaotic growth of rounding
-    # differences through contacts). 1e-9 at 200 steps leaves a 150x margin over the worst
-    # measured case, while the pyramidal friction cone (not isotropic) already deviates by
-    # 4.5e-3 (median) after 200 steps: the test separates an exact symmetry from a broken one.
+    # differences through contacts); with reflections (mirrored bodies, angular velocity as a
+    # pseudovector) 5.8e-15, 1.1e-12 and 6e-8. 1e-9 at 200 steps leaves a ~100x margin over
+    # the worst measured case, while the pyramidal friction cone (not isotropic) already
+    # deviates by 4.5e-3 (median) after 200 steps: the test separates an exact symmetry
+    # from a broken one.
     settings = RigidSettings(random_motion=False)
     scene = sample_scene(np.random.default_rng(seed), settings)
     floor, bodies = _contacts(scene, settings, HORIZON)
     assert floor > 0 and bodies > 0, "the test scene must exercise floor and body-body contacts"
     g = np.random.default_rng(100 + seed)
     rot, shift = random_rotation(g), 2.0 * g.standard_normal(3)
+    if reflect:
+        rot = rot @ np.diag([1.0, 1.0, -1.0])
+    moved = scene.moved(rot, shift)
+    assert np.abs(scene.keypoints() @ rot.T + shift - moved.keypoints()).max() < 1e-12
+    assert all(np.isclose(np.linalg.det(r), 1.0) for r in moved.rot)  # MuJoCo needs proper frames
     assert _moved_error(scene, settings, rot, shift) < 1e-9
 
 
