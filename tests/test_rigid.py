@@ -39,13 +39,13 @@ def _moved_error(scene, settings, rot, shift):
 @pytest.mark.parametrize("reflect", [False, True], ids=["rotation", "reflection"])
 @pytest.mark.parametrize("seed", [0, 3])
 def test_simulation_is_e3_equivariant(seed, reflect):
-    # Measured over 20 random scenes and rigid motions: max deviation 5.6e-15 after 50 steps,
-    # 6.6e-12 after 200 steps (median 6e-15), 6e-8 after 500 (chaotic growth of rounding
-    # differences through contacts); with reflections (mirrored bodies, angular velocity as a
-    # pseudovector) 5.8e-15, 1.1e-12 and 6e-8. 1e-9 at 200 steps leaves a ~100x margin over
-    # the worst measured case, while the pyramidal friction cone (not isotropic) already
-    # deviates by 4.5e-3 (median) after 200 steps: the test separates an exact symmetry
-    # from a broken one.
+    # Measured over 20 random scenes and motions (max |difference| of keypoints, metres):
+    #   rotations:   4.9e-15 after 50 steps, 2.3e-14 after 200, 1.3e-6 after 500;
+    #   reflections: 4.9e-15,               3.8e-14,            1.7e-6
+    # (rounding differences grow chaotically through contacts: medians at 500 steps are
+    # 3e-13). 1e-9 at 200 steps (0.4 s) keeps a margin of >1e4 over the worst measured case
+    # and stays far below the 2.4e-3 (median) by which the pyramidal friction cone, which is
+    # not isotropic, breaks the symmetry in the same 200 steps.
     settings = RigidSettings(random_motion=False)
     scene = sample_scene(np.random.default_rng(seed), settings)
     floor, bodies = _contacts(scene, settings, HORIZON)

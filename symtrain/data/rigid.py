@@ -62,6 +62,7 @@ MAX_BODIES = 6
 KEYPOINTS_PER_BODY = 4
 MAX_KEYPOINTS = MAX_BODIES * KEYPOINTS_PER_BODY
 SHAPES = ("box", "capsule", "ellipsoid")
+DATA_VERSION = 1  # part of the cache key: raise it when a change of this file changes the samples
 
 # Tetrahedron vertices (non-coplanar), scaled by a body's half extents / sqrt(3):
 # on the surface of an ellipsoid, inside a box.
@@ -196,7 +197,7 @@ def sample_scene(rng: np.random.Generator, settings: RigidSettings = RigidSettin
     half = rng.uniform(*settings.half_size, (num, 3))
     capsule = shape == SHAPES.index("capsule")
     half[capsule, 1] = half[capsule, 0]                      # radius r on x and y
-    half[capsule, 2] = np.maximum(half[capsule, 2], half[capsule, 0] * 1.2)  # r + half length
+    half[capsule, 2] += half[capsule, 0]                     # r + a half length of the same range
     mass = np.exp(rng.uniform(*np.log(settings.mass), num))
     pos = _spawn_positions(rng, np.linalg.norm(half, axis=1), settings)
     rot = np.stack([random_rotation(rng) for _ in range(num)])
@@ -210,8 +211,8 @@ def sample_scene(rng: np.random.Generator, settings: RigidSettings = RigidSettin
     return scene
 
 
-def _vec(x: np.ndarray) -> str:
-    return " ".join(repr(float(v)) for v in x)  # repr round-trips floats exactly
+def _vec(x: np.ndarray | list[float]) -> str:
+    return " ".join(repr(float(v)) for v in x)  # repr of a Python float round-trips exactly
 
 
 def _quat(rot: np.ndarray) -> np.ndarray:
@@ -235,12 +236,10 @@ def scene_xml(scene: Scene, settings: RigidSettings = RigidSettings()) -> str:
     set by :func:`set_state` (so a scene and its moved copy share everything but numbers)."""
     geoms = []
     for b in range(scene.num_bodies):
-        hx, hy, hz = scene.half_extent[b]
-        kind = SHAPES[scene.shape[b]]
-        size = {"box": f"{hx!r} {hy!r} {hz!r}", "ellipsoid": f"{hx!r} {hy!r} {hz!r}",
-                "capsule": f"{hx!r} {hz - hx!r}"}[kind]
+        half, kind = scene.half_extent[b], SHAPES[scene.shape[b]]
+        size = _vec([half[0], half[2] - half[0]]) if kind == "capsule" else _vec(half)  # capsule: r, half length
         geoms.append(f'<body name="b{b}"><freejoint/>'
-                     f'<geom type="{kind}" size="{size}" mass="{scene.mass[b]!r}"/></body>')
+                     f'<geom type="{kind}" size="{size}" mass="{_vec([scene.mass[b]])}"/></body>')
     return (f'<mujoco><option timestep="{settings.timestep!r}" gravity="{_vec(scene.gravity)}" '
             f'cone="{settings.cone}"/>'
             f'<default><geom friction="{settings.friction!r} 0.005 0.0001"/></default>'
@@ -363,12 +362,15 @@ def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettin
       ``mass`` ``[S, K]`` float32, the mass of the keypoint's body (0 padding);
     - ``mask`` ``[S, K]`` bool, True for real keypoints.
 
-    The cache file is keyed by ``num_samples``, ``seed`` and ``settings``; ``workers`` and
-    ``progress`` do not change the result.
+    The cache file is keyed by ``num_samples``, ``seed``, ``settings`` and
+    :data:`DATA_VERSION`; ``workers`` and ``progress`` do not change the result. Draw
+    the splits with different seeds: with one seed, ``n`` samples are the first ``n`` of
+    any larger number.
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive number of scenes, got {num_samples!r}")
-    key = json.dumps({"size": num_samples, "seed": seed, **asdict(settings)}, sort_keys=True)
+    key = json.dumps({"size": num_samples, "seed": seed, "version": DATA_VERSION, **asdict(settings)},
+                     sort_keys=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = cache / "rigid" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     if file.is_file():
