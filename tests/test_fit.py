@@ -106,3 +106,22 @@ def test_pipeline_on_synthetic_results(tmp_path, capsys):
     assert plain["n_opt"]["e"] == pytest.approx(BETA / (ALPHA + BETA), abs=0.05)
     assert "epochs=8, params=1e+05" in plain["data"]
     assert any(label.startswith("dataset_size=4096") for label in plain["epochs"])
+
+
+def test_sparse_results_give_errors_not_crashes(tmp_path):
+    # One method with a single run, one with three runs of one model size and no
+    # batch_size (so no epochs): fits that cannot be made say why, plots are still written.
+    rows = [{"method": "lonely", "params": 100, "steps": 10, "dataset_size": 64, "seed": 0,
+             "flops": 1e6, "test_loss": 1.0}]
+    rows += [{"method": "small", "params": 100, "steps": s, "dataset_size": 64, "seed": 0,
+              "flops": 1e6 * s, "test_loss": 1.0 / s ** 0.3} for s in (10, 20, 40)]
+    with (tmp_path / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    fits = ft.fit_results(tmp_path / "results.csv", bootstrap=10)
+    assert "error" in fits["methods"]["lonely"]["compute"] and "error" in fits["methods"]["small"]["n_opt"]
+    assert fits["methods"]["small"]["compute"]["b"] == pytest.approx(0.3)
+    assert fits["methods"]["small"]["epochs"] == {} and fits["common_compute"] == {}
+    assert len(list(tmp_path.glob("*.png"))) == 4
+    assert ft.summarize(fits)[0].startswith("lonely: L(C) frontier too few frontier points")
