@@ -96,7 +96,7 @@ def point_id(point: Mapping[str, Any]) -> str:
     return hashlib.sha1(json.dumps(point, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def expand(spec: Mapping) -> list[dict]:
+def expand(spec: str | Path | Mapping) -> list[dict]:
     """All points of a sweep, in grid order (last key fastest), duplicates removed."""
     spec = load_sweep(spec)
     points, seen = [], set()
