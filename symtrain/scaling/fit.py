@@ -1,0 +1,577 @@
+"""Power-law fits of sweep results, with bootstrap intervals and plots.
+
+Input: a ``results.csv`` (one row per run, see :mod:`.sweep`) with the columns
+``method``, ``params`` (model parameters N), ``steps``, ``dataset_size`` (training
+samples D), ``seed``, ``flops`` (training compute C in FLOPs) and ``test_loss``;
+``epochs`` is read if present, else computed as ``steps · batch_size / dataset_size``
+when ``batch_size`` is there. Runs that differ only in ``seed`` are averaged first
+(a *configuration* is ``method, params, steps, dataset_size``).
+
+Fits, per method (scipy):
+
+- **compute frontier** ``L(C) = a · C^(−b) [+ c]``, fitted to the frontier
+  configurations: those with a lower loss than every configuration of the method with
+  less or equal compute (the lower envelope over model sizes and step counts);
+- **data** ``L(D)`` at fixed epochs (``data_at="epochs"``, steps grow with D) or at fixed
+  steps (``data_at="steps"``), one curve per (epochs or steps, model size) with at least 2
+  dataset sizes;
+- **epochs** ``L(E)`` at fixed dataset size and model size;
+- **compute-optimal model size** ``N_opt(C) = k · C^e``: on a log-spaced grid of budgets,
+  each model size whose runs span the budget has its loss interpolated there (log-log,
+  between its own runs); where the lowest of these is bracketed by a smaller and a larger
+  size, the optimum is the vertex of a parabola in ``log N`` through the three (the
+  IsoFLOP idea of Hoffmann et al.); ``k``, ``e`` by least squares in log-log over these
+  budgets. Budgets whose optimum is not bracketed are left out, and only runs at the most
+  common dataset size enter.
+
+**Offset criterion.** ``offset="auto"`` fits both ``a·x^(−b)`` and ``a·x^(−b) + c``
+(``c ≥ 0``) by least squares on ``log L`` and keeps the offset only if its AICc is lower
+by at least 2 (and there are at least 5 points, so the 3-parameter fit keeps a degree of
+freedom for AICc); ``offset=True``/``False`` forces the choice.
+
+**Uncertainty.** A bootstrap over runs: the rows of each method are resampled with
+replacement ``bootstrap`` times, and everything above is recomputed (seed means,
+frontier, fit; the offset choice of the full-data fit is kept). Intervals are the
+16th–84th percentiles (68 %); plot bands are the same percentiles of the predictions.
+
+:func:`fit_results` writes ``fits.json`` and the PNG plots ``loss_vs_compute.png``,
+``loss_vs_data.png``, ``loss_vs_epochs.png`` and ``n_opt_vs_compute.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEYS = ("method", "params", "steps", "dataset_size")
+PERCENTILES = (16.0, 84.0)  # a 68 % interval
+Row = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- reading
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def read_results(path: str | Path) -> list[Row]:
+    """Rows of a ``results.csv`` with numbers parsed and ``epochs`` filled in when it can
+    be computed (``steps · batch_size / dataset_size``). Rows without a ``test_loss`` or
+    ``flops`` are dropped (with a logged warning)."""
+    with Path(path).open(newline="") as f:
+        rows = [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+    kept = []
+    for row in rows:
+        if not isinstance(row.get("test_loss"), float | int) or not isinstance(row.get("flops"), float | int):
+            log.warning("dropping a row without a numeric test_loss and flops: %s", row)
+            continue
+        if not isinstance(row.get("epochs"), float | int) and all(
+                isinstance(row.get(k), float | int) for k in ("steps", "batch_size", "dataset_size")):
+            row["epochs"] = row["steps"] * row["batch_size"] / row["dataset_size"]
+        row["method"] = str(row.get("method", "run"))
+        kept.append(row)
+    return kept
+
+
+def average_seeds(rows: Iterable[Row]) -> list[Row]:
+    """One row per configuration (``method, params, steps, dataset_size``), numeric
+    columns averaged over its runs (seeds); ``runs`` counts them."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row.get(k) for k in CONFIG_KEYS)].append(row)
+    out = []
+    for key, group in groups.items():
+        mean = dict(zip(CONFIG_KEYS, key))
+        for col in ("flops", "test_loss", "epochs", "batch_size"):
+            values = [r[col] for r in group if isinstance(r.get(col), float | int)]
+            if values:
+                mean[col] = float(np.mean(values))
+        mean["runs"] = len(group)
+        out.append(mean)
+    return out
+
+
+# --------------------------------------------------------------------------- power laws
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """``L(x) = A · (x / x0)^(−b) + c`` (so ``a = A · x0^b`` in ``L = a · x^(−b) + c``).
+    ``aicc`` is the small-sample Akaike criterion of the fit in ``log L``."""
+
+    A: float
+    b: float
+    c: float
+    x0: float
+    offset: bool
+    aicc: float
+    points: int
+
+    @property
+    def a(self) -> float:
+        return self.A * self.x0 ** self.b
+
+    def __call__(self, x: np.ndarray | float) -> np.ndarray:
+        return self.A * (np.asarray(x, dtype=float) / self.x0) ** (-self.b) + self.c
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "a": self.a}
+
+
+def _aicc(residuals: np.ndarray, k: int) -> float:
+    n = len(residuals)
+    rss = max(float(residuals @ residuals), 1e-300)
+    penalty = 2 * k * (k + 1) / (n - k - 1) if n > k + 1 else math.inf
+    return n * math.log(rss / n) + 2 * k + penalty
+
+
+def _fit_plain(x: np.ndarray, y: np.ndarray, x0: float) -> PowerLaw:
+    u, v = np.log(x / x0), np.log(y)
+    slope, intercept = np.polyfit(u, v, 1)
+    residuals = v - (intercept + slope * u)
+    return PowerLaw(A=float(np.exp(intercept)), b=float(-slope), c=0.0, x0=x0, offset=False,
+                    aicc=_aicc(residuals, 2), points=len(x))
+
+
+def _fit_offset(x: np.ndarray, y: np.ndarray, x0: float, start: PowerLaw) -> PowerLaw:
+    from scipy.optimize import least_squares
+
+    u, v = np.log(x / x0), np.log(y)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        log_a, b, log_c = theta
+        return np.logaddexp(log_a - b * u, log_c) - v
+
+    def jacobian(theta: np.ndarray) -> np.ndarray:
+        log_a, b, log_c = theta
+        share = 1 / (1 + np.exp(log_c - log_a + b * u))  # the power term's share of L
+        return np.stack([share, -u * share, 1 - share], axis=1)
+
+    best = None
+    for share in (0.1, 0.5, 0.9):  # starting offsets as shares of the smallest loss
+        c0 = share * y.min()
+        a0 = max(start.A - c0, 1e-12 * y.max())
+        result = least_squares(residuals, [math.log(a0), max(start.b, 1e-3), math.log(c0)], jac=jacobian,
+                               method="lm")
+        if best is None or result.cost < best.cost:
+            best = result
+    log_a, b, log_c = best.x
+    return PowerLaw(A=float(np.exp(log_a)), b=float(b), c=float(np.exp(log_c)), x0=x0, offset=True,
+                    aicc=_aicc(best.fun, 3), points=len(x))
+
+
+def fit_power_law(x: Sequence[float], y: Sequence[float], *, offset: bool | str = "auto") -> PowerLaw:
+    """Fit ``y = a · x^(−b) [+ c]`` by least squares on ``log y`` (see the module
+    docstring for ``offset="auto"``). Needs 2 points (4 with an offset)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if (x <= 0).any() or (y <= 0).any():
+        raise ValueError("power-law fits need positive x and y")
+    if len(np.unique(x)) < 2:
+        raise ValueError(f"a power-law fit needs at least 2 distinct x values, got {len(np.unique(x))}")
+    if offset not in (True, False, "auto"):
+        raise ValueError(f"offset must be True, False or 'auto', got {offset!r}")
+    x0 = float(np.exp(np.log(x).mean()))
+    plain = _fit_plain(x, y, x0)
+    if offset is False or (offset == "auto" and len(x) < 5):
+        return plain
+    if len(x) < 4:
+        raise ValueError(f"a power law with an offset needs at least 4 points, got {len(x)}")
+    shifted = _fit_offset(x, y, x0, plain)
+    if offset is True:
+        return shifted
+    return shifted if shifted.aicc < plain.aicc - 2 else plain
+
+
+def bootstrap_power_law(x: Sequence[float], y: Sequence[float], *, offset: bool | str = "auto",
+                        reps: int = 200, seed: int = 0) -> tuple[PowerLaw, dict[str, list[float] | None]]:
+    """The fit of :func:`fit_power_law` and 68 % bootstrap intervals of ``a``, ``b``, ``c``
+    (points resampled with replacement; the offset choice of the full fit is kept)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    law = fit_power_law(x, y, offset=offset)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(reps):
+        i = rng.integers(0, len(x), len(x))
+        boots.append(_safe(lambda i=i: fit_power_law(x[i], y[i], offset=law.offset)))
+    boots = [b for b in boots if b is not None]
+    return law, {k: _interval([getattr(b, k) for b in boots]) for k in ("a", "b", "c")}
+
+
+def fit_line_loglog(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """``(k, e)`` of ``y = k · x^e`` by least squares in log-log."""
+    e, log_k = np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)
+    return float(np.exp(log_k)), float(e)
+
+
+# --------------------------------------------------------------------------- selections
+
+def compute_frontier(configs: Iterable[Row]) -> list[Row]:
+    """The configurations with a lower ``test_loss`` than every one with less or equal
+    ``flops``, sorted by compute."""
+    front, best = [], math.inf
+    for row in sorted(configs, key=lambda r: (r["flops"], r["test_loss"])):
+        if row["test_loss"] < best:
+            front.append(row)
+            best = row["test_loss"]
+    return front
+
+
+def n_opt_points(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float, float]]:
+    """``(C, N_opt)`` on a log-spaced grid of ``budgets`` compute values (see the module
+    docstring). At each budget only the model sizes whose runs span it take part, and the
+    budget is kept only if the best of them is bracketed (a smaller and a larger size
+    take part and do worse): an optimum at the edge of the sizes is not resolved. Only the
+    configurations at the most common ``dataset_size`` (the compute sweep's) are used, so
+    a data sweep does not mix other training sets into the model sizes' curves."""
+    configs = list(configs)
+    sizes_of_data = [r.get("dataset_size") for r in configs]
+    common = max(set(sizes_of_data), key=sizes_of_data.count) if configs else None
+    curves: dict[float, list[tuple[float, float]]] = defaultdict(list)
+    for row in configs:
+        if row.get("dataset_size") != common:
+            continue
+        curves[float(row["params"])].append((row["flops"], row["test_loss"]))
+    sizes = sorted(n for n, pts in curves.items() if len({c for c, _ in pts}) >= 2)
+    if len(sizes) < 3:
+        return []
+    logs = {n: np.log(sorted(curves[n])) for n in sizes}  # [runs, 2]: log C, log L
+    low = min(logs[n][0, 0] for n in sizes)
+    high = max(logs[n][-1, 0] for n in sizes)
+    out = []
+    for log_c in np.linspace(low, high, budgets):
+        taking = [n for n in sizes if logs[n][0, 0] <= log_c <= logs[n][-1, 0]]
+        losses = [float(np.interp(log_c, logs[n][:, 0], logs[n][:, 1])) for n in taking]
+        if len(taking) < 3:
+            continue
+        i = int(np.argmin(losses))
+        if not 0 < i < len(taking) - 1:
+            continue
+        xs, ys = np.log(taking[i - 1:i + 2]), np.array(losses[i - 1:i + 2])
+        curv, lin, _ = np.polyfit(xs, ys, 2)  # parabola through the minimum and its neighbours
+        log_n = float(np.clip(-lin / (2 * curv), xs[0], xs[-1])) if curv > 0 else float(xs[1])
+        out.append((float(np.exp(log_c)), math.exp(log_n)))
+    return out
+
+
+def _curves(configs: list[Row], x: str, fixed: tuple[str, ...]) -> dict[str, list[Row]]:
+    """Groups of configurations sharing the ``fixed`` columns with ≥ 2 values of ``x``,
+    keyed by a label such as ``"epochs=4, params=1e+04"``."""
+    groups: dict[tuple, list[Row]] = defaultdict(list)
+    for row in configs:
+        if all(isinstance(row.get(k), float | int) for k in (x, *fixed)):
+            groups[tuple(round(float(row[k]), 6) for k in fixed)].append(row)
+    return {", ".join(f"{k}={v:.4g}" for k, v in zip(fixed, key)): sorted(g, key=lambda r: r[x])
+            for key, g in sorted(groups.items()) if len({r[x] for r in g}) >= 2}
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+def _interval(values: Sequence[float]) -> list[float] | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return [float(v) for v in np.percentile(values, PERCENTILES)] if len(values) >= 2 else None
+
+
+def _safe(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except (ValueError, RuntimeError, np.linalg.LinAlgError, TypeError):
+        return None
+
+
+def _law_summary(law: PowerLaw, boots: list[PowerLaw | None], xs: np.ndarray) -> dict:
+    boots = [b for b in boots if b is not None]
+    preds = np.array([b(xs) for b in boots]) if boots else np.empty((0, len(xs)))
+    band = np.percentile(preds, PERCENTILES, axis=0).tolist() if len(boots) >= 2 else None
+    return {**law.to_dict(), "b_interval": _interval([b.b for b in boots]),
+            "a_interval": _interval([b.a for b in boots]), "c_interval": _interval([b.c for b in boots]),
+            "bootstrap_fits": len(boots), "x_range": [float(xs[0]), float(xs[-1])],
+            "grid": xs.tolist(), "band": band}
+
+
+def _resample(rows: list[Row], rng: np.random.Generator) -> list[Row]:
+    return [rows[i] for i in rng.integers(0, len(rows), len(rows))]
+
+
+def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int = 200, seed: int = 0,
+               data_at: str = "epochs") -> dict:
+    """All fits for one method's runs (see the module docstring); each fit has its
+    parameters, 68 % bootstrap intervals, and a prediction band on a grid."""
+    rng = np.random.default_rng(seed)
+    samples = [_resample(rows, rng) for _ in range(bootstrap)]
+    configs = average_seeds(rows)
+    boot_configs = [average_seeds(s) for s in samples]
+    out: dict[str, Any] = {"runs": len(rows), "configurations": len(configs)}
+
+    def frontier_law(cfgs: list[Row], off: bool | str) -> PowerLaw:
+        front = compute_frontier(cfgs)
+        return fit_power_law([r["flops"] for r in front], [r["test_loss"] for r in front], offset=off)
+
+    front = compute_frontier(configs)
+    law = _safe(lambda: frontier_law(configs, offset))
+    if law is None:
+        out["compute"] = {"error": f"too few frontier points ({len(front)}) for a fit"}
+    else:
+        xs = np.geomspace(front[0]["flops"], front[-1]["flops"], 50)
+        boots = [_safe(lambda c=c: frontier_law(c, law.offset)) for c in boot_configs]
+        out["compute"] = {**_law_summary(law, boots, xs),
+                          "frontier": [[r["flops"], r["test_loss"]] for r in front]}
+
+    fixed = {"epochs": ("epochs", "params"), "steps": ("steps", "params")}[data_at]
+    for name, x, keys in (("data", "dataset_size", fixed), ("epochs", "epochs", ("dataset_size", "params"))):
+        out[name] = {}
+        for label, group in _curves(configs, x, keys).items():
+            fit = _safe(lambda g=group: fit_power_law([r[x] for r in g], [r["test_loss"] for r in g], offset=offset))
+            if fit is None:
+                continue
+            xs = np.geomspace(group[0][x], group[-1][x], 50)
+            boots = []
+            for cfg in boot_configs:
+                sub = _curves(cfg, x, keys).get(label)
+                boots.append(sub and _safe(lambda s=sub: fit_power_law(
+                    [r[x] for r in s], [r["test_loss"] for r in s], offset=fit.offset)))
+            out[name][label] = {**_law_summary(fit, boots, xs), "x": x,
+                                "points": [[r[x], r["test_loss"]] for r in group]}
+
+    points = n_opt_points(configs)
+    if len({n for _, n in points}) >= 2:
+        k, e = fit_line_loglog(*zip(*points))
+        boot_ke = []
+        for cfg in boot_configs:
+            pts = n_opt_points(cfg)
+            boot_ke.append(fit_line_loglog(*zip(*pts)) if len({n for _, n in pts}) >= 2 else None)
+        boot_ke = [p for p in boot_ke if p is not None]
+        xs = np.geomspace(points[0][0], points[-1][0], 50)
+        preds = np.array([bk * xs ** be for bk, be in boot_ke])
+        out["n_opt"] = {"k": k, "e": e, "e_interval": _interval([be for _, be in boot_ke]),
+                        "k_interval": _interval([bk for bk, _ in boot_ke]), "bootstrap_fits": len(boot_ke),
+                        "points": [list(p) for p in points], "grid": xs.tolist(),
+                        "band": np.percentile(preds, PERCENTILES, axis=0).tolist() if len(boot_ke) >= 2 else None}
+    else:
+        out["n_opt"] = {"error": "N_opt needs budgets where the best model size is bracketed by a smaller "
+                                 "and a larger one (at least 3 sizes with overlapping compute)"}
+    return out
+
+
+def compare_at_common_compute(fits: dict[str, dict]) -> dict:
+    """The fitted frontier losses of every method at the largest compute inside every
+    method's frontier range, and their ratios ``L(row method) / L(column method)``."""
+    laws = {m: f["compute"] for m, f in fits.items() if "b" in f.get("compute", {})}
+    if len(laws) < 2:
+        return {}
+    low = max(c["x_range"][0] for c in laws.values())
+    high = min(c["x_range"][1] for c in laws.values())
+    if low > high:
+        return {"error": "the methods' frontiers share no compute range"}
+    loss = {m: float(c["A"] * (high / c["x0"]) ** (-c["b"]) + c["c"]) for m, c in laws.items()}
+    return {"compute": high, "loss": loss,
+            "ratio": {f"{m}/{n}": loss[m] / loss[n] for m in loss for n in loss if m != n}}
+
+
+def fit_all(rows: list[Row], **kwargs: Any) -> dict:
+    """``{"methods": {method: fit_method(...)}, "common_compute": ...}``."""
+    by_method: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_method[row["method"]].append(row)
+    fits = {m: fit_method(r, **kwargs) for m, r in sorted(by_method.items())}
+    return {"methods": fits, "common_compute": compare_at_common_compute(fits),
+            "settings": {"percentiles": list(PERCENTILES), **{k: v for k, v in kwargs.items()}}}
+
+
+# --------------------------------------------------------------------------- plots
+
+def _axes(title: str, xlabel: str, ylabel: str, width: float = 7.5):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, 5), dpi=120)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="both", alpha=0.25)
+    return fig, ax
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def _interval_text(fit: dict, key: str) -> str:
+    interval = fit.get(f"{key}_interval")
+    return f"{fit[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def plot_compute(rows: list[Row], fits: dict, path: Path, loss_label: str) -> Path:
+    """Loss vs compute: runs as dots, frontier configurations ringed, fitted frontier
+    lines with 68 % bootstrap bands; one colour per method."""
+    fig, ax = _axes("Test loss vs training compute", "training compute C [FLOPs]", loss_label)
+    for i, (method, fit) in enumerate(fits["methods"].items()):
+        colour = f"C{i}"
+        runs = [r for r in rows if r["method"] == method]
+        ax.scatter([r["flops"] for r in runs], [r["test_loss"] for r in runs], s=12, alpha=0.35, color=colour)
+        comp = fit["compute"]
+        if "b" not in comp:
+            ax.scatter([], [], color=colour, label=f"{method} (no fit: {comp['error']})")
+            continue
+        front = np.array(comp["frontier"])
+        ax.scatter(front[:, 0], front[:, 1], s=40, facecolors="none", edgecolors=colour, linewidths=1.2)
+        grid = np.array(comp["grid"])
+        offset = f" + {comp['c']:.3g}" if comp["offset"] else ""
+        ax.plot(grid, [comp["A"] * (x / comp["x0"]) ** (-comp["b"]) + comp["c"] for x in grid], color=colour,
+                label=f"{method}: L ∝ C^(−b){offset}, b = {_interval_text(comp, 'b')}")
+        if comp["band"]:
+            ax.fill_between(grid, *comp["band"], color=colour, alpha=0.2, linewidth=0)
+    ax.scatter([], [], s=12, color="grey", alpha=0.5, label="runs (dots), frontier (rings)")
+    ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _short(label: str) -> str:
+    return label.replace("dataset_size", "D").replace("params", "N")
+
+
+def plot_curves(fits: dict, name: str, path: Path, title: str, xlabel: str, loss_label: str) -> Path:
+    """Loss vs ``name`` ("data" or "epochs") curves: measured points and fitted power
+    laws with 68 % bootstrap bands, one colour per method, one marker per fixed setting
+    (legend outside the axes)."""
+    from matplotlib.lines import Line2D
+
+    fig, ax = _axes(title, xlabel, loss_label, width=10.5)
+    markers = "osD^v<>ph*P"
+    empty, handles = True, []
+    for i, (method, fit) in enumerate(fits["methods"].items()):
+        for j, (label, curve) in enumerate(fit.get(name, {}).items()):
+            empty = False
+            colour, pts = f"C{i}", np.array(curve["points"])
+            grid = np.array(curve["grid"])
+            offset = f", c = {curve['c']:.3g}" if curve["offset"] else ""
+            ax.plot(grid, [curve["A"] * (x / curve["x0"]) ** (-curve["b"]) + curve["c"] for x in grid],
+                    color=colour, alpha=0.7)
+            ax.plot(pts[:, 0], pts[:, 1], markers[j % len(markers)], color=colour, ms=5)
+            handles.append(Line2D([], [], color=colour, marker=markers[j % len(markers)], ms=5,
+                                  label=f"{method}, {_short(label)}: b = {_interval_text(curve, 'b')}{offset}"))
+            if curve["band"]:
+                ax.fill_between(grid, *curve["band"], color=colour, alpha=0.15, linewidth=0)
+    if empty:
+        ax.text(0.5, 0.5, "no curve with at least 2 values to fit", transform=ax.transAxes, ha="center")
+    else:
+        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="fit L = a·x^(−b) [+ c]; D samples, N parameters", title_fontsize=7)
+    return _save(fig, path)
+
+
+def plot_n_opt(fits: dict, path: Path) -> Path:
+    """Compute-optimal model size vs compute, with the fitted power law and its band."""
+    fig, ax = _axes("Compute-optimal model size (points: best size per budget)",
+                    "training compute C [FLOPs]", "N_opt [parameters]")
+    empty = True
+    for i, (method, fit) in enumerate(fits["methods"].items()):
+        opt = fit["n_opt"]
+        if "e" not in opt:
+            continue
+        empty, colour = False, f"C{i}"
+        pts, grid = np.array(opt["points"]), np.array(opt["grid"])
+        ax.plot(pts[:, 0], pts[:, 1], "o", color=colour, ms=4)
+        ax.plot(grid, opt["k"] * grid ** opt["e"], color=colour,
+                label=f"{method}: N_opt ∝ C^e, e = {_interval_text(opt, 'e')}")
+        if opt["band"]:
+            ax.fill_between(grid, *opt["band"], color=colour, alpha=0.2, linewidth=0)
+    ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
+    if empty:
+        ax.text(0.5, 0.5, "no budget where the best model size is bracketed", transform=ax.transAxes,
+                ha="center")
+    else:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offset: bool | str = "auto",
+                bootstrap: int = 200, seed: int = 0, data_at: str = "epochs",
+                loss_label: str = "test loss (MSE)") -> dict:
+    """Read ``results.csv``, fit everything, write ``fits.json`` and the four PNG plots to
+    ``out_dir`` (default: next to ``results``); returns the fits."""
+    results = Path(results)
+    out = Path(out_dir) if out_dir is not None else results.parent
+    out.mkdir(parents=True, exist_ok=True)
+    rows = read_results(results)
+    if not rows:
+        raise ValueError(f"{results} holds no runs with test_loss and flops")
+    fits = fit_all(rows, offset=offset, bootstrap=bootstrap, seed=seed, data_at=data_at)
+    (out / "fits.json").write_text(json.dumps(fits, indent=2))
+    plot_compute(rows, fits, out / "loss_vs_compute.png", loss_label)
+    fixed = "fixed epochs" if data_at == "epochs" else "fixed steps"
+    plot_curves(fits, "data", out / "loss_vs_data.png", f"Test loss vs dataset size ({fixed}, per model size)",
+                "training set size D [samples]", loss_label)
+    plot_curves(fits, "epochs", out / "loss_vs_epochs.png", "Test loss vs epochs (per dataset and model size)",
+                "epochs [passes over the training set]", loss_label)
+    plot_n_opt(fits, out / "n_opt_vs_compute.png")
+    return fits
+
+
+def summarize(fits: dict) -> list[str]:
+    """Readable lines: each method's frontier and N_opt exponents with 68 % intervals, and
+    the fitted losses at the largest common compute."""
+    lines = []
+    for method, fit in fits["methods"].items():
+        comp, opt = fit["compute"], fit["n_opt"]
+        frontier = f"b = {_interval_text(comp, 'b')}" if "b" in comp else comp["error"]
+        if comp.get("offset"):
+            frontier += f", c = {_interval_text(comp, 'c')}"
+        n_opt = f"e = {_interval_text(opt, 'e')}" if "e" in opt else opt["error"]
+        lines.append(f"{method}: L(C) frontier {frontier}; N_opt(C) {n_opt}")
+    common = fits["common_compute"]
+    if "loss" in common:
+        lines.append(f"at C = {common['compute']:.3g} FLOPs: "
+                     + ", ".join(f"{m} {v:.4g}" for m, v in common["loss"].items()))
+    return lines
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m symtrain.scaling.fit results.csv [--out DIR]``: fits, ``fits.json``, plots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m symtrain.scaling.fit",
+                                     description="Power-law fits and plots of a sweep's results.csv")
+    parser.add_argument("results", help="results.csv written by a sweep")
+    parser.add_argument("--out", default=None, help="output folder (default: next to results.csv)")
+    parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
+                        help="offset c in L = a·x^(−b) + c: chosen by AICc (auto), always, never")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-at", choices=("epochs", "steps"), default="epochs",
+                        help="loss vs dataset size at fixed epochs or at fixed steps")
+    parser.add_argument("--loss-label", default="test loss (MSE)")
+    args = parser.parse_args(None if argv is None else list(argv))
+    offset = {"auto": "auto", "yes": True, "no": False}[args.offset]
+    fits = fit_results(args.results, args.out, offset=offset, bootstrap=args.bootstrap, seed=args.seed,
+                       data_at=args.data_at, loss_label=args.loss_label)
+    for line in summarize(fits):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
