@@ -117,6 +117,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_save", original)
     with pytest.raises(ConfigError, match="--resume"):
         Trainer(smoke("nbody_ga"), tmp_path / "cut").fit()
+    with pytest.raises(ConfigError, match=r"optim\.lr: differs from the recipe .*optim\.lr: 0\.003 -> 0\.002"):
+        Trainer(smoke("nbody_ga", "optim.lr=2e-3"), tmp_path / "cut", resume=True).fit()
     resumed = Trainer(smoke("nbody_ga"), tmp_path / "cut", resume=True).fit()
     assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "full"), abs=1e-6)
     for key in ("val/mse", "test/mse", "test/equivariance_error"):
@@ -260,3 +262,22 @@ def test_local_pyg_dataset_errors(tmp_path):
         build_task(smoke("graph_vit_pattern", f"data.path={tmp_path / 'pyg'}", "data.max_nodes=3"))
     with pytest.raises(ConfigError, match="weights file not found"):
         build(smoke("graph_vit_ps", f"model.checkpoint={tmp_path / 'missing.safetensors'}"))
+
+
+def test_user_recipe_folders_come_first(tmp_path, monkeypatch, capsys):
+    from symtrain.train.recipes import recipe_folders
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    text = find_recipe("nbody_plain").read_text()
+    (mine / "my_nbody.yaml").write_text(text.replace("description:", "description: mine,", 1))
+    (mine / "nbody_plain.yaml").write_text(text.replace("description:", "description: shadowed,", 1))
+    assert main(["recipes", "--recipes", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "my_nbody" in out and "shadowed" in out
+    assert find_recipe("my_nbody", recipe_folders([mine])) == mine / "my_nbody.yaml"
+    monkeypatch.setenv("SYMTRAIN_RECIPES", str(mine))
+    assert "my_nbody" in list_recipes() and find_recipe("nbody_plain") == mine / "nbody_plain.yaml"
+    monkeypatch.delenv("SYMTRAIN_RECIPES")
+    assert main(["train", "no_such_recipe", "--out", str(tmp_path / "run")]) == 2
+    assert "recipe file 'no_such_recipe' does not exist" in capsys.readouterr().err

@@ -64,3 +64,23 @@ class Checkpoints:
         tmp = self.pointer.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"dir": name, "step": step, "history": history[-self.keep:]}))
         os.replace(tmp, self.pointer)
+
+
+# What a resumed run may change: how long it runs and what it reports, not what it trains.
+RESUMABLE = ("name", "description", "budgets", "train.budget", "train.steps", "train.log_every",
+             "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.progress",
+             "train.out_dir", "train.eval_batches", "train.threads", "data.num_workers",
+             "data.eval_batch_size", "data.cache_dir", "data.path", "symmetrization.test_samples",
+             "symmetrization.equivariance_samples", "symmetrization.equivariance_inputs",
+             "symmetrization.lie_derivative")
+
+
+def recipe_changes(saved: dict, now: dict) -> list[str]:
+    """``key: old -> new`` for every setting (dotted key) that differs between the recipe a
+    run was started with and the one resuming it, except :data:`RESUMABLE` ones."""
+    from .tracking import flat_config
+
+    old, new = flat_config(saved), flat_config(now)
+    keys = [k for k in dict.fromkeys([*old, *new])
+            if not any(k == r or k.startswith(r + ".") for r in RESUMABLE)]
+    return [f"{k}: {old.get(k, '(unset)')} -> {new.get(k, '(unset)')}" for k in keys if old.get(k) != new.get(k)]

@@ -32,7 +32,7 @@ from ..data.task import Task
 from ..errors import SymmetryError
 from ..symmetry import call_model
 from .build import build, build_task
-from .checkpoints import Checkpoints
+from .checkpoints import Checkpoints, recipe_changes
 from .config import ConfigError, Recipe
 from .evaluation import Evaluator
 from .methods import Built
@@ -145,6 +145,13 @@ class Trainer:
         if self.checkpoints.exists() and not self.resume:
             raise ConfigError(f"train.out_dir: {self.out} already holds checkpoints; pass --resume to "
                               "continue that run or choose another --out")
+        saved = self.out / "config.yaml"
+        if self.resume and self.checkpoints.exists() and saved.is_file():
+            changes = recipe_changes(yaml.safe_load(saved.read_text()) or {}, r.to_dict())
+            if changes:
+                raise ConfigError(f"{changes[0].split(':')[0]}: differs from the recipe the checkpoints in "
+                                  f"{self.out} were trained with ({'; '.join(changes)}); resume with that "
+                                  "recipe or choose another --out")
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if r.data.batch_size // t.grad_accum % world:
             raise ConfigError(f"data.batch_size: {r.data.batch_size} / grad_accum {t.grad_accum} is "
