@@ -61,8 +61,9 @@ def build_model(recipe: Recipe, task: Task) -> nn.Module:
     out come from ``task.info`` (``num_nodes``, ``num_classes``, …)."""
     try:
         return _create(MODELS, recipe.model.name, recipe.model.args, "model", task.info)
-    except FileNotFoundError as err:  # a weights file named by the recipe
-        raise ConfigError(f"model.checkpoint: {err}") from err
+    except FileNotFoundError as err:  # a weights file named by the recipe, or the hub unreachable
+        key = "checkpoint" if recipe.model.args.get("checkpoint") is not None else "pretrained"
+        raise ConfigError(f"model.{key}: {err}") from err
 
 
 def build_symmetry(recipe: Recipe, task: Task) -> Symmetry:
