@@ -6,6 +6,8 @@
 0.001
 """
 
+from ..data import Task, TensorData, register_dataset
+from ..models import register_model
 from .build import build, build_model, build_task
 from .config import ConfigError, Recipe, load_recipe, resolve
 from .methods import Built, list_methods, register_method
@@ -14,4 +16,4 @@ from .trainer import Trainer, TrainingDiverged, train
 
 __all__ = ["Recipe", "ConfigError", "load_recipe", "resolve", "Trainer", "TrainingDiverged", "train",
            "build", "build_task", "build_model", "Built", "list_methods", "register_method",
-           "find_recipe", "list_recipes"]
+           "find_recipe", "list_recipes", "Task", "TensorData", "register_dataset", "register_model"]
