@@ -281,3 +281,21 @@ def test_user_recipe_folders_come_first(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SYMTRAIN_RECIPES")
     assert main(["train", "no_such_recipe", "--out", str(tmp_path / "run")]) == 2
     assert "recipe file 'no_such_recipe' does not exist" in capsys.readouterr().err
+
+
+def test_fit_builds_the_model_once(tmp_path, monkeypatch):
+    import functools
+
+    from symtrain.models import NBodyTransformer
+
+    calls = []
+    init = NBodyTransformer.__init__
+
+    @functools.wraps(init)  # keeps the signature the registry checks arguments against
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(NBodyTransformer, "__init__", counted)
+    Trainer(smoke("nbody_plain", "train.steps=2"), tmp_path).fit()
+    assert len(calls) == 1
