@@ -197,6 +197,11 @@ def fd_step(x: Any, v: Any, *, factor: float | None = None) -> float:
     (one ``h`` per call); ``‖x‖ = 0`` falls back to ``‖v‖`` (``h = c · eps^(1/3)``), and
     ``v = 0`` gives ``h = c · eps^(1/3)`` (the difference is then 0 anyway).
 
+    The error is relative to the size of ``f`` along the step, not to the derivative:
+    where ``‖L f‖ ≪ ‖f‖ ‖v‖ / ‖x‖`` (nearly invariant models) the relative error of
+    ``L f`` grows by that ratio, and a float32 ``fd`` on a near-invariant model can miss
+    a relative bound the jvp meets; compare with ``method="jvp"`` there.
+
     Args:
         x: the input (a tensor or a tuple of tensors; non-floating leaves are ignored).
         v: the tangent, structured like ``x``.
