@@ -193,7 +193,9 @@ def fd_step(x: Any, v: Any, *, factor: float | None = None) -> float:
     6.1e-6 · c in float64) whatever the generator's scale (rotation tangents are
     ~100× translation tangents on 224² images), and an error of order
     ``eps^(2/3)`` (2.4e-5 in float32, 3.7e-11 in float64). ``c`` is
-    :data:`FD_STEP_FACTOR` (1 unless ``factor`` is given). Norms are over the whole batch
+    :data:`FD_STEP_FACTOR` (1 unless ``factor`` is given; on vit_tiny at 224², float32,
+    the worst relative error over six generators against a float64 jvp was 1.6e-2,
+    5.0e-3, 1.7e-3, 4.5e-4 and 1.9e-3 for c = 0.03, 0.1, 0.3, 1, 3). Norms are over the whole batch
     (one ``h`` per call); ``‖x‖ = 0`` falls back to ``‖v‖`` (``h = c · eps^(1/3)``), and
     ``v = 0`` gives ``h = c · eps^(1/3)`` (the difference is then 0 anyway).
 
