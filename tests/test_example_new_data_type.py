@@ -57,10 +57,12 @@ def test_augment_loss_and_lie_derivative(example):
         assert float(st.EquivarianceLoss(sym)(fa, x, y)[1]["E_prime"]) < 1e-4
         assert float(st.EquivarianceLoss(sym)(plain, x, y)[1]["E_prime"]) > 1e-1
     rotations = st.Symmetry("SO3", input=sym.input, output=sym.output)
-    lie_fa = st.lie_derivatives(fa, x, "all", symmetry=rotations)
     lie_plain = st.lie_derivatives(plain, x, "all", symmetry=rotations)
-    assert max(float(v.abs().max()) for v in lie_fa.values()) < 1e-4
     assert min(float(v.abs().max()) for v in lie_plain.values()) > 1e-2
+    # Exact jvp: rounding only; central differences in float32: their step's error too.
+    for method, tol in (("jvp", 1e-4), ("fd", 1e-3)):
+        lie_fa = st.lie_derivatives(fa, x, "all", symmetry=rotations, method=method)
+        assert max(float(v.abs().max()) for v in lie_fa.values()) < tol, method
 
 
 def test_straight_through_gradient_of_the_new_type(example, float64):
