@@ -57,6 +57,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .nbody import default_cache_dir
+from ..actions.registry import create_action
+from ..symmetry import Symmetry
 
 MAX_BODIES = 6
 KEYPOINTS_PER_BODY = 4
@@ -381,3 +383,35 @@ def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettin
     torch.save(out, tmp)
     os.replace(tmp, file)  # atomic: concurrent writers leave one complete file
     return out
+
+
+INPUT_KEYS = ("keypoints_prev", "keypoints", "gravity", "floor_point", "floor_normal",
+              "body_type", "body_index", "mass", "mask")
+"""The model inputs of a sample (every key of :func:`make_rigid_dataset` but ``target``)."""
+
+
+def rigid_symmetry(group: str = "E3") -> Symmetry:
+    """The symmetry of the task: ``group`` (default E(3), reflections included) acting on
+    the input dict of :data:`INPUT_KEYS` and on the predicted keypoints ``[B, K, 3]``.
+
+    Keypoints at both times and the floor point are points (rotated and translated), the
+    gravity and floor normal are one vector per scene (rotated only), shape type, body
+    index and mass are invariant per-keypoint features, and ``mask`` marks the real
+    keypoints: centroids and PCA frames are computed over real keypoints of
+    ``keypoints_prev`` (the first point field), and padded rows are moved like real ones
+    (the models return them unchanged, so they stay consistent).
+    """
+    fields = create_action(
+        "fields", keypoints_prev="points", keypoints="points",
+        gravity=create_action("vectors", nodes=False), floor_point=create_action("points", nodes=False),
+        floor_normal=create_action("vectors", nodes=False), body_type="nodes", body_index="nodes",
+        mass="nodes", mask="mask")
+    return Symmetry(group, input=fields, output="points")
+
+
+def rigid_inputs(data: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model inputs of a dataset dict (its :data:`INPUT_KEYS`, in that order)."""
+    missing = [k for k in INPUT_KEYS if k not in data]
+    if missing:
+        raise KeyError(f"rigid-body data lack {', '.join(missing)}")
+    return {k: data[k] for k in INPUT_KEYS}

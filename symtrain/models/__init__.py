@@ -2,6 +2,9 @@
 full group on its own; the symmetrization wrappers make them so."""
 
 from .graphs import AdjacencyMLP, DenseGIN, NodeTransformer
+from .keypoint_transformer import KeypointTransformer
 from .nbody import NBodyTransformer
+from .rigid_egnn import RigidEGNN
 
-__all__ = ["NBodyTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer"]
+__all__ = ["NBodyTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer", "KeypointTransformer",
+           "RigidEGNN"]
