@@ -18,7 +18,7 @@ import math
 import tempfile
 
 from symtrain.train import ConfigError, Trainer, TrainingDiverged, load_recipe
-from symtrain.train.recipes import recipes_dir
+from symtrain.train.recipes import find_recipe
 
 RECIPES = ["nbody_plain", "nbody_augment", "nbody_remul", "nbody_canonicalization",
            "nbody_learned_canonicalization", "nbody_ga", "nbody_ps"]
@@ -34,7 +34,7 @@ def main() -> None:
     logging.getLogger("accelerate").setLevel(logging.WARNING)
     rows = []
     for name in args.only or RECIPES:
-        recipe = load_recipe(recipes_dir() / f"{name}.yaml", ["train.progress=false", *args.overrides],
+        recipe = load_recipe(find_recipe(name), ["train.progress=false", *args.overrides],
                              args.budget)
         with tempfile.TemporaryDirectory() as out:
             try:

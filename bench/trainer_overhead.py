@@ -20,9 +20,10 @@ import torch.nn.functional as F
 
 from symtrain.models import NBodyTransformer
 from symtrain.train import Trainer, load_recipe
-from symtrain.train.builders import build_task, lr_lambda
-from symtrain.train.recipes import recipes_dir
-from symtrain.train.trainer import EpochSampler
+from symtrain.train.build import build_task
+from symtrain.train.optim import create_scheduler
+from symtrain.train.recipes import find_recipe
+from symtrain.train.state import EpochSampler
 
 
 def hand_loop(recipe, task) -> float:
@@ -33,7 +34,7 @@ def hand_loop(recipe, task) -> float:
     o = recipe.optim
     opt = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                             weight_decay=o.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(recipe))
+    sched = create_scheduler(opt, recipe)
     sampler = EpochSampler(len(task.train), recipe.train.seed)
     batch, steps = recipe.data.batch_size, recipe.train.steps
     start = time.perf_counter()
@@ -77,10 +78,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     logging.getLogger("accelerate").setLevel(logging.WARNING)
-    recipe = load_recipe(recipes_dir() / "nbody_plain.yaml", overrides(args), budget="paper")
+    recipe = load_recipe(find_recipe("nbody_plain"), overrides(args), budget="paper")
     torch.set_num_threads(args.threads)
     task = build_task(recipe)
-    warm = load_recipe(recipes_dir() / "nbody_plain.yaml", [f"{k}={v}" for k, v in [
+    warm = load_recipe(find_recipe("nbody_plain"), [f"{k}={v}" for k, v in [
         ("train.steps", 10)]] + [o for o in overrides(args) if not o.startswith("train.steps")], budget="paper")
     hand_loop(warm, task), trainer_loop(warm, task)  # one-time costs (allocator, first calls)
     hand, ours = [], []

@@ -8,7 +8,8 @@ from torch import nn
 import symtrain as st
 from symtrain.errors import SymmetryError
 from symtrain.metrics.grid import (Shift, fourier_shift, input_size_check, layer_equivariance,
-                                   p4_resnet, sampling_offsets)
+                                   sampling_offsets)
+from symtrain.models.p4_resnet import p4_resnet
 
 
 @pytest.fixture(scope="module")

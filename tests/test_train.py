@@ -4,7 +4,6 @@ and bad recipes, NaN losses and missing data fail with errors that name the caus
 import csv
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -12,12 +11,12 @@ import torch
 
 from symtrain.cli import main
 from symtrain.train import ConfigError, Trainer, TrainingDiverged, load_recipe, resolve
-from symtrain.train.builders import build, build_task
+from symtrain.train.build import build, build_task
 from symtrain.train.config import apply_overrides, parse_override
-from symtrain.train.recipes import list_recipes, recipes_dir
+from symtrain.train.recipes import describe_recipes, find_recipe, list_recipes
 
 torch.set_num_threads(1)
-RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+RECIPES = list_recipes()
 # On 1-WL-equivalent graphs the MLP sees random node orders under group averaging (2 samples
 # at the smoke budget) and learned canonicalization (the S_n interface gives every node the
 # same score, so the order is the random tie-break): the LPS paper reports both at chance on
@@ -25,19 +24,11 @@ RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml"))
 NOT_LEARNABLE = {"exp_mlp_canonicalization", "exp_mlp_ga"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    old = os.environ.get("SYMTRAIN_CACHE")
-    os.environ["SYMTRAIN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("SYMTRAIN_CACHE")
-    else:
-        os.environ["SYMTRAIN_CACHE"] = old
+pytestmark = pytest.mark.usefixtures("symtrain_cache")
 
 
 def smoke(name: str, *overrides: str):
-    return load_recipe(recipes_dir() / f"{name}.yaml", ["train.progress=false", *overrides], "smoke")
+    return load_recipe(find_recipe(name), ["train.progress=false", *overrides], "smoke")
 
 
 def losses(run: Path, key: str = "train/loss") -> list[float]:
@@ -47,7 +38,7 @@ def losses(run: Path, key: str = "train/loss") -> list[float]:
 
 def test_recipes_are_listed_with_one_line_each(capsys):
     assert len(RECIPES) >= 12
-    names = [n for n, _, _ in list_recipes()]
+    names = [n for n, _, _ in describe_recipes()]
     assert names == RECIPES
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
@@ -126,6 +117,8 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(Trainer, "_save", original)
     with pytest.raises(ConfigError, match="--resume"):
         Trainer(smoke("nbody_ga"), tmp_path / "cut").fit()
+    with pytest.raises(ConfigError, match=r"optim\.lr: differs from the recipe .*optim\.lr: 0\.003 -> 0\.002"):
+        Trainer(smoke("nbody_ga", "optim.lr=2e-3"), tmp_path / "cut", resume=True).fit()
     resumed = Trainer(smoke("nbody_ga"), tmp_path / "cut", resume=True).fit()
     assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "full"), abs=1e-6)
     for key in ("val/mse", "test/mse", "test/equivariance_error"):
@@ -158,7 +151,7 @@ def test_nan_loss_names_the_step_and_keeps_the_checkpoint(tmp_path):
 def test_bad_keys_and_values_fail_before_training(override, message):
     extra = ["train.grad_accum=2"] if "batch_size" in override else []
     with pytest.raises(ConfigError, match=message):
-        load_recipe(recipes_dir() / "nbody_plain.yaml", [override, *extra])
+        load_recipe(find_recipe("nbody_plain"), [override, *extra])
 
 
 @pytest.mark.parametrize("override, message", [
@@ -166,7 +159,7 @@ def test_bad_keys_and_values_fail_before_training(override, message):
     ("data.trian=3", r"data\.trian: not an argument of dataset 'nbody'"),
     ("model.name=resnet", r"model\.name: unknown model 'resnet'"),
     ("data.path=/no/such/file.pt", r"data\.path: .*/no/such/file\.pt"),
-    ("symmetrization.samples=3", r"symmetrization\.samples: not used by method 'none'"),
+    ("symmetrization.samples=3", r"symmetrization\.samples: not an argument of method 'none'"),
 ])
 def test_bad_factory_arguments_and_missing_data_fail_before_training(override, message, tmp_path):
     with pytest.raises(ConfigError, match=message):
@@ -219,7 +212,7 @@ class _NanGradient(torch.autograd.Function):
 
 def test_non_finite_gradients_stop_or_are_skipped_within_budget(tmp_path):
     from symtrain.models import NBodyTransformer
-    from symtrain.train import register_model
+    from symtrain.models import register_model
 
     class NanGradient(NBodyTransformer):
         def forward(self, pos, vel, charge):
@@ -248,8 +241,6 @@ def test_pretrained_vit_weights_flow_into_graph_fine_tuning(tmp_path):
     checkpoint path: the fine-tuned model starts from exactly those backbone weights."""
     from safetensors.torch import load_file
 
-    from symtrain.train.builders import build
-
     Trainer(smoke("pretrain_vit_shapes"), tmp_path / "pre").fit()
     weights = load_file(str(tmp_path / "pre" / "model.safetensors"))
     recipe = smoke("graph_vit_ps", f"model.checkpoint={tmp_path / 'pre' / 'model.safetensors'}")
@@ -271,3 +262,40 @@ def test_local_pyg_dataset_errors(tmp_path):
         build_task(smoke("graph_vit_pattern", f"data.path={tmp_path / 'pyg'}", "data.max_nodes=3"))
     with pytest.raises(ConfigError, match="weights file not found"):
         build(smoke("graph_vit_ps", f"model.checkpoint={tmp_path / 'missing.safetensors'}"))
+
+
+def test_user_recipe_folders_come_first(tmp_path, monkeypatch, capsys):
+    from symtrain.train.recipes import recipe_folders
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    text = find_recipe("nbody_plain").read_text()
+    (mine / "my_nbody.yaml").write_text(text.replace("description:", "description: mine,", 1))
+    (mine / "nbody_plain.yaml").write_text(text.replace("description:", "description: shadowed,", 1))
+    assert main(["recipes", "--recipes", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "my_nbody" in out and "shadowed" in out
+    assert find_recipe("my_nbody", recipe_folders([mine])) == mine / "my_nbody.yaml"
+    monkeypatch.setenv("SYMTRAIN_RECIPES", str(mine))
+    assert "my_nbody" in list_recipes() and find_recipe("nbody_plain") == mine / "nbody_plain.yaml"
+    monkeypatch.delenv("SYMTRAIN_RECIPES")
+    assert main(["train", "no_such_recipe", "--out", str(tmp_path / "run")]) == 2
+    assert "recipe file 'no_such_recipe' does not exist" in capsys.readouterr().err
+
+
+def test_fit_builds_the_model_once(tmp_path, monkeypatch):
+    import functools
+
+    from symtrain.models import NBodyTransformer
+
+    calls = []
+    init = NBodyTransformer.__init__
+
+    @functools.wraps(init)  # keeps the signature the registry checks arguments against
+    def counted(self, *args, **kwargs):
+        calls.append(kwargs)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(NBodyTransformer, "__init__", counted)
+    Trainer(smoke("nbody_plain", "train.steps=2"), tmp_path).fit()
+    assert len(calls) == 1

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from symtrain.train import Trainer, load_recipe
-from symtrain.train.recipes import recipes_dir
+from symtrain.train.recipes import find_recipe
 
 torch.set_num_threads(1)
 
@@ -24,7 +24,7 @@ def test_two_processes_match_one_process(tmp_path):
     env = dict(os.environ, SYMTRAIN_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
     overrides = ["train.progress=false", "train.cpu=true"]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "symtrain", "train", str(recipes_dir() / "nbody_plain.yaml"), "--budget", "smoke",
+           "-m", "symtrain", "train", str(find_recipe("nbody_plain")), "--budget", "smoke",
            "--out", str(tmp_path / "two"), "--set", *overrides]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -32,7 +32,7 @@ def test_two_processes_match_one_process(tmp_path):
 
     os.environ["SYMTRAIN_CACHE"], old = str(tmp_path / "cache"), os.environ.get("SYMTRAIN_CACHE")
     try:
-        recipe = load_recipe(recipes_dir() / "nbody_plain.yaml", overrides, "smoke")
+        recipe = load_recipe(find_recipe("nbody_plain"), overrides, "smoke")
         one = Trainer(recipe, tmp_path / "one").fit()
     finally:
         if old is None:

@@ -244,3 +244,16 @@ def sbm_pattern(num_graphs: int = 100, *, communities: int = 5,
     adjacency, features, labels, mask = random_node_order(adjacency, features, labels, mask,
                                                           mask=mask, generator=generator)
     return DenseGraphs(adjacency, features, mask, labels)
+
+
+def graph_classification_task(graphs: DenseGraphs, parts: Sequence[Tensor]):
+    """A :class:`~symtrain.data.task.Task` classifying whole graphs (adjacency → label),
+    group S_n, with the ``[train, val, test]`` graph indices ``parts``."""
+    from ..symmetry import Symmetry
+    from .task import Task, TensorData, accuracy_metrics, graph_cross_entropy
+
+    make = [TensorData(graphs.adjacency[i], graphs.labels[i]) for i in parts]
+    sym = Symmetry("S_n", input="adjacency", output="trivial")
+    n = graphs.adjacency.shape[1]
+    return Task(*make, sym, graph_cross_entropy, accuracy_metrics, "accuracy",
+                {"num_nodes": n, "max_nodes": n, "num_classes": graphs.num_classes, "in_features": 0})

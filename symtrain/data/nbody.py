@@ -27,6 +27,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .registry import register_dataset
+from .task import Task, TensorData, mse_metrics
+
 SPLITS = ("train", "val", "test")
 
 
@@ -140,3 +143,21 @@ def nbody_dataset(train: int = 3000, val: int = 2000, test: int = 2000, *, seed:
         torch.save(out[name], tmp)
         os.replace(tmp, file)  # atomic: concurrent writers leave one complete file
     return out
+
+
+@register_dataset("nbody")
+def nbody_task(train: int = 3000, val: int = 2000, test: int = 2000, seed: int = 0,
+               particles: int = 5, cache_dir: str | None = None, path: str | None = None) -> Task:
+    """Charged n-body dynamics as a task: inputs ``(pos [B, N, 3], vel [B, N, 3],
+    charge [B, N, 1])``, target positions ``[B, N, 3]``, group S_n × E(3)."""
+    import torch.nn.functional as F
+
+    from ..actions import create_action
+    from ..symmetry import Symmetry
+
+    splits = nbody_dataset(train, val, test, seed=seed, settings=NBodySettings(particles=particles),
+                           cache_dir=cache_dir, path=path)
+    make = {k: TensorData((v["pos"], v["vel"], v["charge"]), v["target"]) for k, v in splits.items()}
+    sym = Symmetry("S_n x E3", input=create_action("fields", "points", "vectors", "nodes"), output="points")
+    return Task(make["train"], make["val"], make["test"], sym, F.mse_loss, mse_metrics, "mse",
+                {"space_dim": 3, "charge_dim": 1, "num_nodes": particles})

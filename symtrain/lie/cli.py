@@ -35,19 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--norm", choices=("squared", "abs"), default="squared")
     parser.add_argument("--logits", action="store_true", help="differentiate logits, not softmax")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra timm.create_model keyword (int/float/bool parsed), repeatable")
+                        help="extra timm.create_model keyword, the value read as YAML (as symtrain train --set), repeatable")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-progress", action="store_true")
-
-
-def _parse_value(text: str):
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
 def synthetic_images(n: int, size: int, *, seed: int = 0) -> torch.Tensor:
@@ -80,16 +71,15 @@ def load_images(directory: str, model: torch.nn.Module, size: int | None) -> tor
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import SymmetryError
+    from ..overrides import ConfigError, apply_overrides
     from .report import WeightsUnavailableError, lie_report, load_timm_model
 
     torch.manual_seed(args.seed)
-    kwargs = {}
-    for item in args.model_arg:
-        key, sep, value = item.partition("=")
-        if not sep:
-            print(f"symtrain lie: --model-arg needs KEY=VALUE, got {item!r}", file=sys.stderr)
-            return 2
-        kwargs[key] = _parse_value(value)
+    try:
+        kwargs = apply_overrides({}, args.model_arg)
+    except ConfigError as err:
+        print(f"symtrain lie: --model-arg: {err}", file=sys.stderr)
+        return 2
     if args.image_size and "img_size" not in kwargs and args.model.startswith(("vit", "deit")):
         kwargs["img_size"] = args.image_size
     try:

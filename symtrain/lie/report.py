@@ -15,43 +15,19 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError
+from ..models import timm_loader
+from ..models.timm_loader import WeightsUnavailableError
 from .derivative import NORMS, lie_derivatives, per_example_norm
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
 
 
-class WeightsUnavailableError(SymmetryError):
-    """Pretrained weights could not be loaded (no network, no local copy)."""
-
-
 def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,
                     pretrained: bool = True, **kwargs: Any) -> nn.Module:
-    """A timm model in eval mode, with weights from ``checkpoint`` (a local file loaded
-    through timm's own pretrained path, so key remapping and head adaptation apply), the
-    hub (``pretrained=True``), or random initialisation (``pretrained=False``)."""
-    import timm
-
-    if checkpoint is not None:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"checkpoint {str(path)!r} does not exist or is not a file")
-        overlay = dict(file=str(path))
-        if "num_classes" in kwargs:  # the file's head matches the model asked for: keep it
-            overlay["num_classes"] = kwargs["num_classes"]
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
-    elif pretrained:
-        try:
-            model = timm.create_model(name, pretrained=True, **kwargs)
-        except (OSError, RuntimeError, ValueError) as err:  # hub unreachable, not cached
-            raise WeightsUnavailableError(
-                f"could not load pretrained weights for {name!r} from the Hugging Face hub "
-                f"(no network access and no cached copy?): {type(err).__name__}. Pass a local "
-                "weights file with --checkpoint PATH (Python: checkpoint=PATH), or use "
-                "--no-pretrained (pretrained=False) for random weights (set HF_HUB_OFFLINE=1 to "
-                "skip the download retries when offline)") from err
-    else:
-        model = timm.create_model(name, pretrained=False, **kwargs)
-    return model.eval()
+    """A timm model in eval mode, with weights from ``checkpoint`` (its classifier kept
+    when ``num_classes`` is given), the hub (``pretrained=True``), or random
+    (``pretrained=False``); see :func:`symtrain.models.timm_loader.load_timm_model`."""
+    return timm_loader.load_timm_model(name, pretrained=pretrained, checkpoint=checkpoint, **kwargs).eval()
 
 
 @dataclass

@@ -28,12 +28,12 @@ from torch import Tensor, nn
 from ..actions import create_action
 from ..errors import ShapeError
 from ..symmetry import Symmetry
+from .registry import register_model
+from .timm_loader import WeightsUnavailableError, load_timm_model
+
+PretrainedWeightsUnavailable = WeightsUnavailableError  # the name before the shared loader
 
 Task = Literal["graph", "node", "edge"]
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """``pretrained=True`` could not fetch weights (no network, or no such weights)."""
 
 
 class GraphPatchEmbed(nn.Module):
@@ -137,27 +137,10 @@ class GraphViT(nn.Module):
 def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | Path | None = None,
                **timm_kwargs) -> nn.Module:
     """A timm ViT by name, with weights from the hub (``pretrained=True``), a local file
-    (``checkpoint=PATH``, loaded through timm's ``pretrained_cfg_overlay=dict(file=...)``),
-    or random."""
-    import timm
-
-    if checkpoint is not None:
-        path = Path(checkpoint).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"ViT weights file not found: {path} (pass an existing .pth / "
-                                    ".bin / .safetensors file, or pretrained=False)")
-        return timm.create_model(model_name, pretrained=True,
-                                 pretrained_cfg_overlay=dict(file=str(path)), **timm_kwargs)
-    if not pretrained:
-        return timm.create_model(model_name, pretrained=False, **timm_kwargs)
-    try:
-        return timm.create_model(model_name, pretrained=True, **timm_kwargs)
-    except Exception as err:  # network, hub or missing-weights errors all end here
-        raise PretrainedWeightsUnavailable(
-            f"could not load pretrained weights for {model_name!r} from the Hugging Face hub "
-            f"({type(err).__name__}: {str(err)[:200]}). Without network access, download the "
-            "weights elsewhere and pass checkpoint=PATH (a local weights file), or use "
-            "pretrained=False.") from err
+    (``checkpoint=PATH``) or random; see :func:`~symtrain.models.timm_loader.load_timm_model`.
+    A checkpoint's classifier is dropped (the head is new)."""
+    return load_timm_model(model_name, pretrained=pretrained, checkpoint=checkpoint,
+                           checkpoint_head=False, **timm_kwargs)
 
 
 def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int, edge_dim: int = 1,
@@ -175,3 +158,31 @@ def graph_vit_symmetry(task: Task = "graph") -> Symmetry:
     """S_n acting on ``(adj, x, mask)`` inputs and on graph / node / edge outputs."""
     output = {"graph": "trivial", "node": "nodes", "edge": "adjacency"}[task]
     return Symmetry("S_n", create_action("fields", "adjacency", "nodes", "mask"), output)
+
+
+def _size_kwargs(**kwargs) -> dict:
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+@register_model("timm_vit")
+def timm_vit(vit: str = "vit_tiny_patch16_224", num_classes: int = 1000, pretrained: bool = False,
+             checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
+             in_chans: int = 3, depth: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm vision transformer by name (weights from the hub, a local file, or random)."""
+    return create_vit(vit, pretrained=pretrained, checkpoint=checkpoint, num_classes=num_classes,
+                      in_chans=in_chans, drop_path_rate=drop_path_rate,
+                      **_size_kwargs(img_size=img_size, patch_size=patch_size, depth=depth))
+
+
+@register_model("graph_vit")
+def graph_vit(max_nodes: int, vit: str = "vit_tiny_patch16_224", num_classes: int = 2,
+              in_features: int = 0, edge_dim: int = 1, readout: str = "node", pretrained: bool = False,
+              checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
+              depth: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+    """A timm ViT reading dense graphs (:class:`GraphViT`); ``readout`` is ``"graph"``,
+    ``"node"`` or ``"edge"``. Parameter names: the pretrained part is ``backbone.*`` except
+    ``backbone.patch_embed.*`` (new), plus ``head.*`` (new)."""
+    return create_graph_vit(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=in_features,
+                            out_dim=num_classes, task=readout, pretrained=pretrained, checkpoint=checkpoint,
+                            drop_path_rate=drop_path_rate,
+                            **_size_kwargs(img_size=img_size, patch_size=patch_size, depth=depth))

@@ -8,6 +8,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .registry import register_model
+
 
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU (and dropout) between them."""
@@ -19,6 +21,7 @@ def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+@register_model("adjacency_mlp")
 class AdjacencyMLP(nn.Module):
     """MLP on the flattened adjacency: ``(B, N, N) -> (B, num_classes)`` logits.
 
@@ -36,6 +39,7 @@ class AdjacencyMLP(nn.Module):
         return self.net(rearrange(adjacency, "b n m -> b (n m)").float())
 
 
+@register_model("gin")
 class DenseGIN(nn.Module):
     """Graph isomorphism network on dense adjacency with sum pooling:
     ``(B, N, N) -> (B, num_classes)``. Node features are ones (the graphs have none)."""
@@ -59,6 +63,7 @@ class DenseGIN(nn.Module):
         return self.head(torch.cat(pooled, -1))
 
 
+@register_model("node_transformer")
 class NodeTransformer(nn.Module):
     """Transformer over node tokens for node classification on padded graphs.
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .registry import register_model
 
+
+@register_model("nbody_transformer")
 class NBodyTransformer(nn.Module):
     """Transformer encoder over particles: token ``i`` embeds ``(x_i, v_i, q_i)``; the
     output is ``x_i + Δ_i`` with ``Δ_i`` read from token ``i``.

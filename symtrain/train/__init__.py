@@ -6,11 +6,14 @@
 0.001
 """
 
-from .builders import (DATASETS, METHODS, MODELS, Task, TensorData, build, register_dataset,
-                       register_method, register_model)
+from ..data import Task, TensorData, register_dataset
+from ..models import register_model
+from .build import build, build_model, build_task
 from .config import ConfigError, Recipe, load_recipe, resolve
+from .methods import Built, list_methods, register_method
+from .recipes import find_recipe, list_recipes
 from .trainer import Trainer, TrainingDiverged, train
 
-__all__ = ["Recipe", "ConfigError", "load_recipe", "resolve", "Trainer", "TrainingDiverged",
-           "train", "Task", "TensorData", "build", "DATASETS", "MODELS", "METHODS",
-           "register_dataset", "register_model", "register_method"]
+__all__ = ["Recipe", "ConfigError", "load_recipe", "resolve", "Trainer", "TrainingDiverged", "train",
+           "build", "build_task", "build_model", "Built", "list_methods", "register_method",
+           "find_recipe", "list_recipes", "Task", "TensorData", "register_dataset", "register_model"]

@@ -1,4 +1,8 @@
-"""``symtrain train RECIPE [--budget B] [--set key=value ...] [--out DIR] [--resume]``.
+"""``symtrain train RECIPE [--budget B] [--set key=value ...] [--out DIR] [--resume]
+[--recipes DIR] [--import MODULE_OR_FILE]``.
+
+``--import`` loads your own registry entries (a dataset, model or method registered in
+a module or a ``.py`` file) before the recipe is read, so the recipe can name them.
 
 Many processes: ``accelerate launch -m symtrain train RECIPE`` on GPUs, or
 ``torchrun --nproc_per_node N -m symtrain train RECIPE`` (CPU processes use gloo).
@@ -7,6 +11,8 @@ Many processes: ``accelerate launch -m symtrain train RECIPE`` on GPUs, or
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import logging
 import sys
@@ -14,32 +20,49 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="a recipe file (recipes/*.yaml) or the name of a provided recipe")
+    parser.add_argument("recipe", help="a recipe file, or the name of a recipe (see `symtrain recipes`)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="override recipe keys, e.g. optim.lr=1e-3 train.budget=smoke")
     parser.add_argument("--budget", default=None, help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
     parser.add_argument("--out", default=None, help="run directory (default train.out_dir or runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in the run directory")
+    parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
+                        help="a folder of your own recipes, searched before the provided ones (repeatable)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        help="import a module (my_pkg.methods) or a .py file first, so the datasets, models "
+                             "and methods it registers can be named in the recipe (repeatable)")
 
 
-def recipe_path(name: str) -> Path:
-    """A path as given, or a provided recipe by name (``nbody_ps`` → ``recipes/nbody_ps.yaml``)."""
-    from .recipes import recipes_dir
-
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml"):
-        return path
-    return recipes_dir() / f"{name}.yaml"
+def import_user_code(target: str) -> None:
+    """Import a module by dotted name, or a Python file by path (registering its entries)."""
+    path = Path(target)
+    if path.suffix == ".py" or path.is_file():
+        if not path.is_file():
+            raise ImportError(f"no such file: {target}")
+        name = f"symtrain_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    else:
+        importlib.import_module(target)
 
 
 def run(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_recipe
+    from .recipes import find_recipe, recipe_folders
     from .trainer import Trainer, TrainingDiverged
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("accelerate").setLevel(logging.WARNING)
+    for target in args.imports:
+        try:
+            import_user_code(target)
+        except ImportError as err:
+            print(f"symtrain train: error: --import {target}: {err}", file=sys.stderr)
+            return 2
     try:
-        recipe = load_recipe(recipe_path(args.recipe), args.overrides, args.budget)
+        recipe = load_recipe(find_recipe(args.recipe, recipe_folders(args.recipes)), args.overrides, args.budget)
         metrics = Trainer(recipe, args.out, resume=args.resume).fit()
     except (ConfigError, TrainingDiverged) as err:
         print(f"symtrain train: error: {err}", file=sys.stderr)

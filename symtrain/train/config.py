@@ -6,7 +6,7 @@ A recipe is one YAML file with five sections and budget presets::
     description: Transformer + probabilistic symmetrization on 5-body Coulomb dynamics
     data:            {name: nbody, batch_size: 100, ...dataset arguments}
     model:           {name: nbody_transformer, ...model arguments}
-    symmetrization:  {method: ps, samples: 20, eval_samples: 20, interface: {...}}
+    symmetrization:  {method: ps, samples: 20, eval_samples: 20, interface: {...}, ...method options}
     optim:           {lr: 1e-3, warmup_steps: 100, schedule: cosine, ...}
     train:           {budget: cpu, steps: 2000, eval_every: 200, ...}
     budgets:
@@ -17,305 +17,256 @@ A recipe is one YAML file with five sections and budget presets::
 Resolution order: the file, then the preset named by ``train.budget`` (deep-merged),
 then the ``--set`` overrides (which also choose the preset). Every key is checked
 before anything is built: an unknown key or a value of the wrong type raises
-:class:`ConfigError` naming the dotted key. Arguments of datasets, models and
-interfaces are free-form here and checked against the factory's signature by
-:mod:`symtrain.train.builders`.
+:class:`ConfigError` naming the dotted key. Arguments of datasets and models, and the
+options of the symmetrization method, are free-form here and checked against the
+registered factory's signature when it is built (:mod:`symtrain.train.build`).
+
+The schema is pydantic models rather than OmegaConf structured configs: pydantic checks
+nested models, literals and numeric bounds (``gt=0``) with a location for every error
+(turned into dotted keys here), and open sections (``extra="allow"``) keep the
+free-form arguments; OmegaConf would bring its own YAML loader and interpolation, which
+the recipes do not use, and weaker checks of values.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import SymmetryError
+from ..overrides import ConfigError, apply_overrides, deep_merge, parse_override  # noqa: F401 (re-exported)
+
+Positive = Annotated[int, Field(gt=0)]
+NonNegative = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+Beta = Annotated[float, Field(ge=0, lt=1)]
 
 
-class ConfigError(SymmetryError):
-    """A recipe key that does not exist, or a value that does not fit it."""
+class Section(BaseModel):
+    """A recipe section: unknown keys are errors; values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-METHODS = ("none", "augment", "remul", "group_averaging", "frame_averaging", "canonicalization",
-           "ps", "learned_canonicalization")
+class OpenSection(BaseModel):
+    """A section whose other keys are arguments of what it names (``args``)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The keys that are not fields: arguments of the dataset / model / method."""
+        return dict(self.model_extra or {})
 
 
-@dataclass
-class DataConfig:
-    """``name`` picks a dataset from :data:`symtrain.train.builders.DATASETS`; any other
-    key is an argument of that dataset (e.g. ``train: 3000``)."""
+class DataConfig(OpenSection):
+    """``name`` picks a dataset (:func:`symtrain.data.list_datasets`); any other key is an
+    argument of it (e.g. ``train: 3000``)."""
 
     name: str = ""
-    batch_size: int = 32
-    eval_batch_size: int | None = None
+    batch_size: Positive = 32
+    eval_batch_size: Positive | None = None
     cache_dir: str | None = None
     path: str | None = None
-    num_workers: int = 0
-    args: dict = field(default_factory=dict)
+    num_workers: NonNegative = 0
 
 
-@dataclass
-class ModelConfig:
-    """``name`` picks a model from :data:`symtrain.train.builders.MODELS`; any other key is
-    an argument of it (e.g. ``dim: 64``)."""
+class ModelConfig(OpenSection):
+    """``name`` picks a model (:func:`symtrain.models.list_models`); any other key is an
+    argument of it (e.g. ``dim: 64``)."""
 
     name: str = ""
-    args: dict = field(default_factory=dict)
 
 
-@dataclass
-class SymmetrizationConfig:
-    """How the model is made to respect the symmetry (``method``), with its settings.
+class SymmetrizationConfig(OpenSection):
+    """How the model is made to respect the symmetry.
 
+    - ``method``: a registered symmetrizer (:func:`symtrain.symmetrize.registry.list_symmetrizers`)
+      or a training-only method (``none``, ``augment``, ``remul``); see
+      :func:`symtrain.train.methods.list_methods`. Any other key is an option of the
+      method, checked against its signature (e.g. ``samples``, ``eval_samples``,
+      ``noise_scale``, ``interface: {name: ..., ...}``, ``remul: {...}``).
     - ``group``: overrides the dataset's group (e.g. ``"S_n x O3"``); ``None`` keeps it.
-    - ``samples`` / ``eval_samples`` / ``test_samples``: group elements per input in
-      training, evaluation and the final test (Monte-Carlo and PS).
-    - ``frame_tol``: tolerance of PCA frames/canonicalization (eigenvalue gaps and
-      third moments below it raise; the foundation's default is 1e-3).
-    - ``interface``: arguments of the PS interface (``name`` picks the class).
-    - ``remul``: arguments of :class:`~symtrain.losses.EquivarianceLoss`.
+    - ``test_samples``: group elements per input in the final test (the model's
+      ``eval_samples`` during the test).
+    - ``frame_tol``: tolerance of the built model's PCA frames (eigenvalue gaps and third
+      moments below it raise; the frames' default is 1e-3), for methods with ``frames``.
     - ``equivariance_samples`` / ``equivariance_inputs``: elements and inputs of the
       equivariance error measured at every evaluation; ``lie_derivative``: also the Lie
       derivative along each generator of a continuous group.
     """
 
-    method: Literal[METHODS] = "none"  # type: ignore[valid-type]
+    method: str = "none"
     group: str | None = None
-    samples: int | None = None
-    eval_samples: int | None = None
-    test_samples: int | None = None
-    noise_scale: float = 1.0
-    frame_tol: float | None = None
-    interface: dict = field(default_factory=dict)
-    remul: dict = field(default_factory=dict)
-    equivariance_samples: int = 8
-    equivariance_inputs: int = 32
+    test_samples: Positive | None = None
+    frame_tol: NonNegativeFloat | None = None
+    equivariance_samples: Positive = 8
+    equivariance_inputs: Positive = 32
     lie_derivative: bool = True
 
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, method: str) -> str:
+        from .methods import is_method, list_methods
 
-@dataclass
-class ParamGroupConfig:
+        if not is_method(method):
+            raise ValueError(f"must be one of {list_methods()}, got {method!r}")
+        return method
+
+
+class ParamGroupConfig(Section):
     """Parameters whose name matches the regex ``match`` get their own learning rate
     (``lr`` or ``lr_scale`` × the base rate) and weight decay."""
 
-    match: str = ""
-    lr: float | None = None
-    lr_scale: float | None = None
-    weight_decay: float | None = None
+    match: str = Field(min_length=1)
+    lr: PositiveFloat | None = None
+    lr_scale: PositiveFloat | None = None
+    weight_decay: NonNegativeFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_rate(self) -> "ParamGroupConfig":
+        if self.lr is not None and self.lr_scale is not None:
+            raise ValueError("give lr or lr_scale, not both")
+        return self
 
 
-@dataclass
-class OptimConfig:
-    """AdamW with linear warm-up then a ``cosine``, ``linear`` or ``constant`` schedule.
+class OptimConfig(Section):
+    """AdamW with linear warm-up then a ``cosine``, ``linear`` or ``constant`` schedule
+    (down to ``min_lr_ratio`` × the rate at ``train.steps``).
 
     ``skip_nonfinite``: how many optimizer steps with NaN/inf gradients may be skipped
     (no update, like a grad scaler's overflow skip) before training stops with an error;
     0 stops at the first."""
 
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
-    warmup_steps: int = 0
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: tuple[Beta, Beta] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    warmup_steps: NonNegative = 0
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = None
-    skip_nonfinite: int = 0
-    param_groups: list[ParamGroupConfig] = field(default_factory=list)
+    min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    grad_clip: NonNegativeFloat | None = None
+    skip_nonfinite: NonNegative = 0
+    param_groups: list[ParamGroupConfig] = Field(default_factory=list)
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(Section):
     """Loop settings. ``steps`` counts optimizer steps; ``grad_accum`` micro-batches make one
     step (``data.batch_size`` is the global batch of one step, over all processes).
     ``threads``: CPU threads per process (``torch.set_num_threads``; ``None`` keeps torch's
     default; 1 is fastest for tiny models on a busy machine)."""
 
     budget: str = "cpu"
-    steps: int = 1000
-    seed: int = 0
-    grad_accum: int = 1
+    steps: Positive = 1000
+    seed: NonNegative = 0
+    grad_accum: Positive = 1
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     cpu: bool = False
-    threads: int | None = None
-    log_every: int = 10
-    eval_every: int = 200
-    eval_batches: int | None = None
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
+    threads: Positive | None = None
+    log_every: Positive = 10
+    eval_every: Positive = 200
+    eval_batches: Positive | None = None
+    checkpoint_every: Positive = 500
+    keep_checkpoints: Positive = 2
     progress: bool = True
     out_dir: str | None = None
 
 
-@dataclass
-class Recipe:
+class Recipe(Section):
+    """A resolved recipe (see the module docstring)."""
+
     name: str = ""
     description: str = ""
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    symmetrization: SymmetrizationConfig = field(default_factory=SymmetrizationConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    budgets: dict = field(default_factory=dict)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    symmetrization: SymmetrizationConfig = Field(default_factory=SymmetrizationConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    budgets: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _across_keys(self) -> "Recipe":
+        if not self.data.name:
+            raise ValueError("data.name: missing; name a dataset (symtrain.data.list_datasets())")
+        if not self.model.name:
+            raise ValueError("model.name: missing; name a model (symtrain.models.list_models())")
+        if self.data.batch_size % self.train.grad_accum:
+            raise ValueError(f"data.batch_size: {self.data.batch_size} is not divisible by train.grad_accum="
+                             f"{self.train.grad_accum} (the batch is the global batch of one optimizer step)")
+        return self
 
     def to_dict(self) -> dict:
         """Plain nested dict in the YAML layout (free-form arguments inlined)."""
-        out = dataclasses.asdict(self)
-        for section in ("data", "model"):
-            extra = out[section].pop("args")
-            out[section].update(extra)
-        return out
+        return self.model_dump(mode="json")
 
 
-# Sections whose unknown keys are collected into ``args`` (checked later by the builders).
-_OPEN_SECTIONS = {DataConfig, ModelConfig}
-
-
-# --- parsing and checking ------------------------------------------------------------------
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """``value`` checked (and, for numbers written as strings such as ``1e-3``, converted)
-    against the annotation ``tp``."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"{key}: must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        (inner,) = typing.get_args(tp)
-        return [_coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if dataclasses.is_dataclass(tp):
-        return build_section(tp, value, key)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if tp is dict:
-        if isinstance(value, dict):
-            return dict(value)
-        raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-    raise ConfigError(f"{key}: unsupported type {tp}")  # pragma: no cover
-
-
-def build_section(cls: type, data: Any, prefix: str) -> Any:
-    """Instantiate the dataclass ``cls`` from a mapping, naming any bad key."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'recipe'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls) if f.name != "args"]
-    values, extra = {}, {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key in known:
-            values[key] = _coerce(value, hints[key], dotted)
-        elif cls in _OPEN_SECTIONS:
-            extra[key] = value
-        else:
-            raise ConfigError(f"{dotted}: unknown key; {prefix or 'a recipe'} has {', '.join(known)}")
-    if cls in _OPEN_SECTIONS:
-        values["args"] = extra
-    return cls(**values)
-
-
-def deep_merge(base: dict, update: dict) -> dict:
-    """``base`` updated by ``update``, recursively for nested mappings (copies, no mutation)."""
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
+# --- errors with dotted keys ----------------------------------------------------------------
+def _dotted(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``"optim.lr=1e-3"`` → ``(["optim", "lr"], 0.001)``; values are read as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.key=value (e.g. optim.lr=1e-3)")
-    key, raw = text.split("=", 1)
-    parts = [p for p in key.strip().split(".")]
-    if not all(parts):
-        raise ConfigError(f"override {text!r}: empty key segment in {key!r}")
+_REASONS = {
+    "int_type": "expected an integer", "int_parsing": "expected an integer",
+    "int_from_float": "expected an integer", "float_type": "expected a number",
+    "float_parsing": "expected a number", "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false", "string_type": "expected a string",
+    "dict_type": "expected a mapping", "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping", "list_type": "expected a list",
+    "tuple_type": "expected a list",
+}
+
+
+def _message(error: dict) -> str:
+    """One pydantic error as ``key: what is wrong, got value``."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    key = _dotted(error["loc"])
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key"
+    if kind == "missing":
+        return f"{key}: missing"
+    if kind == "value_error":  # our own checks; the message may name its key already
+        text = str(ctx.get("error", error["msg"]))
+        return text if not key or text.startswith(key.split(".")[0] + ".") else f"{key}: {text}"
+    if kind in _REASONS:
+        return f"{key}: {_REASONS[kind]}, got {value!r}"
+    if kind == "literal_error":
+        return f"{key}: must be one of {ctx.get('expected')}, got {value!r}"
+    for bound, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "at most")):
+        if bound in ctx:
+            return f"{key}: must be {sign} {ctx[bound]}, got {value!r}"
+    return f"{key}: {error['msg']}, got {value!r}"
+
+
+def _check(data: dict, known: dict[str, Any]) -> Recipe:
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{key}: cannot read value {raw!r}: {err}") from None
-    if isinstance(value, str):
-        for conv in (int, float):
-            try:
-                value = conv(value)
-                break
-            except ValueError:
-                pass
-    return parts, value
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        messages = list(dict.fromkeys(_message(e) for e in err.errors()))
+        if any(m.endswith(": unknown key") for m in messages):
+            messages = [_add_known(m, known) for m in messages]
+        raise ConfigError("; ".join(messages)) from None
 
 
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Set each ``a.b.c=v`` in a copy of the nested mapping ``data``."""
-    out = copy.deepcopy(data)
-    for text in overrides:
-        parts, value = parse_override(text)
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"{'.'.join(parts[: i + 1])} is a value, not a section: "
-                                  f"cannot set {'.'.join(parts)}")
-            node = child
-        node[parts[-1]] = value
-    return out
+def _add_known(message: str, known: dict[str, Any]) -> str:
+    if not message.endswith(": unknown key"):
+        return message
+    key = message[: -len(": unknown key")]
+    section = key.rsplit(".", 1)[0] if "." in key else ""
+    fields = known.get(section)
+    return f"{message}; {section or 'a recipe'} has {', '.join(fields)}" if fields else message
 
 
+_KNOWN = {"": list(Recipe.model_fields), "optim": list(OptimConfig.model_fields),
+          "train": list(TrainConfig.model_fields)}
+
+
+# --- resolution -----------------------------------------------------------------------------
 def resolve(data: dict, overrides: list[str] | None = None, budget: str | None = None) -> Recipe:
     """Recipe from a parsed YAML mapping, a budget preset and ``--set`` overrides."""
     if not isinstance(data, dict):
@@ -327,10 +278,10 @@ def resolve(data: dict, overrides: list[str] | None = None, budget: str | None =
     budgets = first.get("budgets") or {}
     if not isinstance(budgets, dict):
         raise ConfigError(f"budgets: expected a mapping of preset names, got {budgets!r}")
-    chosen = (first.get("train") or {}).get("budget", TrainConfig.budget)
+    train = first.get("train") or {}
+    chosen = train.get("budget", TrainConfig.model_fields["budget"].default) if isinstance(train, dict) else None
     if budgets and chosen not in budgets:
-        raise ConfigError(f"train.budget: unknown preset {chosen!r}; this recipe has "
-                          f"{', '.join(budgets)}")
+        raise ConfigError(f"train.budget: unknown preset {chosen!r}; this recipe has {', '.join(budgets)}")
     preset = budgets.get(chosen) or {}
     if not isinstance(preset, dict):
         raise ConfigError(f"budgets.{chosen}: expected a mapping of sections, got {preset!r}")
@@ -338,82 +289,21 @@ def resolve(data: dict, overrides: list[str] | None = None, budget: str | None =
         if section in ("budgets", "name", "description"):
             raise ConfigError(f"budgets.{chosen}.{section}: a preset may only set data, model, "
                               "symmetrization, optim and train")
-    merged = apply_overrides(deep_merge(data, preset), overrides)
-    recipe = build_section(Recipe, merged, "")
-    validate(recipe)
-    return recipe
+    return _check(apply_overrides(deep_merge(data, preset), overrides), _KNOWN)
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None,
                 budget: str | None = None) -> Recipe:
-    """Read, resolve and validate a recipe file (see the module docstring)."""
-    path = Path(path)
+    """Read, resolve and validate a recipe file (a path, or any
+    :class:`importlib.resources.abc.Traversable`; see the module docstring)."""
+    path = Path(path) if isinstance(path, str) else path
     if not path.is_file():
         raise ConfigError(f"recipe file {str(path)!r} does not exist; `symtrain recipes` lists "
                           "the provided ones")
-    with open(path) as f:
-        try:
-            data = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if isinstance(data, dict):
-        data.setdefault("name", path.stem)
+        data.setdefault("name", Path(path.name).stem)
     return resolve(data, overrides, budget)
-
-
-def _positive(key: str, value: Any, allow_zero: bool = False) -> None:
-    if value is None:
-        return
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{key}: must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-
-def validate(recipe: Recipe) -> None:
-    """Checks across keys, naming the key at fault."""
-    d, s, o, t = recipe.data, recipe.symmetrization, recipe.optim, recipe.train
-    if not d.name:
-        raise ConfigError("data.name: missing; name a dataset (see symtrain.train.builders.DATASETS)")
-    if not recipe.model.name:
-        raise ConfigError("model.name: missing; name a model (see symtrain.train.builders.MODELS)")
-    for key, value in [("data.batch_size", d.batch_size), ("data.eval_batch_size", d.eval_batch_size),
-                       ("train.steps", t.steps), ("train.grad_accum", t.grad_accum),
-                       ("train.log_every", t.log_every), ("train.eval_every", t.eval_every),
-                       ("train.checkpoint_every", t.checkpoint_every),
-                       ("train.keep_checkpoints", t.keep_checkpoints),
-                       ("train.eval_batches", t.eval_batches), ("train.threads", t.threads), ("symmetrization.samples", s.samples),
-                       ("symmetrization.eval_samples", s.eval_samples),
-                       ("symmetrization.test_samples", s.test_samples),
-                       ("symmetrization.equivariance_samples", s.equivariance_samples),
-                       ("symmetrization.equivariance_inputs", s.equivariance_inputs),
-                       ("optim.lr", o.lr), ("optim.eps", o.eps)]:
-        _positive(key, value)
-    for key, value in [("data.num_workers", d.num_workers), ("optim.weight_decay", o.weight_decay),
-                       ("optim.warmup_steps", o.warmup_steps),
-                       ("optim.skip_nonfinite", o.skip_nonfinite), ("optim.grad_clip", o.grad_clip),
-                       ("symmetrization.noise_scale", s.noise_scale),
-                       ("symmetrization.frame_tol", s.frame_tol), ("train.seed", t.seed),
-                       ("optim.min_lr_ratio", o.min_lr_ratio)]:
-        _positive(key, value, allow_zero=True)
-    if d.batch_size % t.grad_accum:
-        raise ConfigError(f"data.batch_size: {d.batch_size} is not divisible by train.grad_accum="
-                          f"{t.grad_accum} (the batch is the global batch of one optimizer step)")
-    if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
-        raise ConfigError(f"optim.betas: two numbers in [0, 1), got {o.betas}")
-    if o.min_lr_ratio > 1:
-        raise ConfigError(f"optim.min_lr_ratio: at most 1, got {o.min_lr_ratio}")
-    for i, group in enumerate(o.param_groups):
-        if not group.match:
-            raise ConfigError(f"optim.param_groups[{i}].match: a regex on parameter names is required")
-        if group.lr is not None and group.lr_scale is not None:
-            raise ConfigError(f"optim.param_groups[{i}]: give lr or lr_scale, not both")
-        _positive(f"optim.param_groups[{i}].lr", group.lr)
-        _positive(f"optim.param_groups[{i}].lr_scale", group.lr_scale)
-    if s.method in ("group_averaging",) and s.samples is None and s.eval_samples is not None:
-        raise ConfigError("symmetrization.samples: set it together with eval_samples")
-    if s.method in ("ps",) and s.samples is None:
-        raise ConfigError("symmetrization.samples: probabilistic symmetrization needs the number "
-                          "of samples per input in training (the paper uses 20 for n-body)")
-    for key, methods in (("interface", ("ps", "learned_canonicalization")), ("remul", ("remul",))):
-        if getattr(s, key) and s.method not in methods:
-            raise ConfigError(f"symmetrization.{key}: only used with method {' or '.join(methods)}, "
-                              f"not {s.method!r}")

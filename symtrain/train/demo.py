@@ -29,12 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().addHandler(handler)
 
     from .config import ConfigError, load_recipe
-    from .recipes import recipes_dir
+    from .recipes import find_recipe
     from .trainer import Trainer, TrainingDiverged
 
     rows = []
     for title, name in CASES:
-        recipe = load_recipe(recipes_dir() / f"{name}.yaml", [], args.budget)
+        recipe = load_recipe(find_recipe(name), [], args.budget)
         print(f"training {title} ({name}, {recipe.train.steps} steps)...", flush=True)
         try:
             metrics = Trainer(recipe, Path(args.out) / f"{name}-{args.budget}", resume=True).fit()

@@ -1,43 +1,93 @@
-"""``symtrain recipes``: the provided recipes, one line each."""
+"""Finding recipes, and ``symtrain recipes``: the provided recipes, one line each.
+
+The provided recipes are package data (``symtrain/recipes/*.yaml``, read through
+:mod:`importlib.resources`, so they are found from a wheel or any install). A user's
+folders come first: ``--recipes DIR`` and ``$SYMTRAIN_RECIPES`` (folders separated by
+``os.pathsep``); a recipe there shadows a provided one of the same name.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Iterable, NamedTuple
 
 import yaml
 
 
-def recipes_dir() -> Path:
-    """The ``recipes/`` folder of the source tree (``$SYMTRAIN_RECIPES`` overrides it)."""
-    import os
+class RecipeInfo(NamedTuple):
+    """One line of ``symtrain recipes``."""
 
-    env = os.environ.get("SYMTRAIN_RECIPES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "recipes"
+    name: str
+    budgets: str
+    description: str
 
 
-def list_recipes(folder: Path | None = None) -> list[tuple[str, str, str]]:
-    """``(name, budgets, description)`` for every ``*.yaml`` in ``folder``."""
+def provided_recipes() -> Traversable:
+    """The folder of recipes shipped with the package."""
+    return resources.files("symtrain.recipes")
+
+
+def recipe_folders(extra: Iterable[str | os.PathLike] = ()) -> list[Traversable]:
+    """Folders searched for recipes, first match wins: ``extra`` (``--recipes``), then
+    ``$SYMTRAIN_RECIPES``, then the provided recipes."""
+    env = [p for p in os.environ.get("SYMTRAIN_RECIPES", "").split(os.pathsep) if p]
+    return [Path(p) for p in (*extra, *env)] + [provided_recipes()]
+
+
+def _recipe_files(folders: list[Traversable]) -> dict[str, Traversable]:
+    found: dict[str, Traversable] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix in (".yaml", ".yml") and entry.is_file():
+                found.setdefault(stem, entry)
+    return found
+
+
+def list_recipes(folders: list[Traversable] | None = None) -> list[str]:
+    """Names of every recipe (sorted), as ``symtrain train NAME`` takes them."""
+    return sorted(_recipe_files(recipe_folders() if folders is None else folders))
+
+
+def find_recipe(name: str | os.PathLike, folders: list[Traversable] | None = None) -> Traversable:
+    """A recipe file: a path as given, or a recipe by name (``nbody_ps``) from the folders
+    of :func:`recipe_folders`. A name that matches nothing is returned as a path, so
+    loading it reports the missing file."""
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    return _recipe_files(recipe_folders() if folders is None else folders).get(str(name), path)
+
+
+def describe_recipes(folders: list[Traversable] | None = None) -> list[RecipeInfo]:
+    """``(name, budgets, description)`` of every recipe."""
+    files = _recipe_files(recipe_folders() if folders is None else folders)
     out = []
-    for path in sorted((folder or recipes_dir()).glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
+    for name in sorted(files):
+        data = yaml.safe_load(files[name].read_text()) or {}
         budgets = ",".join(data.get("budgets") or {})
-        out.append((path.stem, budgets, str(data.get("description", "")).strip()))
+        out.append(RecipeInfo(name, budgets, str(data.get("description", "")).strip()))
     return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dir", default=None, help="folder of recipes (default: the provided ones)")
+    parser.add_argument("--recipes", "--dir", dest="recipes", action="append", default=[], metavar="DIR",
+                        help="a folder of your own recipes, searched before the provided ones (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
-    folder = Path(args.dir) if args.dir else recipes_dir()
-    rows = list_recipes(folder)
+    rows = describe_recipes(recipe_folders(args.recipes))
     if not rows:
-        print(f"no recipes in {folder}")
+        print("no recipes found")
         return 1
-    width = max(len(name) for name, _, _ in rows)
+    width = max(len(row.name) for row in rows)
     for name, budgets, description in rows:
         print(f"{name:<{width}}  {description}  [{budgets}]")
-    print(f"\nrun one: symtrain train {folder}/<name>.yaml --budget smoke|cpu|paper [--set key=value ...]")
+    print("\nrun one: symtrain train <name> --budget smoke|cpu|paper [--set key=value ...]")
     return 0

@@ -1,0 +1,107 @@
+"""From a recipe to the things training needs: the task (data), the base model, the
+method's model (with augmentation / loss), each looked up by name in its registry with
+the recipe's arguments checked against the factory (``model.dimm: not an argument of
+model 'nbody_transformer'``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from ..data.registry import DATASETS
+from ..data.task import Task
+from ..models.registry import MODELS
+from ..overrides import ConfigError
+from ..registry import ArgumentError, UnknownNameError, keyword_parameters
+from ..symmetry import Symmetry
+from .config import Recipe
+from .methods import Built, build_method
+
+
+def _create(registry, name: str, args: dict, section: str, fill: dict | None = None) -> Any:
+    """``registry.create(name, **args)`` with arguments the recipe leaves out taken from
+    ``fill`` when the factory has them; errors name ``section.key``."""
+    try:
+        fn = registry.get(name)
+    except UnknownNameError as err:
+        raise ConfigError(f"{section}.name: {err}") from None
+    params = keyword_parameters(fn)
+    kwargs = {**{k: v for k, v in (fill or {}).items() if k in params}, **args}
+    try:
+        return registry.create(name, **kwargs)
+    except ArgumentError as err:
+        raise ConfigError(f"{section}.{err.key}: {err.reason}") from None
+    except ConfigError:
+        raise
+    except FileNotFoundError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{section}: {registry.kind} {name!r} rejected its arguments {kwargs}: {err}") from err
+
+
+def build_task(recipe: Recipe) -> Task:
+    """The dataset named by ``data.name`` with the section's other keys as arguments."""
+    d = recipe.data
+    args = d.args
+    for key in ("cache_dir", "path"):
+        value = getattr(d, key)
+        if value is not None:
+            if d.name in DATASETS and key not in keyword_parameters(DATASETS.get(d.name)):
+                raise ConfigError(f"data.{key}: dataset {d.name!r} does not use it")
+            args[key] = value
+    try:
+        return _create(DATASETS, d.name, args, "data")
+    except FileNotFoundError as err:
+        raise ConfigError(f"data.path: {err}") from err
+
+
+def build_model(recipe: Recipe, task: Task) -> nn.Module:
+    """The base model named by ``model.name``; arguments it has but the recipe leaves
+    out come from ``task.info`` (``num_nodes``, ``num_classes``, …)."""
+    try:
+        return _create(MODELS, recipe.model.name, recipe.model.args, "model", task.info)
+    except FileNotFoundError as err:  # a weights file named by the recipe, or the hub unreachable
+        key = "checkpoint" if recipe.model.args.get("checkpoint") is not None else "pretrained"
+        raise ConfigError(f"model.{key}: {err}") from err
+
+
+def build_symmetry(recipe: Recipe, task: Task) -> Symmetry:
+    """The task's symmetry, with ``symmetrization.group`` replacing its group if given."""
+    group = recipe.symmetrization.group
+    if group is None:
+        return task.symmetry
+    try:
+        return Symmetry(group, input=task.symmetry.input, output=task.symmetry.output)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"symmetrization.group: {err}") from err
+
+
+def example_inputs(task: Task, n: int = 2) -> Any:
+    """The inputs of the first ``n`` training examples (a batch)."""
+    return task.train.__getitems__(list(range(min(n, len(task.train)))))[0]
+
+
+def build(recipe: Recipe, task: Task | None = None) -> tuple[Task, Symmetry, Built]:
+    """Task, the wrapper's symmetry and the method's model (and augmentation / loss)."""
+    task = task if task is not None else build_task(recipe)
+    sym = build_symmetry(recipe, task)
+    base = build_model(recipe, task)
+    s = recipe.symmetrization
+    built = build_method(s.method, base, sym, task, s.args, example_inputs(task))
+    if s.test_samples is not None and not hasattr(built.model, "eval_samples"):
+        raise ConfigError(f"symmetrization.test_samples: method {s.method!r} has no samples "
+                          "(its model has no eval_samples); remove it")
+    if s.frame_tol is not None:
+        set_frame_tolerance(built.model, s.frame_tol, s.method)
+    return task, sym, built
+
+
+def set_frame_tolerance(model: nn.Module, tol: float, method: str) -> None:
+    """Set ``tol`` on every frame of ``model.frames`` that has one (PCA frames)."""
+    frames = [f for f in (getattr(model, "frames", None) or []) if hasattr(f, "tol")]
+    if not frames:
+        raise ConfigError(f"symmetrization.frame_tol: method {method!r} has no frames with a "
+                          "tolerance; remove it")
+    for frame in frames:
+        frame.tol = tol
