@@ -45,6 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data.rigid import INPUT_KEYS, MAX_BODIES, SHAPES
+from .registry import register_model
 
 RIGID_INPUTS = INPUT_KEYS
 """Keys of a rigid-body model's input dict (the task's :class:`~symtrain.actions.Fields`,
@@ -98,6 +99,7 @@ class RigidEmbedding(nn.Module):
         return h
 
 
+@register_model("keypoint_transformer")
 class KeypointTransformer(nn.Module):
     """Transformer encoder over keypoint tokens predicting ``x_{t+Δ} = x_t + δ``.
 
@@ -125,6 +127,11 @@ class KeypointTransformer(nn.Module):
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, 3)
+        # Start near "no motion" (δ ≈ 0) rather than a random offset of ~0.3 m: otherwise
+        # averaging methods, whose sign-flip copies cancel a constant δ, start far ahead.
+        nn.init.zeros_(self.head.bias)
+        with torch.no_grad():
+            self.head.weight.mul_(0.01)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         check_rigid_inputs(inputs, type(self).__name__)
