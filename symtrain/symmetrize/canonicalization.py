@@ -24,13 +24,17 @@ class Canonicalization(Symmetrizer):
             sorting without ties for S_n, per factor), a list of single-element
             :class:`Frame`s, or any callable / ``nn.Module`` ``x -> element batch [B]``
             (e.g. a learned equivariant network).
+        frame_tol: tolerance of the ``"auto"`` PCA canonicalizer (relative eigenvalue gaps
+            and third moments below it are degenerate; default 1e-3).
     """
 
     def __init__(self, base: nn.Module, symmetry: Symmetry,
-                 canonicalizer: str | Sequence[Frame] | Callable = "auto"):
+                 canonicalizer: str | Sequence[Frame] | Callable = "auto", frame_tol: float | None = None):
         super().__init__(base, symmetry)
-        if canonicalizer == "auto":
-            canonicalizer = [default_frame(f, canonical=True) for f in symmetry.group.factors]
+        if frame_tol is not None and not (isinstance(canonicalizer, str) and canonicalizer == "auto"):
+            raise ValueError("frame_tol sets the tolerance of the 'auto' canonicalizer's PCA frames")
+        if isinstance(canonicalizer, str) and canonicalizer == "auto":
+            canonicalizer = [default_frame(f, canonical=True, tol=frame_tol) for f in symmetry.group.factors]
         if isinstance(canonicalizer, (list, tuple)):
             self.frames = list(canonicalizer)
             self.canonicalizer = None

@@ -20,13 +20,19 @@ class FrameAveraging(Symmetrizer):
         frames: one :class:`~symtrain.symmetrize.frames.Frame` per factor of the group;
             default: PCA frames (all sign flips) for O(d)/SO(d)/E(d)/SE(d), sort frames
             (ties enumerated) for S_n, the whole group for other finite groups.
+        frame_tol: relative eigenvalue gap (and third moment) below which the default PCA
+            frames call an input degenerate (default 1e-3).
+        chunk_size: see :class:`~symtrain.symmetrize.base.Symmetrizer`.
     """
 
     def __init__(self, base: nn.Module, symmetry: Symmetry, frames: Sequence[Frame] | None = None,
-                 chunk_size: int | None = None):
+                 chunk_size: int | None = None, frame_tol: float | None = None):
         super().__init__(base, symmetry, chunk_size)
         factors = symmetry.group.factors
-        frames = list(frames) if frames is not None else [default_frame(f) for f in factors]
+        if frames is not None and frame_tol is not None:
+            raise ValueError("frame_tol sets the tolerance of the default frames; with frames= "
+                             "given, set it on them")
+        frames = list(frames) if frames is not None else [default_frame(f, tol=frame_tol) for f in factors]
         if len(frames) != len(factors):
             raise ValueError(f"{symmetry.group} has {len(factors)} factors but {len(frames)} frames were given")
         self.frames = frames

@@ -219,9 +219,10 @@ class GroupFrame(Frame):
         return element_tile(elems, b), torch.full((b, k), 1.0 / k, device=_device(x), dtype=ref)
 
 
-def default_frame(factor: Group, canonical: bool = False) -> Frame:
+def default_frame(factor: Group, canonical: bool = False, tol: float | None = None) -> Frame:
+    """The default frame of a factor (``tol``: of a PCA frame, see :class:`PCAFrame`)."""
     if factor.is_continuous and factor.vector_dim is not None:
-        return PCAFrame(signs="skew" if canonical else "all")
+        return PCAFrame(signs="skew" if canonical else "all", **({} if tol is None else {"tol": tol}))
     if factor.permutes_nodes:
         return SortFrame(ties="error" if canonical else "enumerate")
     if factor.is_finite and not canonical:

@@ -92,16 +92,4 @@ def build(recipe: Recipe, task: Task | None = None) -> tuple[Task, Symmetry, Bui
     if s.test_samples is not None and not hasattr(built.model, "eval_samples"):
         raise ConfigError(f"symmetrization.test_samples: method {s.method!r} has no samples "
                           "(its model has no eval_samples); remove it")
-    if s.frame_tol is not None:
-        set_frame_tolerance(built.model, s.frame_tol, s.method)
     return task, sym, built
-
-
-def set_frame_tolerance(model: nn.Module, tol: float, method: str) -> None:
-    """Set ``tol`` on every frame of ``model.frames`` that has one (PCA frames)."""
-    frames = [f for f in (getattr(model, "frames", None) or []) if hasattr(f, "tol")]
-    if not frames:
-        raise ConfigError(f"symmetrization.frame_tol: method {method!r} has no frames with a "
-                          "tolerance; remove it")
-    for frame in frames:
-        frame.tol = tol

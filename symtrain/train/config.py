@@ -92,8 +92,6 @@ class SymmetrizationConfig(OpenSection):
     - ``group``: overrides the dataset's group (e.g. ``"S_n x O3"``); ``None`` keeps it.
     - ``test_samples``: group elements per input in the final test (the model's
       ``eval_samples`` during the test).
-    - ``frame_tol``: tolerance of the built model's PCA frames (eigenvalue gaps and third
-      moments below it raise; the frames' default is 1e-3), for methods with ``frames``.
     - ``equivariance_samples`` / ``equivariance_inputs``: elements and inputs of the
       equivariance error measured at every evaluation; ``lie_derivative``: also the Lie
       derivative along each generator of a continuous group.
@@ -102,7 +100,6 @@ class SymmetrizationConfig(OpenSection):
     method: str = "none"
     group: str | None = None
     test_samples: Positive | None = None
-    frame_tol: NonNegativeFloat | None = None
     equivariance_samples: Positive = 8
     equivariance_inputs: Positive = 32
     lie_derivative: bool = True
