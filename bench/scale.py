@@ -6,10 +6,13 @@ Two sweeps, each point an ordinary ``symtrain train`` run of a provided recipe
 
 - **compute**: plain transformer + augmentation (``rigid_augment``), frame averaging
   (``rigid_fa``, 8 PCA sign flips) and LPS (``rigid_ps``, 2 train samples) × model size
-  ``xs, s, m`` (1.0e4, 3.9e4, 1.5e5 parameters) × steps ``100, 200, 400``, on 2048 scenes,
+  ``xs, s, m`` (1.0e4, 3.9e4, 1.5e5 parameters) × steps ``75, 150, 300``, on 2048 scenes,
   batch 32;
 - **data**: plain, plain + augmentation and frame averaging, size ``s``, at 4 epochs on
-  256, 1024 and 4096 scenes (32, 128, 512 steps).
+  128, 512 and 2048 scenes (16, 64, 256 steps).
+
+Scenes are simulated once (2048 training, 256 validation, 256 test; the smaller training
+sets are the first scenes of the larger one).
 
 Then :func:`symtrain.scaling.fit.fit_results` fits the compute frontier ``L(C) = a·C^(−b)``,
 ``N_opt(C)``, loss vs data and vs epochs per method, with 68 % bootstrap intervals (200
@@ -19,9 +22,16 @@ and their ratios at the largest compute every method's frontier reaches, and las
 ``scale_fa_vs_aug=<L(plain + augmentation) / L(frame averaging) at that compute>`` (> 1:
 frame averaging is better at equal training compute).
 
-    python bench/scale.py                  # about 15-30 min on 2 cores (see the report)
+    python bench/scale.py                  # about 32 min on 2 busy cores (estimate below)
     python bench/scale.py --smoke          # seconds: tiny data, 1-2 steps (the test runs this)
     python bench/scale.py --backend ray    # points as Ray tasks, two at a time on 2 local CPUs
+
+Time, estimated from single points measured on a shared 2-core machine (load ~10; one
+thread per run; seconds per training step at batch 32, evaluation included): augmentation
+0.09 (every size: overhead-bound), frame averaging 0.35 / 0.46 / 0.62 (xs / s / m), LPS
+0.20 / 0.26 / 0.34; so the compute sweep trains ~22 min, the data sweep ~4 min, simulation
+of 2560 scenes ~2.5 min, set-up, evaluation and fits ~4 min: ~32 min. An idle machine is
+about twice as fast; ``--backend ray`` runs two points at a time.
 
 Training compute counts forward and backward FLOPs of the real step (all copies of the
 averaging methods; :mod:`symtrain.scaling.flops`); the test loss is the task's MSE per
@@ -37,9 +47,10 @@ import sys
 import time
 from pathlib import Path
 
+from symtrain.data.rigid import make_rigid_dataset
 from symtrain.scaling.fit import fit_results, read_results, summarize
 from symtrain.scaling.runs import train_point
-from symtrain.scaling.sweep import run_sweep
+from symtrain.scaling.sweep import expand, run_sweep
 
 COMPUTE_METHODS = {"augment": "rigid_augment", "fa": "rigid_fa", "ps": "rigid_ps"}
 DATA_METHODS = {"plain": "rigid_plain", "augment": "rigid_augment", "fa": "rigid_fa"}
@@ -70,7 +81,7 @@ def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
     # smoke: one size, and step counts whose compute ranges overlap (fa costs 8 steps of augment)
     sizes, data = (["xs"], 32) if smoke else (["xs", "s", "m"], 2048)
     steps = {"augment": [4, 16], "fa": [1, 2], "ps": [2, 4]} if smoke else \
-        {label: [100, 200, 400] for label in COMPUTE_METHODS}
+        {label: [75, 150, 300] for label in COMPUTE_METHODS}
     grids = []
     for label, recipe in COMPUTE_METHODS.items():
         extra = ps_settings(smoke) if label == "ps" else {}
@@ -81,7 +92,7 @@ def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
 
 def data_sweep(smoke: bool = False, threads: int = 1, epochs: int = 4) -> dict:
     """The data sweep: method × dataset size at fixed epochs (steps ∝ dataset size)."""
-    sizes, batch, model = ([16, 32], 8, "xs") if smoke else ([256, 1024, 4096], 32, "s")
+    sizes, batch, model = ([16, 32], 8, "xs") if smoke else ([128, 512, 2048], 32, "s")
     epochs = 1 if smoke else epochs
     grids = [{"recipe": recipe, "label": label, "model.size": model, "data.train": d,
               "train.steps": epochs * d // batch}
@@ -124,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads
     ray = {"num_cpus": 2} if args.backend == "ray" else {}
     start = time.perf_counter()
+    sweeps = {"compute": compute_sweep(args.smoke, threads), "data": data_sweep(args.smoke, threads)}
+    # Simulate the largest training set once: smaller ones (same seed) are sliced from it.
+    largest = max(p["data.train"] for spec in sweeps.values() for p in expand(spec))
+    make_rigid_dataset(largest, seed=0, workers=1 if args.smoke else None, progress=not args.smoke)
     fits = {}
-    for name, spec in (("compute", compute_sweep(args.smoke, threads)), ("data", data_sweep(args.smoke, threads))):
+    for name, spec in sweeps.items():
         outcome = run_sweep(spec, train_point, out / name, backend=args.backend, **ray)
         if outcome.failed:
             print(f"{len(outcome.failed)} {name} points failed: {outcome.failed}", file=sys.stderr)

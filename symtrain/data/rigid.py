@@ -350,6 +350,12 @@ def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, Tensor]:
     return out
 
 
+def _cached_size(path: Path, stem: str) -> int | None:
+    """The number of scenes in a cache file ``<stem>-n<size>.pt`` (``None``: not one)."""
+    size = path.stem[len(stem) + 2:]
+    return int(size) if size.isdigit() else None
+
+
 def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettings = RigidSettings(),
                        cache_dir: str | Path | None = None, workers: int | None = None,
                        progress: bool = True) -> dict[str, Tensor]:
@@ -369,16 +375,22 @@ def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettin
     The cache file is keyed by ``num_samples``, ``seed``, ``settings`` and
     :data:`DATA_VERSION`; ``workers`` and ``progress`` do not change the result. Draw
     the splits with different seeds: with one seed, ``n`` samples are the first ``n`` of
-    any larger number.
+    any larger number, so a request is also served by slicing a larger cached set of the
+    same seed and settings (a data sweep simulates its largest size only).
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive number of scenes, got {num_samples!r}")
-    key = json.dumps({"size": num_samples, "seed": seed, "version": DATA_VERSION, **asdict(settings)},
-                     sort_keys=True)
+    key = json.dumps({"seed": seed, "version": DATA_VERSION, **asdict(settings)}, sort_keys=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    file = cache / "rigid" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+    stem = hashlib.sha1(key.encode()).hexdigest()[:16]
+    file = cache / "rigid" / f"{stem}-n{num_samples}.pt"
     if file.is_file():
         return torch.load(file, weights_only=True)
+    larger = sorted(n for n in (_cached_size(p, stem) for p in file.parent.glob(f"{stem}-n*.pt"))
+                    if n is not None and n > num_samples)
+    if larger:  # the first n scenes of a larger set are the n-scene set: slice it
+        data = torch.load(file.parent / f"{stem}-n{larger[0]}.pt", weights_only=True)
+        return {k: v[:num_samples].clone() for k, v in data.items()}
     out = simulate_rigid(num_samples, seed=seed, settings=settings, workers=workers, progress=progress)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".tmp{os.getpid()}")

@@ -285,17 +285,16 @@ def _import(path: str) -> RunPoint:
 
 
 def find_sweep(name: str | Path, folders: Iterable[str] = ()) -> Path:
-    """A sweep file: a path as given, or a name (``rigid_sweep``) looked up in ``folders``
-    (``--recipes``), ``$SYMTRAIN_RECIPES`` and the provided ``symtrain/recipes/sweeps/``."""
-    from importlib import resources
+    """A sweep file: a path as given, or a name (``rigid_sweep``) looked up, like recipes,
+    in ``folders`` (``--recipes``), ``$SYMTRAIN_RECIPES`` and the provided recipes, in
+    each folder and its ``sweeps/`` subfolder (the provided ones: ``symtrain/recipes/sweeps/``)."""
+    from ..train.recipes import recipe_folders
 
     path = Path(name)
     if path.exists() or path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
         return path
-    env = [p for p in os.environ.get("SYMTRAIN_RECIPES", "").split(os.pathsep) if p]
-    for folder in [Path(f) for f in (*folders, *env)] + [resources.files("symtrain.recipes") / "sweeps"]:
-        for suffix in (".yaml", ".yml"):
-            candidate = folder / f"{name}{suffix}"
+    for folder in recipe_folders(list(folders)):
+        for candidate in (folder / f"{name}.yaml", folder / "sweeps" / f"{name}.yaml"):
             if candidate.is_file():
                 return Path(str(candidate))
     return path
