@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", type=int, default=20, help="random probes for layer-wise estimates")
     parser.add_argument("--norm", choices=("squared", "abs"), default="squared")
     parser.add_argument("--logits", action="store_true", help="differentiate logits, not softmax")
+    parser.add_argument("--method", choices=("auto", "jvp", "fd"), default="auto",
+                        help="forward-mode AD (jvp), central differences (fd), or auto (see resolve_method)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra timm.create_model keyword, the value read as YAML (as symtrain train --set), repeatable")
     parser.add_argument("--seed", type=int, default=0)
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         report = lie_report(model, batches, transforms, probabilities=not args.logits,
                             layerwise=args.layerwise, layerwise_transforms=layer_names,
                             probes=args.probes, norm=args.norm, progress=not args.no_progress,
-                            generator=torch.Generator().manual_seed(args.seed), out_dir=args.out)
+                            generator=torch.Generator().manual_seed(args.seed), out_dir=args.out,
+                            method=args.method)
     except SymmetryError as err:
         print(f"symtrain lie: {err}", file=sys.stderr)
         return 2

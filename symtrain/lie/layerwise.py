@@ -10,7 +10,11 @@ that are not inside any unit and are equivariant (residual additions, reshapes, 
 concatenation) contribute nothing; non-equivariant ones outside units (e.g. a ViT's
 position-embedding addition) show up in the ``residual`` row.
 
-Each ``L m_i`` is one ``torch.func.jvp`` of the unit, taken in a forward-pre hook. The
+Each ``L m_i`` is one ``torch.func.jvp`` of the unit (``method="jvp"``) or one central
+difference of the unit on its ± copies (``method="fd"``), taken in a forward-pre hook.
+With ``jvp`` the contributions add up to the end-to-end figure to rounding; with ``fd``
+each term carries the central difference's error (of order ``eps^(2/3)`` relative, see
+:func:`~symtrain.lie.derivative.fd_step`), which also lands in the residual. The
 products with ``J_{>i}`` come from vector–Jacobian products:
 
 - ``contribution_i = ⟨J_{>i} L m_i, L f⟩``, exactly, from one VJP with cotangent ``L f``.
@@ -25,6 +29,7 @@ over the batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -33,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError
-from .derivative import forward_ad_attention, lie_derivatives
+from .derivative import _fd_many, forward_ad_attention, lie_derivatives, resolve_method
 from .generators import ImageGenerator, resolve_generators
 
 #: Module classes (by name, so timm need not be imported) treated as one unit each.
@@ -120,8 +125,9 @@ class LayerwiseLie:
 class _Recorder:
     """Hooks that take each unit's Lie derivative and keep its output for the VJPs."""
 
-    def __init__(self, units, gen: ImageGenerator, reference, num_prefix_tokens):
+    def __init__(self, units, gen: ImageGenerator, reference, num_prefix_tokens, method: str = "jvp"):
         self.units, self.gen, self.reference, self.prefix = units, gen, reference, num_prefix_tokens
+        self.method = method
         self.lie: dict[str, Tensor] = {}
         self.outputs: dict[str, Tensor] = {}
         self.skipped: dict[str, str] = {}
@@ -159,7 +165,11 @@ class _Recorder:
             try:
                 xd = x.detach().clone()  # in-place units must not touch the real activation
                 tan = self.tangent(xd, lay_in, is_input=x is self.network_input)
-                y, jy = torch.func.jvp(lambda u: module(u, **kwargs), (xd,), (tan,))
+                unit = lambda u: module(u, **kwargs)  # noqa: E731
+                if self.method == "fd":
+                    y, (jy,) = _fd_many(unit, xd, [tan])
+                else:
+                    y, jy = torch.func.jvp(unit, (xd,), (tan,))
             finally:
                 self.busy = False
             lay_out = tensor_layout(y, self.prefix)
@@ -183,7 +193,8 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
                   probes: int = 100, units: Sequence[tuple[str, nn.Module]] | None = None,
                   output_fn: Callable[[Tensor], Tensor] | None = None, output: str | None = None,
                   num_prefix_tokens: int | None = None, order: int = 2, padding: str = "replicate",
-                  generator: torch.Generator | None = None, probe_chunk: int = 4) -> LayerwiseLie:
+                  generator: torch.Generator | None = None, probe_chunk: int = 4,
+                  method: str = "auto") -> LayerwiseLie:
     """Split the Lie derivative of ``model`` at images ``x`` ``(B, C, H, W)`` over its units.
 
     Args:
@@ -196,6 +207,8 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
         output: layout of the (transformed) output, as in
             :func:`~symtrain.lie.lie_derivative`.
         probe_chunk: probes per batched VJP.
+        method: how the end-to-end and per-unit derivatives are taken: ``"jvp"``,
+            ``"fd"`` or ``"auto"`` (see :func:`~symtrain.lie.derivative.resolve_method`).
     """
     (gen,) = resolve_generators([transform], order=order, padding=padding)
     if not isinstance(gen, ImageGenerator):
@@ -203,14 +216,17 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
     head = output_fn or (lambda y: y)
     full = lambda u: head(model(u))  # noqa: E731
     prefix = num_prefix_tokens if num_prefix_tokens is not None else int(getattr(model, "num_prefix_tokens", 0))
-    with forward_ad_attention(model):
-        lf = lie_derivatives(full, x, [gen], output=output, num_prefix_tokens=prefix, share_primal=False)
+    method = resolve_method(model, x, method)
+    attention = (lambda: forward_ad_attention(model)) if method == "jvp" else contextlib.nullcontext
+    with attention():
+        lf = lie_derivatives(full, x, [gen], output=output, num_prefix_tokens=prefix, share_primal=False,
+                             method=method)
     lf = next(iter(lf.values())).detach()
     units = list(units) if units is not None else default_units(model)
-    rec = _Recorder(units, gen, (x.shape[-2], x.shape[-1]), prefix)
+    rec = _Recorder(units, gen, (x.shape[-2], x.shape[-1]), prefix, method)
     xin = x.detach().clone().requires_grad_(True)
     rec.network_input = xin
-    with forward_ad_attention(model), rec, torch.enable_grad():
+    with attention(), rec, torch.enable_grad():
         y = full(xin)
     names = [n for n, _ in units if n in rec.outputs]
     if not names:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..errors import SymmetryError
 from ..models import timm_loader
 from ..models.timm_loader import WeightsUnavailableError
-from .derivative import NORMS, lie_derivatives, per_example_norm
+from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
 
@@ -140,7 +140,7 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
                order: int = 2, padding: str = "replicate", output: str | None = None,
                max_batches: int | None = None, progress: bool = False,
                generator: torch.Generator | None = None, device: Any = None,
-               out_dir: str | os.PathLike | None = None) -> LieReport:
+               out_dir: str | os.PathLike | None = None, method: str = "auto") -> LieReport:
     """Lie derivatives of ``model`` over ``data`` for every generator, with both norms.
 
     Args:
@@ -153,6 +153,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
             ``probes`` random probes.
         norm: the norm plotted and summarised first; both are always in the tables.
         out_dir: if given, :meth:`LieReport.save` writes the files there.
+        method: ``"jvp"``, ``"fd"`` or ``"auto"`` (see :func:`~symtrain.lie.resolve_method`),
+            for the end-to-end and the layer-wise derivatives.
     """
     if norm not in NORMS:
         raise SymmetryError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -165,6 +167,7 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
     batches = _batches(data)
     bar = tqdm(batches, desc="lie", unit="batch", disable=not progress) if tqdm else batches
     rows: list[dict[str, Any]] = []
+    used = method
     layer_rows: dict[tuple[str, str], list[dict[str, Any]]] = {}
     seen = 0
     for i, x in enumerate(bar):
@@ -173,7 +176,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
         if device is not None:
             x = x.to(device)
         with torch.no_grad():
-            d = lie_derivatives(f, x, gens, output=output)
+            used = resolve_method(model, x, method)
+            d = lie_derivatives(f, x, gens, output=output, method=used)
         with torch.no_grad():
             sq = {k: per_example_norm(v, "squared") for k, v in d.items()}
             ab = {k: per_example_norm(v, "abs") for k, v in d.items()}
@@ -186,7 +190,7 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
             for lname in names:
                 lw = layerwise_lie(model, x, resolve_generators([lname], order=order, padding=padding)[0],
                                    probes=probes, output_fn=(lambda y: y.softmax(-1)) if probabilities else None,
-                                   output=output, generator=generator)
+                                   output=output, generator=generator, method=used)
                 for r in lw.table():
                     layer_rows.setdefault((lname, r["layer"]), []).append(r)
         seen += x.shape[0]
@@ -198,7 +202,7 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
                    for rs in layer_rows.values()]
     meta = {"examples": seen, "probabilities": probabilities, "norm": norm, "order": order,
             "padding": padding, "probes": probes if layerwise else 0,
-            "translation_units": "pixels of the input"}
+            "translation_units": "pixels of the input", "method": used}
     report = LieReport(rows, summary, layer_table, meta)
     if out_dir is not None:
         report.save(out_dir)
