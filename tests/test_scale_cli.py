@@ -7,6 +7,7 @@ import importlib.util
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,14 @@ def test_sweep_of_training_runs_through_the_cli_resumes_and_fits(tmp_path, capsy
     assert "plain: L(C) frontier" in capsys.readouterr().out
     assert json.loads((tmp_path / "fit" / "fits.json").read_text())["methods"]["plain"]["runs"] == 2
     assert (tmp_path / "fit" / "loss_vs_compute.png").is_file()
+
+
+def test_rigid_recipe_without_mujoco_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "mujoco", None)  # makes `import mujoco` raise ImportError
+    args = ["train", "rigid_plain", "--budget", "smoke", "--out", str(tmp_path / "run"),
+            "--set", f"data.cache_dir={tmp_path / 'empty'}"]
+    assert main(args) == 2
+    assert "pip install symtrain[physics]" in capsys.readouterr().err
 
 
 def test_bad_sweep_keys_are_named():
