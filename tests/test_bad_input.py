@@ -159,3 +159,25 @@ def test_frame_averaging_exports():
     x = torch.randn(2, 5, 3)
     exported = torch.export.export(model, (x,))
     assert torch.allclose(exported.module()(x), model(x), atol=1e-5)
+
+
+# --- symtrain lie --images: one line and exit code 2 -------------------------------------------
+@pytest.mark.parametrize("case", ["missing", "empty", "not_images", "corrupt"])
+def test_lie_images_folder_errors(tmp_path, capsys, case):
+    from symtrain.cli import main
+
+    folder = tmp_path / "imgs"
+    if case != "missing":
+        folder.mkdir()
+    if case == "not_images":
+        (folder / "notes.txt").write_text("hello")
+    if case == "corrupt":
+        (folder / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    code = main(["lie", "--model", "resnet10t", "--no-pretrained", "--images", str(folder),
+                 "--image-size", "32", "--out", str(tmp_path / "out"), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("symtrain lie:")
+    phrase = {"missing": "is not a folder", "empty": "no images", "not_images": "no images",
+              "corrupt": "a.png is not a readable image"}[case]
+    assert phrase in err[0]

@@ -58,17 +58,33 @@ def synthetic_images(n: int, size: int, *, seed: int = 0) -> torch.Tensor:
     return (img - img.mean((1, 2, 3), keepdim=True)) / img.std((1, 2, 3), keepdim=True)
 
 
+class ImageFolderError(ValueError):
+    """A ``--images`` folder that cannot be read: missing, without images, or holding a
+    file that is not a readable image."""
+
+
 def load_images(directory: str, model: torch.nn.Module, size: int | None) -> torch.Tensor:
-    """Images of ``directory`` through the model's timm evaluation transform."""
-    from PIL import Image
+    """Images of ``directory`` through the model's timm evaluation transform; raises
+    :class:`ImageFolderError` naming the folder or the bad file."""
+    from PIL import Image, UnidentifiedImageError
     from timm.data import create_transform, resolve_data_config
 
-    files = sorted(p for p in Path(directory).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise ImageFolderError(f"--images {directory!r} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory!r}")
+        raise ImageFolderError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory!r}")
     override = {"input_size": (3, size, size)} if size else {}
     transform = create_transform(**resolve_data_config(override, model=model))
-    return torch.stack([transform(Image.open(p).convert("RGB")) for p in files])
+    images = []
+    for path in files:
+        try:
+            with Image.open(path) as img:
+                images.append(transform(img.convert("RGB")))
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise ImageFolderError(f"{path} is not a readable image ({type(err).__name__}: {err})") from None
+    return torch.stack(images)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         size = args.image_size or int(model.pretrained_cfg.get("input_size", (3, 224, 224))[-1])
         images = synthetic_images(args.synthetic, size, seed=args.seed)
     else:
-        images = load_images(args.images, model, args.image_size)
+        try:
+            images = load_images(args.images, model, args.image_size)
+        except ImageFolderError as err:
+            print(f"symtrain lie: {err}", file=sys.stderr)
+            return 2
     batches = list(images.split(args.batch_size))
     transforms = "all" if args.transforms == "all" else [t.strip() for t in args.transforms.split(",") if t.strip()]
     layer_names = [t.strip() for t in args.layerwise_transforms.split(",") if t.strip()]
