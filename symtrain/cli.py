@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lie": ("symtrain.lie.cli", "Lie-derivative report of a timm model (end to end and layer-wise)"),
     "train": ("symtrain.train.cli", "train a model from a YAML recipe (Accelerate: CPU, GPUs, processes)"),
     "recipes": ("symtrain.train.recipes", "list the provided recipes, one line each"),
+    "sweep": ("symtrain.scaling.sweep", "run a grid of training runs (local or Ray), resumable, into results.csv"),
+    "fit": ("symtrain.scaling.fit", "power-law fits, bootstrap intervals and plots of a sweep's results.csv"),
 }
 
 

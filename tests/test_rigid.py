@@ -128,6 +128,18 @@ def test_cache_is_reused(small, monkeypatch):
     assert all(torch.equal(data[key], cached[key]) for key in data)
 
 
+def test_smaller_sets_are_sliced_from_a_larger_cached_one(small, monkeypatch, tmp_path):
+    cache, data = small
+    fresh = make_rigid_dataset(3, seed=0, cache_dir=tmp_path, workers=1, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("simulated again instead of slicing the cached larger set")
+
+    monkeypatch.setattr(rigid, "simulate_rigid", fail)
+    sliced = make_rigid_dataset(3, seed=0, cache_dir=cache, workers=1, progress=False)
+    assert all(torch.equal(sliced[key], fresh[key]) and torch.equal(sliced[key], data[key][:3]) for key in data)
+
+
 def test_missing_mujoco_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "mujoco", None)  # makes `import mujoco` raise ImportError
     with pytest.raises(ImportError, match=r"pip install symtrain\[physics\]"):

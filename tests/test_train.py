@@ -78,8 +78,9 @@ def test_every_recipe_trains_at_smoke_budget(name, tmp_path):
     if name not in NOT_LEARNABLE:
         assert sum(curve[-third:]) / third < sum(curve[:third]) / third, curve
     task = recipe.data.name
-    main_metric = "mse" if task == "nbody" else "accuracy"
+    main_metric = "mse" if task in ("nbody", "rigid") else "accuracy"
     assert math.isfinite(metrics[f"test/{main_metric}"])
+    assert metrics["train_flops"] == metrics["flops_per_step"] * recipe.train.steps > 0
     assert 0 <= metrics["test/equivariance_error"] < float("inf")
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test/" + main_metric] == metrics["test/" + main_metric]

@@ -56,7 +56,9 @@ class NodeView:
 
     def merge(self, other: "NodeView") -> "NodeView":
         """Both views side by side: features concatenated, the first points kept as
-        points and later ones moved to ``vectors``."""
+        points and later ones moved to ``vectors`` as displacements from the first
+        (``later − first``: translation-invariant, so interfaces may treat every vector
+        channel alike under E(d))."""
         if self.adjacency is not None and other.adjacency is not None:
             raise ShapeError("the input holds two adjacency fields; an interface reads one graph")
         feats = [f for f in (self.features, other.features) if f is not None]
@@ -65,7 +67,7 @@ class NodeView:
             if points is None:
                 points = other.points
             else:
-                vectors = vectors + [other.points]
+                vectors = vectors + [other.points - points]
         return NodeView(torch.cat(feats, -1) if feats else None,
                         self.adjacency if self.adjacency is not None else other.adjacency,
                         points, vectors, self.mask if self.mask is not None else other.mask)

@@ -65,10 +65,16 @@ class Vectors(Action):
     def pixels(self, x):
         return None
 
+    def _per_node(self, x, context):
+        """One vector per sample ``[B, d]`` repeated on every node ``[B, N, d]`` (``N``
+        from the context: another field must have nodes)."""
+        if context is None or context.num_nodes is None:
+            raise ShapeError(f"{self!r} holds one vector per sample; an interface can read it only "
+                             "next to a per-node field that sets the number of nodes")
+        return x[:, None, :].expand(x.shape[0], context.num_nodes, x.shape[-1])
+
     def node_view(self, x, context=None):
-        if not self.nodes:
-            raise ShapeError(f"interfaces need per-node data; {self!r} has no nodes")
-        return NodeView(vectors=[x])
+        return NodeView(vectors=[x if self.nodes else self._per_node(x, context)])
 
     def soft_permute(self, x, matrix, context=None):
         if not self.nodes:
@@ -90,9 +96,7 @@ class Points(Vectors):
     translate = True
 
     def node_view(self, x, context=None):
-        if not self.nodes:
-            raise ShapeError(f"interfaces need per-node data; {self!r} has no nodes")
-        return NodeView(points=x)
+        return NodeView(points=x if self.nodes else self._per_node(x, context))
 
     def context(self, x, mask=None):
         if self.nodes:

@@ -57,6 +57,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .nbody import default_cache_dir
+from .registry import register_dataset
+from .task import Task, TensorData, mse_metrics
+from ..actions.registry import create_action
+from ..symmetry import Symmetry
 
 MAX_BODIES = 6
 KEYPOINTS_PER_BODY = 4
@@ -346,6 +350,12 @@ def _stack(samples: list[dict[str, np.ndarray]]) -> dict[str, Tensor]:
     return out
 
 
+def _cached_size(path: Path, stem: str) -> int | None:
+    """The number of scenes in a cache file ``<stem>-n<size>.pt`` (``None``: not one)."""
+    size = path.stem[len(stem) + 2:]
+    return int(size) if size.isdigit() else None
+
+
 def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettings = RigidSettings(),
                        cache_dir: str | Path | None = None, workers: int | None = None,
                        progress: bool = True) -> dict[str, Tensor]:
@@ -365,19 +375,86 @@ def make_rigid_dataset(num_samples: int, *, seed: int = 0, settings: RigidSettin
     The cache file is keyed by ``num_samples``, ``seed``, ``settings`` and
     :data:`DATA_VERSION`; ``workers`` and ``progress`` do not change the result. Draw
     the splits with different seeds: with one seed, ``n`` samples are the first ``n`` of
-    any larger number.
+    any larger number, so a request is also served by slicing a larger cached set of the
+    same seed and settings (a data sweep simulates its largest size only).
     """
     if not isinstance(num_samples, int) or num_samples < 1:
         raise ValueError(f"num_samples must be a positive number of scenes, got {num_samples!r}")
-    key = json.dumps({"size": num_samples, "seed": seed, "version": DATA_VERSION, **asdict(settings)},
-                     sort_keys=True)
+    key = json.dumps({"seed": seed, "version": DATA_VERSION, **asdict(settings)}, sort_keys=True)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    file = cache / "rigid" / f"{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
+    stem = hashlib.sha1(key.encode()).hexdigest()[:16]
+    file = cache / "rigid" / f"{stem}-n{num_samples}.pt"
     if file.is_file():
         return torch.load(file, weights_only=True)
+    larger = sorted(n for n in (_cached_size(p, stem) for p in file.parent.glob(f"{stem}-n*.pt"))
+                    if n is not None and n > num_samples)
+    if larger:  # the first n scenes of a larger set are the n-scene set: slice it
+        data = torch.load(file.parent / f"{stem}-n{larger[0]}.pt", weights_only=True)
+        return {k: v[:num_samples].clone() for k, v in data.items()}
     out = simulate_rigid(num_samples, seed=seed, settings=settings, workers=workers, progress=progress)
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_suffix(f".tmp{os.getpid()}")
     torch.save(out, tmp)
     os.replace(tmp, file)  # atomic: concurrent writers leave one complete file
     return out
+
+
+INPUT_KEYS = ("keypoints_prev", "keypoints", "gravity", "floor_point", "floor_normal",
+              "body_type", "body_index", "mass", "mask")
+"""The model inputs of a sample (every key of :func:`make_rigid_dataset` but ``target``)."""
+
+
+def rigid_symmetry(group: str = "E3") -> Symmetry:
+    """The symmetry of the task: ``group`` (default E(3), reflections included) acting on
+    the input dict of :data:`INPUT_KEYS` and on the predicted keypoints ``[B, K, 3]``.
+
+    Keypoints at both times and the floor point are points (rotated and translated), the
+    gravity and floor normal are one vector per scene (rotated only), shape type, body
+    index and mass are invariant per-keypoint features, and ``mask`` marks the real
+    keypoints: centroids and PCA frames are computed over real keypoints of
+    ``keypoints_prev`` (the first point field), and padded rows are moved like real ones
+    (the models return them unchanged, so they stay consistent).
+    """
+    fields = create_action(
+        "fields", keypoints_prev="points", keypoints="points",
+        gravity=create_action("vectors", nodes=False), floor_point=create_action("points", nodes=False),
+        floor_normal=create_action("vectors", nodes=False), body_type="nodes", body_index="nodes",
+        mass="nodes", mask="mask")
+    return Symmetry(group, input=fields, output="points")
+
+
+def rigid_inputs(data: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The model inputs of a dataset dict (its :data:`INPUT_KEYS`, in that order)."""
+    missing = [k for k in INPUT_KEYS if k not in data]
+    if missing:
+        raise KeyError(f"rigid-body data lack {', '.join(missing)}")
+    return {k: data[k] for k in INPUT_KEYS}
+
+
+@register_dataset("rigid")
+def rigid_task(train: int = 1024, val: int = 256, test: int = 256, seed: int = 0,
+               cache_dir: str | None = None, workers: int | None = None, progress: bool = True) -> Task:
+    """Rigid-body scenes as a task: inputs the dict of :data:`INPUT_KEYS` (see
+    :func:`make_rigid_dataset` for shapes), target the keypoints at ``t + Δ`` ``[B, 24, 3]``,
+    symmetry :func:`rigid_symmetry` (E(3)).
+
+    Splits are independent scene sets seeded ``3·seed``, ``3·seed + 1``, ``3·seed + 2``, so
+    the first ``n`` training scenes are the same for every training-set size (nested data
+    sweeps), and validation and test scenes never change with ``train``.
+
+    Loss and metric ``mse``: the squared error per coordinate, averaged over the 24
+    keypoint slots of a scene. Models return padded slots unchanged and they are 0 in the
+    target (or moved alike by an augmentation), so padding adds exactly 0: the value is the
+    MSE over real keypoints × the fraction of real slots (0.75 on average: 4.5 bodies of
+    6). The factor is the same for every model on a split, so comparisons are exact.
+    """
+    import torch.nn.functional as F
+
+    sizes = {"train": train, "val": val, "test": test}
+    splits = {}
+    for offset, (name, size) in enumerate(sizes.items()):
+        data = make_rigid_dataset(size, seed=3 * seed + offset, cache_dir=cache_dir, workers=workers,
+                                  progress=progress)
+        splits[name] = TensorData(rigid_inputs(data), data["target"])
+    return Task(splits["train"], splits["val"], splits["test"], rigid_symmetry(), F.mse_loss, mse_metrics,
+                "mse", {})

@@ -17,18 +17,22 @@ Metrics = Callable[[Any, Any], dict[str, tuple[Tensor, Tensor]]]
 
 
 class TensorData(torch.utils.data.Dataset):
-    """A split held as tensors: ``inputs`` (one tensor or a tuple, first axis the example)
-    and ``target``. ``data[[i, j, …]]`` (``__getitems__``) returns the batch
-    ``(inputs, target)`` by tensor indexing, with tuples kept as tuples."""
+    """A split held as tensors: ``inputs`` (one tensor, a tuple or a dict of named fields,
+    first axis the example) and ``target``. ``data[[i, j, …]]`` (``__getitems__``) returns
+    the batch ``(inputs, target)`` by tensor indexing, with tuples kept as tuples and dicts
+    as dicts (a model then gets the dict as its one argument)."""
 
-    def __init__(self, inputs: Tensor | tuple[Tensor, ...], target: Tensor):
+    def __init__(self, inputs: Tensor | tuple[Tensor, ...] | dict[str, Tensor], target: Tensor):
         self.inputs, self.target = inputs, target
         sizes = {t.shape[0] for t in self._tensors()}
         if len(sizes) != 1:
             raise ValueError(f"inputs and target have different numbers of examples: {sorted(sizes)}")
 
     def _tensors(self) -> list[Tensor]:
-        inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
+        if isinstance(self.inputs, dict):
+            inputs = tuple(self.inputs.values())
+        else:
+            inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
         return [*inputs, self.target]
 
     def __len__(self) -> int:
@@ -39,11 +43,17 @@ class TensorData(torch.utils.data.Dataset):
 
     def __getitems__(self, indices: list[int]):
         idx = torch.as_tensor(indices, dtype=torch.long)
-        if isinstance(self.inputs, tuple):
-            x = tuple(t[idx] for t in self.inputs)
-        else:
-            x = self.inputs[idx]
-        return x, self.target[idx]
+        return take_examples(self.inputs, idx), self.target[idx]
+
+
+def take_examples(x: Any, index: Tensor | slice) -> Any:
+    """The examples ``index`` of a batch: a tensor, or a tuple / dict of tensors indexed
+    alike (``take_examples(x, slice(0, n))``: the first ``n``)."""
+    if isinstance(x, tuple):
+        return tuple(t[index] for t in x)
+    if isinstance(x, dict):
+        return {k: t[index] for k, t in x.items()}
+    return x[index]
 
 
 def collate_batch(batch):

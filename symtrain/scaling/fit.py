@@ -549,12 +549,8 @@ def summarize(fits: dict) -> list[str]:
     return lines
 
 
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m symtrain.scaling.fit results.csv [--out DIR]``: fits, ``fits.json``, plots."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m symtrain.scaling.fit",
-                                     description="Power-law fits and plots of a sweep's results.csv")
+def add_arguments(parser) -> None:
+    """``symtrain fit`` arguments."""
     parser.add_argument("results", help="results.csv written by a sweep")
     parser.add_argument("--out", default=None, help="output folder (default: next to results.csv)")
     parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
@@ -564,13 +560,25 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--data-at", choices=("epochs", "steps"), default="epochs",
                         help="loss vs dataset size at fixed epochs or at fixed steps")
     parser.add_argument("--loss-label", default="test loss (MSE)")
-    args = parser.parse_args(None if argv is None else list(argv))
+
+
+def run(args) -> int:
+    """Fit a sweep's results (``symtrain fit``): ``fits.json``, plots, a summary on stdout."""
     offset = {"auto": "auto", "yes": True, "no": False}[args.offset]
     fits = fit_results(args.results, args.out, offset=offset, bootstrap=args.bootstrap, seed=args.seed,
                        data_at=args.data_at, loss_label=args.loss_label)
     for line in summarize(fits):
         print(line)
     return 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    """``python -m symtrain.scaling.fit results.csv [--out DIR]`` (the same as ``symtrain fit``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="symtrain fit", description="Power-law fits and plots of a sweep's results.csv")
+    add_arguments(parser)
+    return run(parser.parse_args(None if argv is None else list(argv)))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, TrainingDiverged) as err:
         print(f"symtrain train: error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:  # an optional dependency of the recipe's data or model
+        if "pip install symtrain[" not in str(err):
+            raise
+        print(f"symtrain train: error: {err}", file=sys.stderr)
+        return 2
     from accelerate import PartialState
 
     if PartialState().is_main_process:

@@ -9,14 +9,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..data.task import take_examples
 from ..symmetry import Symmetry, call_model
 from .config import Recipe
 
 logger = logging.getLogger("symtrain.train")
-
-
-def _take(x: Any, n: int) -> Any:
-    return tuple(t[:n] for t in x) if isinstance(x, tuple) else x[:n]
 
 
 class Evaluator:
@@ -66,7 +63,7 @@ class Evaluator:
         from ..metrics import equivariance_error
 
         s = self.recipe.symmetrization
-        x = _take(x, s.equivariance_inputs)
+        x = take_examples(x, slice(0, s.equivariance_inputs))
         err = equivariance_error(model, symmetry, x, samples=s.equivariance_samples)
         out = {f"{split}/equivariance_error": err.mean, f"{split}/equivariance_error_max": err.max}
         if s.lie_derivative and not symmetry.group.is_finite:

@@ -13,7 +13,9 @@ scheduler and every process's RNG states (:mod:`.checkpoints`). Evaluation
 
 Run directory: ``config.yaml`` (resolved recipe), ``train.log``, ``metrics.csv`` (every
 logged value, through an Accelerate tracker, :mod:`.tracking`; TensorBoard too when it
-is installed), ``checkpoints/``, ``metrics.json`` (final metrics), ``model.safetensors``.
+is installed), ``checkpoints/``, ``metrics.json`` (final metrics, with the trained
+parameters ``params`` / ``base_params`` and the training compute ``flops_per_step`` and
+``train_flops`` = FLOPs per step × steps, :meth:`Trainer.step_flops`), ``model.safetensors``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def _aux_modules(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if callable(getattr(m, "aux_loss", None))]
 
 
+def _count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 class Trainer:
     """Train one recipe. ``Trainer(recipe, out_dir).fit()`` returns the final metrics.
 
@@ -86,6 +92,10 @@ class Trainer:
     def fit(self) -> dict:
         r, t = self.recipe, self.recipe.train
         task, built = self._build()
+        self.task = task
+        flops = self.step_flops(built, task)
+        params = {"params": _count_parameters(built.model),
+                  "base_params": _count_parameters(getattr(built.model, "base", built.model))}
         acc = self._start()
         model, criterion = built.model, built.criterion
         optimizer = create_optimizer(model if criterion is None else nn.ModuleList([model, criterion]), r)
@@ -131,7 +141,26 @@ class Trainer:
         elapsed = time.perf_counter() - start
         return self._finish(acc, model, task, loaders, state,
                             {"steps": state.step, "skipped_steps": state.skipped, "seconds": elapsed,
-                             "train_loop_seconds": elapsed - paused})
+                             "train_loop_seconds": elapsed - paused, **params,
+                             "flops_per_step": flops, "train_flops": flops * state.step})
+
+    def step_flops(self, built: Built, task: Task) -> int:
+        """FLOPs of one optimizer step (forward and backward of the real loss: augmentation,
+        the K copies of averaging methods, REMUL's second forward, auxiliary losses), counted
+        once on the first training examples (one global micro-batch, × ``grad_accum``) with
+        :func:`~symtrain.scaling.flops.count_step_flops`. Runs under its own RNG state and
+        restores the gradients, so training is unchanged. Training compute ``C`` is this
+        × steps (``train_flops`` in ``metrics.json``)."""
+        from ..scaling.flops import count_step_flops
+
+        r = self.recipe
+        micro = r.data.batch_size // r.train.grad_accum
+        batch = task.train.__getitems__(list(range(min(micro, len(task.train)))))
+        aux = _aux_modules(built.model)
+        with torch.random.fork_rng(devices=[]):
+            counted = count_step_flops(built.model, batch,
+                                       lambda model, b: self._loss(model, built, task, *b, aux)[0])
+        return counted.total * r.train.grad_accum
 
     # --- set-up ----------------------------------------------------------------------------
     def _build(self) -> tuple[Task, Built]:

@@ -1,0 +1,168 @@
+"""Does symmetrization matter at scale? A CPU-scale sweep on the MuJoCo rigid-body task
+(issue 10; after Brehmer et al., "Does equivariance matter at scale?", 2024).
+
+Two sweeps, each point an ordinary ``symtrain train`` run of a provided recipe
+(:func:`symtrain.scaling.runs.train_point`), resumable (``results.csv``):
+
+- **compute**: plain transformer + augmentation (``rigid_augment``), frame averaging
+  (``rigid_fa``, 8 PCA sign flips) and LPS (``rigid_ps``, 2 train samples) × model size
+  ``xs, s, m`` (1.0e4, 3.9e4, 1.5e5 parameters) × steps ``75, 150, 300``, on 2048 scenes,
+  batch 32;
+- **data**: plain, plain + augmentation and frame averaging, size ``s``, at 4 epochs on
+  128, 512 and 2048 scenes (16, 64, 256 steps).
+
+Scenes are simulated once (2048 training, 256 validation, 256 test; the smaller training
+sets are the first scenes of the larger one).
+
+Then :func:`symtrain.scaling.fit.fit_results` fits the compute frontier ``L(C) = a·C^(−b)``,
+``N_opt(C)``, loss vs data and vs epochs per method, with 68 % bootstrap intervals (200
+resamples of the runs), and writes ``fits.json`` and PNG plots next to each
+``results.csv``. Printed: a table of the runs, the fitted exponents, the fitted losses
+and their ratios at the largest compute every method's frontier reaches, and last
+``scale_fa_vs_aug=<L(plain + augmentation) / L(frame averaging) at that compute>`` (> 1:
+frame averaging is better at equal training compute).
+
+    python bench/scale.py                  # about 32 min on 2 busy cores (estimate below)
+    python bench/scale.py --smoke          # seconds: tiny data, 1-2 steps (the test runs this)
+    python bench/scale.py --backend ray    # points as Ray tasks, two at a time on 2 local CPUs
+
+Time, estimated from single points measured on a shared 2-core machine (load ~10; one
+thread per run; seconds per training step at batch 32, evaluation included): augmentation
+0.09 (every size: overhead-bound), frame averaging 0.35 / 0.46 / 0.62 (xs / s / m), LPS
+0.20 / 0.26 / 0.34; so the compute sweep trains ~22 min, the data sweep ~4 min, simulation
+of 2560 scenes ~2.5 min, set-up, evaluation and fits ~4 min: ~32 min. An idle machine is
+about twice as fast; ``--backend ray`` runs two points at a time.
+
+Training compute counts forward and backward FLOPs of the real step (all copies of the
+averaging methods; :mod:`symtrain.scaling.flops`); the test loss is the task's MSE per
+keypoint slot (m², :func:`symtrain.data.rigid.rigid_task`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+from symtrain.data.rigid import make_rigid_dataset
+from symtrain.scaling.fit import fit_results, read_results, summarize
+from symtrain.scaling.runs import train_point
+from symtrain.scaling.sweep import expand, run_sweep
+
+COMPUTE_METHODS = {"augment": "rigid_augment", "fa": "rigid_fa", "ps": "rigid_ps"}
+DATA_METHODS = {"plain": "rigid_plain", "augment": "rigid_augment", "fa": "rigid_fa"}
+
+
+def settings(smoke: bool, threads: int) -> dict:
+    """Recipe keys shared by every point (``--set`` overrides of the recipes' cpu budget)."""
+    common = {"budget": "cpu", "train.threads": threads, "train.eval_every": 10**9,
+              "train.checkpoint_every": 10**9, "symmetrization.equivariance_inputs": 8}
+    if smoke:
+        return {**common, "data.batch_size": 8, "data.eval_batch_size": 16, "data.val": 16, "data.test": 16,
+                "data.workers": 1, "data.progress": False, "optim.warmup_steps": 0,
+                "train.log_every": 1}
+    return {**common, "data.batch_size": 32, "data.eval_batch_size": 256, "data.val": 256, "data.test": 256,
+            "optim.warmup_steps": 20, "optim.lr": 2.0e-3, "train.log_every": 20}
+
+
+def ps_settings(smoke: bool) -> dict:
+    """LPS samples and interface width: cheap enough for the CPU sweep."""
+    return {"symmetrization.samples": 2, "symmetrization.eval_samples": 2 if smoke else 4,
+            "symmetrization.test_samples": 2 if smoke else 8,
+            "symmetrization.interface": {"name": "RotationInterface", "hidden": 8 if smoke else 16,
+                                         "layers": 1 if smoke else 2, "knn": 4}}
+
+
+def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
+    """The compute sweep: method × model size × steps at one dataset size."""
+    # smoke: one size, and step counts whose compute ranges overlap (fa costs 8 steps of augment)
+    sizes, data = (["xs"], 32) if smoke else (["xs", "s", "m"], 2048)
+    steps = {"augment": [4, 16], "fa": [1, 2], "ps": [2, 4]} if smoke else \
+        {label: [75, 150, 300] for label in COMPUTE_METHODS}
+    grids = []
+    for label, recipe in COMPUTE_METHODS.items():
+        extra = ps_settings(smoke) if label == "ps" else {}
+        grids.append({"recipe": recipe, "label": label, "model.size": sizes, "train.steps": steps[label],
+                      **{k: [v] for k, v in extra.items()}})
+    return {"base": {**settings(smoke, threads), "data.train": data}, "grids": grids}
+
+
+def data_sweep(smoke: bool = False, threads: int = 1, epochs: int = 4) -> dict:
+    """The data sweep: method × dataset size at fixed epochs (steps ∝ dataset size)."""
+    sizes, batch, model = ([16, 32], 8, "xs") if smoke else ([128, 512, 2048], 32, "s")
+    epochs = 1 if smoke else epochs
+    grids = [{"recipe": recipe, "label": label, "model.size": model, "data.train": d,
+              "train.steps": epochs * d // batch}
+             for label, recipe in DATA_METHODS.items() for d in sizes]
+    return {"base": settings(smoke, threads), "grids": grids}
+
+
+def table(rows: list[dict]) -> list[str]:
+    """One line per run."""
+    lines = [f"{'method':<8} {'params':>9} {'steps':>6} {'data':>6} {'FLOPs':>9} {'test MSE':>10} {'time':>7}"]
+    for r in sorted(rows, key=lambda r: (r["method"], r["params"], r["dataset_size"], r["steps"])):
+        lines.append(f"{r['method']:<8} {r['params']:>9.3g} {r['steps']:>6.0f} {r['dataset_size']:>6.0f} "
+                     f"{r['flops']:>9.3g} {r['test_loss']:>10.4g} {r.get('seconds', math.nan):>6.1f}s")
+    return lines
+
+
+def data_exponents(fits: dict) -> list[str]:
+    """Loss-vs-data exponents (fixed epochs) with their 68 % intervals."""
+    lines = []
+    for method, fit in fits["methods"].items():
+        for label, law in fit["data"].items():
+            interval = law.get("b_interval")
+            text = f"[{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "n/a"
+            lines.append(f"{method}: L(D) at {label}: b = {law['b']:.3g} (68% {text})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="runs/bench_scale", help="output folder (results, fits, plots)")
+    parser.add_argument("--smoke", action="store_true", help="tiny data and 1-2 steps per point (seconds)")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per run (1: tiny models run fastest single-threaded, "
+                             "and a busy machine does not stall them)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    out = Path(args.out)
+    threads = args.threads
+    ray = {"num_cpus": 2} if args.backend == "ray" else {}
+    start = time.perf_counter()
+    sweeps = {"compute": compute_sweep(args.smoke, threads), "data": data_sweep(args.smoke, threads)}
+    # Simulate the largest training set once: smaller ones (same seed) are sliced from it.
+    largest = max(p["data.train"] for spec in sweeps.values() for p in expand(spec))
+    make_rigid_dataset(largest, seed=0, workers=1 if args.smoke else None, progress=not args.smoke)
+    fits = {}
+    for name, spec in sweeps.items():
+        outcome = run_sweep(spec, train_point, out / name, backend=args.backend, **ray)
+        if outcome.failed:
+            print(f"{len(outcome.failed)} {name} points failed: {outcome.failed}", file=sys.stderr)
+            return 1
+        rows = read_results(out / name / "results.csv")
+        print(f"== {name} sweep ({len(rows)} runs, {out / name})")
+        print("\n".join(table(rows)))
+        fits[name] = fit_results(out / name / "results.csv", bootstrap=args.bootstrap, data_at="epochs")
+        print("\n".join(summarize(fits[name])))
+    print("\n".join(data_exponents(fits["data"])))
+    common = fits["compute"]["common_compute"]
+    ratio = math.nan
+    if "loss" in common and {"augment", "fa"} <= set(common["loss"]):
+        for pair, value in sorted(common["ratio"].items()):
+            print(f"loss ratio {pair} at C = {common['compute']:.3g} FLOPs: {value:.4g}")
+        ratio = common["loss"]["augment"] / common["loss"]["fa"]
+    else:
+        print(f"no ratio: the fitted frontiers share no compute range ({common})")
+    print(f"total {time.perf_counter() - start:.0f} s")
+    print(f"scale_fa_vs_aug={ratio:.4g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
