@@ -14,6 +14,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..errors import SymmetryError
+
 logger = logging.getLogger("symtrain.train")
 
 
@@ -84,3 +86,27 @@ def recipe_changes(saved: dict, now: dict) -> list[str]:
     keys = [k for k in dict.fromkeys([*old, *new])
             if not any(k == r or k.startswith(r + ".") for r in RESUMABLE)]
     return [f"{k}: {old.get(k, '(unset)')} -> {new.get(k, '(unset)')}" for k in keys if old.get(k) != new.get(k)]
+
+
+class CheckpointError(SymmetryError):
+    """A checkpoint of this run cannot be restored (unreadable, or made for another model)."""
+
+
+def split_changes(changes: list[str], allowed: tuple[str, ...] | list[str], saved: dict,
+                  now: dict) -> tuple[list[str], list[str]]:
+    """``(refused, allowed)``: the changes (``key: old -> new``) not covered by ``allowed``
+    (dotted keys or sections) and those covered. An allowed key that is no recipe key is
+    a :class:`~.config.ConfigError`."""
+    from .config import ConfigError
+    from .tracking import flat_config
+
+    keys = {*flat_config(saved), *flat_config(now)}
+    for key in allowed:
+        if not any(k == key or k.startswith(key + ".") for k in keys):
+            raise ConfigError(f"--allow-changes {key}: no such recipe key")
+
+    def covered(change: str) -> bool:
+        key = change.split(":")[0]
+        return any(key == a or key.startswith(a + ".") for a in allowed)
+
+    return [c for c in changes if not covered(c)], [c for c in changes if covered(c)]

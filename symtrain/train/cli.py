@@ -1,11 +1,16 @@
-"""``symtrain train RECIPE [--budget B] [--set key=value ...] [--out DIR] [--resume]
-[--recipes DIR] [--import MODULE_OR_FILE]``.
+"""``symtrain train RECIPE [--budget B] [--set key=value ...] [--out DIR] [--resume
+[--allow-changes KEY ...]] [--overwrite] [--recipes DIR] [--import MODULE_OR_FILE]``.
+
+A folder holding a previous run is refused unless ``--resume`` (continue it; a recipe
+that changes what is trained is refused unless its keys are given to ``--allow-changes``)
+or ``--overwrite`` (replace it). Every error prints one line and exits with code 2.
 
 ``--import`` loads your own registry entries (a dataset, model or method registered in
 a module or a ``.py`` file) before the recipe is read, so the recipe can name them.
 
 Many processes: ``accelerate launch -m symtrain train RECIPE`` on GPUs, or
-``torchrun --nproc_per_node N -m symtrain train RECIPE`` (CPU processes use gloo).
+``torchrun --nproc_per_node N -m symtrain train RECIPE`` (without a GPU the processes
+train on CPU together, with gloo).
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--budget", default=None, help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
     parser.add_argument("--out", default=None, help="run directory (default train.out_dir or runs/<recipe name>)")
     parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in the run directory")
+    parser.add_argument("--allow-changes", dest="allow_changes", nargs="+", action="extend", default=[], metavar="KEY",
+                        help="with --resume: recipe keys (or sections) that may differ from the run's config.yaml, "
+                             "e.g. optim.lr data.batch_size")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the outputs of a previous run in the run directory")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
                         help="a folder of your own recipes, searched before the provided ones (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -49,9 +59,10 @@ def import_user_code(target: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_recipe
+    from ..errors import SymmetryError
+    from .config import load_recipe
     from .recipes import find_recipe, recipe_folders
-    from .trainer import Trainer, TrainingDiverged
+    from .trainer import Trainer
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("accelerate").setLevel(logging.WARNING)
@@ -63,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         recipe = load_recipe(find_recipe(args.recipe, recipe_folders(args.recipes)), args.overrides, args.budget)
-        metrics = Trainer(recipe, args.out, resume=args.resume).fit()
-    except (ConfigError, TrainingDiverged) as err:
+        metrics = Trainer(recipe, args.out, resume=args.resume, overwrite=args.overwrite,
+                          allow_changes=args.allow_changes).fit()
+    except SymmetryError as err:  # recipe, run folder, weights, checkpoint and divergence errors
         print(f"symtrain train: error: {err}", file=sys.stderr)
         return 2
     except ImportError as err:  # an optional dependency of the recipe's data or model

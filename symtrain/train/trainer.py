@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from ..data.task import Task
 from ..errors import SymmetryError
 from ..symmetry import call_model
 from .build import build, build_task
-from .checkpoints import Checkpoints, recipe_changes
+from .checkpoints import CheckpointError, Checkpoints, recipe_changes, split_changes
 from .config import ConfigError, Recipe
 from .evaluation import Evaluator
 from .methods import Built
@@ -46,7 +47,13 @@ logger = logging.getLogger("symtrain.train")
 
 
 class TrainingDiverged(SymmetryError):
-    """The loss became NaN or infinite."""
+    """The loss or the gradients became NaN or infinite."""
+
+
+# What a run leaves in its folder: a folder holding any of these is a previous run's.
+RUN_OUTPUTS = ("metrics.json", "model.safetensors", "metrics.csv", "checkpoints", "config.yaml", "train.log")
+# Keys whose change on resume (allowed by --allow-changes) calls for the new lr schedule.
+SCHEDULE_KEYS = ("optim.lr", "optim.warmup_steps", "optim.schedule", "optim.min_lr_ratio", "optim.param_groups")
 
 
 def _aux_modules(model: nn.Module) -> list[nn.Module]:
@@ -67,14 +74,26 @@ class Trainer:
         resume: continue from the last complete checkpoint in ``out_dir`` (a fresh start
             if there is none).
         task: a prebuilt task (the data), to share it between runs.
+        overwrite: replace a previous run's outputs in ``out_dir`` (otherwise a folder that
+            holds any of :data:`RUN_OUTPUTS` is refused, unless resuming).
+        allow_changes: dotted recipe keys (or sections, e.g. ``optim``) that may differ from
+            the recipe the checkpoints were trained with when resuming; any other change of
+            what is trained is refused. Allowed changes are logged in ``train.log``.
+
+    Processes: under ``torchrun`` (``WORLD_SIZE`` > 1) without a GPU the processes train
+    on CPU together (gloo), as with ``train.cpu=true``; they never run copies of the job.
     """
 
     def __init__(self, recipe: Recipe, out_dir: str | Path | None = None, resume: bool = False,
-                 task: Task | None = None):
+                 task: Task | None = None, *, overwrite: bool = False, allow_changes: tuple[str, ...] | list[str] = ()):
         self.recipe = recipe
         self.out = Path(out_dir or recipe.train.out_dir or Path("runs") / recipe.name)
         self.resume = resume
+        self.overwrite = overwrite
+        self.allow_changes = tuple(allow_changes)
+        self._allowed: list[str] = []
         self._task = task
+        self._handler: logging.Handler | None = None
         self.checkpoints = Checkpoints(self.out / "checkpoints", recipe.train.keep_checkpoints)
         self.evaluate = Evaluator(recipe)
 
@@ -90,8 +109,23 @@ class Trainer:
         self.checkpoints.save(acc, state.step)
 
     def fit(self) -> dict:
-        r, t = self.recipe, self.recipe.train
+        """Train; an error that stops the run once it has started is also written to
+        ``train.log``."""
         task, built = self._build()
+        try:
+            return self._fit(task, built)
+        except (Exception, KeyboardInterrupt) as err:
+            if self._handler is not None:
+                logger.error("training stopped: %s: %s", type(err).__name__, err)
+            raise
+        finally:
+            if self._handler is not None:
+                logger.removeHandler(self._handler)
+                self._handler.close()
+                self._handler = None
+
+    def _fit(self, task: Task, built: Built) -> dict:
+        r, t = self.recipe, self.recipe.train
         self.task = task
         flops = self.step_flops(built, task)
         params = {"params": _count_parameters(built.model),
@@ -99,6 +133,7 @@ class Trainer:
         acc = self._start()
         model, criterion = built.model, built.criterion
         optimizer = create_optimizer(model if criterion is None else nn.ModuleList([model, criterion]), r)
+        self._rates = [g["lr"] for g in optimizer.param_groups]  # before the schedule scales them
         scheduler = create_scheduler(optimizer, r)
         micro, eval_batch = r.data.batch_size // t.grad_accum, r.data.eval_batch_size or r.data.batch_size
         loaders = [make_loader(data, micro if split == "train" else eval_batch, train=split == "train",
@@ -106,7 +141,7 @@ class Trainer:
                    for split, data in (("train", task.train), ("val", task.val), ("test", task.test))]
         model, optimizer, scheduler, *loaders = acc.prepare(model, optimizer, scheduler, *loaders)
         built = Built(model, built.augment, criterion.to(acc.device) if criterion is not None else None)
-        state = self._restore(acc)
+        state = self._restore(acc, optimizer, scheduler)
         self._params = [p for p in model.parameters() if p.requires_grad]
         aux = _aux_modules(acc.unwrap_model(model))
         logger.info("training %s: %s, %d steps, %d processes, device %s", r.name, r.symmetrization.method,
@@ -171,16 +206,7 @@ class Trainer:
 
         r, t = self.recipe, self.recipe.train
         task = self._task if self._task is not None else build_task(r)
-        if self.checkpoints.exists() and not self.resume:
-            raise ConfigError(f"train.out_dir: {self.out} already holds checkpoints; pass --resume to "
-                              "continue that run or choose another --out")
-        saved = self.out / "config.yaml"
-        if self.resume and self.checkpoints.exists() and saved.is_file():
-            changes = recipe_changes(yaml.safe_load(saved.read_text()) or {}, r.to_dict())
-            if changes:
-                raise ConfigError(f"{changes[0].split(':')[0]}: differs from the recipe the checkpoints in "
-                                  f"{self.out} were trained with ({'; '.join(changes)}); resume with that "
-                                  "recipe or choose another --out")
+        self._check_run_folder()
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if r.data.batch_size // t.grad_accum % world:
             raise ConfigError(f"data.batch_size: {r.data.batch_size} / grad_accum {t.grad_accum} is "
@@ -190,10 +216,40 @@ class Trainer:
                               f"({len(task.train)} examples)")
         if t.threads is not None:
             torch.set_num_threads(t.threads)
+        self.cpu = t.cpu or (world > 1 and not torch.cuda.is_available())
+        processes = PartialState(cpu=self.cpu).num_processes
+        if processes != world:
+            raise ConfigError(f"train.cpu: {world} processes were started (WORLD_SIZE) but Accelerate "
+                              f"set up {processes}; each would run the whole job. Start them with "
+                              "torchrun or accelerate launch, or run one process")
         # Initial weights depend on the seed (and the process) only.
-        set_seed(t.seed + PartialState(cpu=t.cpu).process_index)
+        set_seed(t.seed + PartialState(cpu=self.cpu).process_index)
         task, _, built = build(r, task)
         return task, built
+
+    def _check_run_folder(self) -> None:
+        """Refuse a folder holding a previous run (unless resuming or overwriting) and a
+        resume whose recipe changes what is trained (unless allowed). Writes nothing."""
+        r = self.recipe
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume and --overwrite exclude each other: continue the run in "
+                              f"{self.out}, or replace it")
+        if self.allow_changes and not self.resume:
+            raise ConfigError("--allow-changes only applies with --resume")
+        found = [name for name in RUN_OUTPUTS if (self.out / name).exists()]
+        if found and not (self.resume or self.overwrite):
+            raise ConfigError(f"train.out_dir: {self.out} holds a previous run ({', '.join(found)}); pass "
+                              "--resume to continue it, --overwrite to replace it, or choose another --out")
+        saved = self.out / "config.yaml"
+        if not (self.resume and self.checkpoints.exists() and saved.is_file()):
+            return
+        old = yaml.safe_load(saved.read_text()) or {}
+        refused, self._allowed = split_changes(recipe_changes(old, r.to_dict()), self.allow_changes, old, r.to_dict())
+        if refused:
+            keys = [c.split(":")[0] for c in refused]
+            raise ConfigError(f"{keys[0]}: differs from the recipe the checkpoints in {self.out} were trained "
+                              f"with ({'; '.join(refused)}); resume with that recipe, pass --allow-changes "
+                              f"{' '.join(keys)} to continue with the new values, or choose another --out")
 
     def _start(self):
         """Run folder, Accelerator (with the CSV tracker) and the log file."""
@@ -201,13 +257,23 @@ class Trainer:
         from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, is_tensorboard_available
 
         t = self.recipe.train
-        if t.mixed_precision == "fp16" and not (torch.cuda.is_available() and not t.cpu):
+        if t.mixed_precision == "fp16" and not (torch.cuda.is_available() and not self.cpu):
             raise ConfigError("train.mixed_precision: fp16 needs a CUDA device; use bf16 or no")
+        shared = PartialState(cpu=self.cpu)
+        shared.wait_for_everyone()  # every process checked the folder before any writes
+        main = shared.is_main_process  # one process writes metrics.csv
+        if main and self.overwrite:
+            for name in RUN_OUTPUTS:
+                target = self.out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        shared.wait_for_everyone()
         self.out.mkdir(parents=True, exist_ok=True)
-        main = PartialState(cpu=t.cpu).is_main_process  # one process writes metrics.csv
         trackers = ([csv_tracker(self.out)] if main else []) + (["tensorboard"] if is_tensorboard_available() else [])
         acc = Accelerator(
-            cpu=t.cpu, mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
+            cpu=self.cpu, mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
             log_with=trackers, project_config=ProjectConfiguration(project_dir=str(self.out),
                                                                    logging_dir=str(self.out)),
             dataloader_config=DataLoaderConfiguration(split_batches=True),
@@ -221,9 +287,10 @@ class Trainer:
             logger.setLevel(logging.INFO)
         return acc
 
-    def _restore(self, acc) -> TrainState:
+    def _restore(self, acc, optimizer, scheduler) -> TrainState:
         """The training state, from the last checkpoint when resuming; the resolved recipe
-        and trackers are written, and ``metrics.csv`` cut back to the restored step."""
+        and trackers are written, and ``metrics.csv`` cut back to the restored step. A
+        checkpoint that does not fit this run raises :class:`CheckpointError`."""
         r = self.recipe
         state = TrainState()
         acc.register_for_checkpointing(state)
@@ -233,11 +300,35 @@ class Trainer:
         tracker = acc.get_tracker("csv", unwrap=True)
         latest = self.latest_checkpoint() if self.resume else None
         if latest is not None:
-            acc.load_state(str(latest))
+            try:
+                acc.load_state(str(latest))
+            except Exception as err:  # torch, safetensors and pickle errors: name the checkpoint
+                detail = next((l.strip() for l in str(err).splitlines() if "size mismatch" in l),
+                              str(err).splitlines()[0][:300] if str(err) else type(err).__name__)
+                raise CheckpointError(f"checkpoint {latest} cannot be restored into this run "
+                                      f"({type(err).__name__}: {detail})") from None
             logger.info("resumed from %s at step %d", latest, state.step)
+            if self._allowed:
+                logger.info("changed on resume (--allow-changes): %s", "; ".join(self._allowed))
+                if any(c.startswith(SCHEDULE_KEYS) for c in self._allowed):
+                    self._reschedule(acc, optimizer, scheduler, state.step)
         if acc.is_main_process and (latest is not None or getattr(tracker, "rows", None)):
             tracker.truncate(state.step)
         return state
+
+    def _reschedule(self, acc, optimizer, scheduler, step: int) -> None:
+        """The new recipe's learning rates and schedule at ``step`` (the checkpoint holds
+        the old ones)."""
+        import warnings
+
+        for group, rate in zip(optimizer.param_groups, self._rates):
+            group["lr"] = group["initial_lr"] = rate
+        fresh = create_scheduler(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, self.recipe)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(step):
+                fresh.step()
+        scheduler.scheduler.load_state_dict(fresh.state_dict())
 
     # --- one step --------------------------------------------------------------------------
     def _loss(self, model, built: Built, task: Task, x, y, aux: list[nn.Module]) -> tuple[Tensor, dict]:
@@ -299,12 +390,19 @@ class Trainer:
             return
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
         if not torch.isfinite(norm):
-            names = [n for n, p in acc.unwrap_model(model).named_parameters()
-                     if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+            named = [(n, p.grad) for n, p in acc.unwrap_model(model).named_parameters() if p.grad is not None]
+            names = [n for n, g in named if not bool(torch.isfinite(g).all())]
+            at = f"at step {state.step + 1} (epoch {state.epoch}, batch {state.batches})"
+            if names:
+                where = f"non-finite gradients {at} in {len(names)} parameters: {', '.join(names[:5])}" + (
+                    ", ..." if len(names) > 5 else "")
+            else:  # every gradient is finite, their norm is not: it overflowed
+                largest = max(named, key=lambda ng: float(ng[1].abs().max()))
+                where = (f"non-finite gradient norm {at}: the norm overflowed to {float(norm)} although every "
+                         f"gradient is finite (largest entry {float(largest[1].abs().max()):.3g} in {largest[0]})")
             latest = self.latest_checkpoint()
-            message = (f"non-finite gradients at step {state.step + 1} (epoch {state.epoch}, batch "
-                       f"{state.batches}) in {len(names)} parameters, first {names[:3]}; no update was "
-                       f"applied. Last good checkpoint: {latest if latest is not None else 'none yet'}")
+            message = (f"{where}; no update was applied. Last good checkpoint: "
+                       f"{latest if latest is not None else 'none yet'}")
             if state.skipped >= r.optim.skip_nonfinite:
                 raise TrainingDiverged(f"{message} ({state.skipped} such steps skipped before; "
                                        "optim.skip_nonfinite)")
@@ -349,9 +447,6 @@ class Trainer:
             logger.info("final: %s", json.dumps(final))
             self._export_weights(acc.unwrap_model(model))
         acc.end_training()
-        if acc.is_main_process and hasattr(self, "_handler"):
-            logger.removeHandler(self._handler)
-            self._handler.close()
         self.model = acc.unwrap_model(model)
         return final
 
