@@ -240,6 +240,10 @@ class Trainer:
         if found and not (self.resume or self.overwrite):
             raise ConfigError(f"train.out_dir: {self.out} holds a previous run ({', '.join(found)}); pass "
                               "--resume to continue it, --overwrite to replace it, or choose another --out")
+        finished = [name for name in ("metrics.json", "model.safetensors") if name in found]
+        if self.resume and finished and not self.checkpoints.exists():
+            raise ConfigError(f"train.out_dir: {self.out} holds a finished run ({', '.join(finished)}) but no "
+                              "checkpoint to resume from; pass --overwrite to replace it or choose another --out")
         saved = self.out / "config.yaml"
         if not (self.resume and self.checkpoints.exists() and saved.is_file()):
             return
@@ -311,19 +315,19 @@ class Trainer:
             if self._allowed:
                 logger.info("changed on resume (--allow-changes): %s", "; ".join(self._allowed))
                 if any(c.startswith(SCHEDULE_KEYS) for c in self._allowed):
-                    self._reschedule(acc, optimizer, scheduler, state.step)
+                    self._reschedule(optimizer, scheduler, state.step)
         if acc.is_main_process and (latest is not None or getattr(tracker, "rows", None)):
             tracker.truncate(state.step)
         return state
 
-    def _reschedule(self, acc, optimizer, scheduler, step: int) -> None:
+    def _reschedule(self, optimizer, scheduler, step: int) -> None:
         """The new recipe's learning rates and schedule at ``step`` (the checkpoint holds
-        the old ones)."""
+        the old ones): a fresh schedule on the same optimizer, stepped ``step`` times."""
         import warnings
 
         for group, rate in zip(optimizer.param_groups, self._rates):
             group["lr"] = group["initial_lr"] = rate
-        fresh = create_scheduler(optimizer.optimizer if hasattr(optimizer, "optimizer") else optimizer, self.recipe)
+        fresh = create_scheduler(getattr(optimizer, "optimizer", optimizer), self.recipe)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for _ in range(step):
