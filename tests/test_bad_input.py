@@ -388,6 +388,17 @@ def test_folder_with_a_previous_run_is_refused(outputs, tmp_path, capsys, symtra
         assert snapshot(tmp_path) == before
 
 
+def test_cli_flags_that_do_not_go_together(tmp_path, capsys, symtrain_cache):
+    from symtrain.cli import main
+
+    base = ["train", "nbody_plain", "--budget", "smoke", "--out", str(tmp_path / "run")]
+    assert main([*base, "--allow-changes", "optim.lr", "--set", *CHEAP]) == 2
+    assert "--allow-changes only applies with --resume" in capsys.readouterr().err
+    assert main([*base, "--resume", "--overwrite", "--set", *CHEAP]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_overwrite_replaces_the_previous_run(finished_run, tmp_path):
     run = copy_run(finished_run, tmp_path)
     (run / "checkpoints" / "step-00000099").mkdir()
