@@ -1,5 +1,6 @@
 """``train.select: best_val`` and ``train.test_trials``: the final metrics are those of the
-best validation evaluation, averaged over fresh test draws (as the LPS paper reports)."""
+best validation evaluation, averaged over fresh test draws (as the LPS paper reports);
+the recipes of the paper's n-body setting use them."""
 
 import csv
 import json
@@ -9,10 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from symtrain.train import Trainer, find_recipe, load_recipe
+from symtrain.train import Trainer, find_recipe, list_recipes, load_recipe
 
 torch.set_num_threads(1)
 pytestmark = pytest.mark.usefixtures("symtrain_cache")
+
+PAIR_RECIPES = ["nbody_pair_plain", "nbody_pair_canonical", "nbody_pair_ps", "nbody_pair_augment"]
 
 
 def smoke(name, *overrides):
@@ -56,3 +59,25 @@ def test_test_trials_average_fresh_draws_of_the_ps_samples(tmp_path):
     assert metrics["test_trials"] == 3
     assert metrics["test/mse_std"] > 0                 # the draws differ
     assert math.isfinite(metrics["test/mse"]) and "test/equivariance_error" in metrics
+
+
+def test_pair_recipes_are_provided_with_three_presets_and_select_best_val():
+    """Each also trains at the smoke budget in test_train's test over every recipe."""
+    for name in PAIR_RECIPES:
+        assert name in list_recipes()
+        recipe = smoke(name)
+        assert set(recipe.budgets) == {"smoke", "cpu", "paper"}, name
+        assert recipe.train.select == "best_val" and recipe.model.name == "nbody_pair_transformer"
+
+
+def test_paper_presets_are_the_lps_settings():
+    ps = load_recipe(find_recipe("nbody_pair_ps"), budget="paper")
+    assert ps.train.steps == 300_000 and ps.data.batch_size == 100 and ps.train.test_trials == 5
+    assert ps.model.args == {"dim": 64, "ff": 64, "layers": 8, "heads": 4, "dropout": 0.0}
+    s = ps.symmetrization.args
+    assert (s["samples"], s["eval_samples"], ps.symmetrization.test_samples) == (20, 20, 200)
+    assert s["interface"]["noise_on"] == "vectors" and s["interface"]["normalize"] is True
+    assert ps.optim.schedule == "constant" and ps.optim.grad_clip is None
+    canon = load_recipe(find_recipe("nbody_pair_canonical"), budget="paper")
+    assert canon.symmetrization.method == "learned_canonicalization"
+    assert canon.symmetrization.args["interface"] == s["interface"]

@@ -29,7 +29,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .registry import register_model
 
+
+@register_model("nbody_pair_transformer")
 class NBodyPairTransformer(nn.Module):
     """Transformer over pair tokens; predicts positions ``x_i + Δ_i``, with ``Δ_i`` read
     off the diagonal token ``(i, i)``.
