@@ -151,11 +151,81 @@ def test_rotation_interface_is_equivariant(group, dtype):
         assert torch.allclose(torch.linalg.det(rot), torch.ones(rot.shape[0], dtype=dtype), atol=1e-5)
 
 
+# The LPS n-body setting: noise on the vectors themselves, kNN on the noisy vectors,
+# L2-normalised scores, dropout (off in eval mode, where the checks run).
+LPS_OPTIONS = {"noise_on": "vectors", "normalize": True, "dropout": 0.08}
+
+
+@pytest.mark.parametrize("options", [{}, LPS_OPTIONS], ids=["channel", "lps"])
 @pytest.mark.parametrize("group", ["S_n x O3", "S_n x E3", "S_n x SO3"])
-def test_product_interface_is_equivariant(group, dtype):
+def test_product_interface_is_equivariant(group, options, dtype):
     sym = st.Symmetry(group, Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
-    itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16).to(dtype)
+    itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16, **options).to(dtype).eval()
     check_interface(itf, sym, nbody(dtype=dtype), atol=1e-9 if dtype == torch.float64 else 1e-3)
+
+
+@pytest.mark.parametrize("group", ["O3", "E3", "SO3"])
+def test_rotation_interface_noise_on_vectors_is_equivariant(group):
+    sym = st.Symmetry(group, Fields(Points(), Vectors()), Fields(Points(), Vectors()))
+    itf = RotationInterface(group, in_vectors=2, hidden=16, noise_on="vectors").double()
+    x = tuple(t.double() for t in (torch.randn(4, 6, 3) + 2, torch.randn(4, 6, 3)))
+    check_interface(itf, sym, x, atol=1e-9)
+
+
+def test_noise_on_vectors_moves_the_vectors_and_zero_noise_is_a_canonicalization():
+    sym = st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
+    itf = ProductInterface("S_n x E3", in_vectors=2, in_scalars=1, hidden=16, noise_on="vectors").double()
+    itf.attach(sym).eval()
+    x = nbody(dtype=torch.float64)
+    ctx = sym.context(x)
+    noise = itf.sample_noise(x, ctx, 1.0)
+    assert isinstance(noise, tuple) and [e.shape for e in noise] == [(4, 5, 3)] * 2
+    # Noise on the vectors = the same input with its vectors moved by the noise (for a
+    # draw with no mean over the nodes, which the centring would remove).
+    noise = (noise[0] - noise[0].mean(1, keepdim=True), noise[1])
+    moved = (x[0] + noise[0], x[1] + noise[1], x[2])
+    zero = tuple(torch.zeros_like(e) for e in noise)
+    rot = itf(x, noise, ctx)[1][0]
+    assert torch.allclose(rot, itf(moved, zero, sym.context(moved))[1][0], atol=1e-10)
+    assert not torch.allclose(rot, itf(x, zero, ctx)[1][0])
+    # noise_scale 0: one deterministic element (the paper's canonicalization).
+    a, b = itf(x, itf.sample_noise(x, ctx, 0.0), ctx), itf(x, None, ctx)
+    assert torch.equal(a[0], b[0]) and torch.allclose(a[1][0], b[1][0])
+
+
+def test_normalized_scores_keep_the_hard_permutation_and_change_the_soft_one():
+    sym = st.Symmetry("S_n x O3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
+    torch.manual_seed(3)
+    plain = ProductInterface("S_n x O3", in_vectors=2, in_scalars=1, hidden=16, noise_on="vectors").double()
+    normed = ProductInterface("S_n x O3", in_vectors=2, in_scalars=1, hidden=16, noise_on="vectors",
+                              normalize=True).double()
+    normed.load_state_dict(plain.state_dict())
+    x = nbody(dtype=torch.float64)
+    ctx = sym.context(x)
+    noise = plain.attach(sym).sample_noise(x, ctx, 1.0)
+    a = plain.relaxed(x, noise, ctx, soft=True)
+    b = normed.attach(sym).relaxed(x, noise, ctx, soft=True)
+    assert torch.equal(a.element[0], b.element[0])
+    assert not torch.allclose(a.soft[0], b.soft[0])
+
+
+def test_vector_dropout_drops_whole_vectors_and_commutes_with_rotations():
+    from symtrain.symmetrize.interfaces.rotation import VNDropout
+
+    drop = VNDropout(0.5).train()
+    v = torch.randn(8, 5, 16, 3, dtype=torch.float64)
+    h = st.groups.O(3).sample(1, dtype=torch.float64)[0]
+    torch.manual_seed(1)
+    a = drop(v) @ h.T
+    torch.manual_seed(1)
+    b = drop(v @ h.T)
+    assert torch.allclose(a, b, atol=1e-12)
+    kept = a.norm(dim=-1) > 0
+    assert 0.3 < float(kept.double().mean()) < 0.7
+    assert torch.allclose(a[kept].norm(dim=-1), 2 * v[kept].norm(dim=-1))
+    assert torch.equal(drop.eval()(v), v)
+    with pytest.raises(ValueError, match="dropout"):
+        VNDropout(1.0)
 
 
 def test_gram_schmidt_is_equivariant_and_proper():
@@ -182,6 +252,12 @@ def test_rotation_interface_errors():
         RotationInterface("S_n")
     with pytest.raises(st.SymmetryError, match="ProductInterface is for"):
         ProductInterface("O3")
+    with pytest.raises(ValueError, match="noise_on"):
+        RotationInterface("O3", noise_on="input")
+    sym2 = st.Symmetry("O3", Fields(Points(), Vectors()), Points())
+    itf2 = RotationInterface("O3", in_vectors=2, noise_on="vectors").attach(sym2)
+    with pytest.raises(st.SymmetryError, match=r"must be 2 tensor\(s\)"):
+        itf2(x, torch.zeros(2, 5, 3), ctx)
 
 
 # --- images (escnn) --------------------------------------------------------------------------

@@ -142,9 +142,9 @@ from symtrain.symmetrize.interfaces import ProductInterface, RotationInterface  
 from models import NBodyMLP  # noqa: E402
 
 
-def nbody_model(group="S_n x E3", k=4):
+def nbody_model(group="S_n x E3", k=4, **options):
     sym = st.Symmetry(group, Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
-    itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16)
+    itf = ProductInterface(group, in_vectors=2, in_scalars=1, hidden=16, **options)
     return ProbabilisticSymmetrization(NBodyMLP(5), sym, itf, samples=k).double()
 
 
@@ -152,9 +152,13 @@ def nbody_data(b=4):
     return tuple(t.double() for t in (torch.randn(b, 5, 3) + 2, torch.randn(b, 5, 3), torch.randn(b, 5, 1)))
 
 
+LPS_OPTIONS = {"noise_on": "vectors", "normalize": True, "dropout": 0.08}
+
+
+@pytest.mark.parametrize("options", [{}, LPS_OPTIONS], ids=["channel", "lps"])
 @pytest.mark.parametrize("group", ["S_n x E3", "S_n x O3"])
-def test_nbody_fixed_noise_is_exactly_equivariant_and_base_is_not(group):
-    model = nbody_model(group).eval()
+def test_nbody_fixed_noise_is_exactly_equivariant_and_base_is_not(group, options):
+    model = nbody_model(group, **options).eval()
     x = nbody_data()
     assert fixed_noise_error(model, x) < 1e-9
     assert st.equivariance_error(model.base, model.symmetry, x, samples=4).max > 0.05
@@ -172,8 +176,9 @@ def test_rotation_only_lps_and_gradients():
         assert p.grad is not None and float(p.grad.abs().sum()) > 0, name
 
 
-def test_nbody_gradients_reach_both_parts_of_the_product_interface():
-    model = nbody_model().train()
+@pytest.mark.parametrize("options", [{}, LPS_OPTIONS], ids=["channel", "lps"])
+def test_nbody_gradients_reach_both_parts_of_the_product_interface(options):
+    model = nbody_model(**options).train()
     pos, vel = model(*nbody_data())
     (pos.pow(2).sum() + vel.pow(2).sum()).backward()
     itf = model.interface

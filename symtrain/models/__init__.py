@@ -6,11 +6,12 @@ recipes' full group on its own; the symmetrization wrappers make them so."""
 from .graphs import AdjacencyMLP, DenseGIN, NodeTransformer
 from .keypoint_transformer import KeypointTransformer
 from .nbody import NBodyTransformer
+from .nbody_pair import NBodyPairTransformer
 from .p4_resnet import p4_resnet
 from .registry import create_model, list_models, register_model
 from .rigid_egnn import RigidEGNN
 from .timm_loader import WeightsUnavailableError, load_timm_model
 
-__all__ = ["NBodyTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer", "KeypointTransformer",
+__all__ = ["NBodyTransformer", "NBodyPairTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer", "KeypointTransformer",
            "RigidEGNN", "p4_resnet", "create_model", "list_models", "register_model", "load_timm_model",
            "WeightsUnavailableError"]

@@ -71,7 +71,7 @@ class Checkpoints:
 # What a resumed run may change: how long it runs and what it reports, not what it trains.
 RESUMABLE = ("name", "description", "budgets", "train.budget", "train.steps", "train.log_every",
              "train.eval_every", "train.checkpoint_every", "train.keep_checkpoints", "train.progress",
-             "train.out_dir", "train.eval_batches", "train.threads", "data.num_workers",
+             "train.out_dir", "train.eval_batches", "train.threads", "train.test_trials", "data.num_workers",
              "data.eval_batch_size", "data.cache_dir", "data.path", "symmetrization.test_samples",
              "symmetrization.equivariance_samples", "symmetrization.equivariance_inputs",
              "symmetrization.lie_derivative")

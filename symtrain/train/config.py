@@ -154,7 +154,14 @@ class TrainConfig(Section):
     """Loop settings. ``steps`` counts optimizer steps; ``grad_accum`` micro-batches make one
     step (``data.batch_size`` is the global batch of one step, over all processes).
     ``threads``: CPU threads per process (``torch.set_num_threads``; ``None`` keeps torch's
-    default; 1 is fastest for tiny models on a busy machine)."""
+    default; 1 is fastest for tiny models on a busy machine).
+
+    ``select``: which weights the final metrics (and ``model.safetensors``) are of:
+    ``last`` (the weights at ``steps``) or ``best_val`` (those of the evaluation with the
+    best validation main metric, as the LPS paper reports; the step is recorded in
+    ``metrics.json`` as ``selected_step``). ``test_trials``: the test split is evaluated
+    that many times, each with a fresh draw of the model's randomness (the PS samples),
+    and the metrics are averaged (``test/<metric>_std`` is their spread); LPS uses 5."""
 
     budget: str = "cpu"
     steps: Positive = 1000
@@ -170,6 +177,8 @@ class TrainConfig(Section):
     keep_checkpoints: Positive = 2
     progress: bool = True
     out_dir: str | None = None
+    select: Literal["last", "best_val"] = "last"
+    test_trials: Positive = 1
 
 
 class Recipe(Section):

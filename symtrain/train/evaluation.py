@@ -26,10 +26,11 @@ class Evaluator:
 
     @torch.no_grad()
     def __call__(self, acc, model: nn.Module, task, loader, symmetry: Symmetry, split: str,
-                 samples: int | None = None) -> dict[str, float]:
+                 samples: int | None = None, trial: int = 0, equivariance: bool = True) -> dict[str, float]:
         """``{"<split>/<metric>": value}``; ``samples`` sets the model's ``eval_samples``
         for this evaluation. Runs under its own seed (``torch.random.fork_rng``), so the
-        training RNG does not move."""
+        training RNG does not move; ``trial`` picks another seed (another draw of the
+        model's randomness). ``equivariance``: also measure the equivariance error."""
         t = self.recipe.train
         raw = acc.unwrap_model(model)
         saved = getattr(raw, "eval_samples", None)
@@ -39,7 +40,7 @@ class Evaluator:
         sums: dict[str, list[Tensor]] = {}
         first = None
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(t.seed + 12_345)
+            torch.manual_seed(t.seed + 12_345 + 7_919 * trial)
             for i, (x, y) in enumerate(loader):
                 if t.eval_batches is not None and i >= t.eval_batches:
                     break
@@ -50,7 +51,7 @@ class Evaluator:
                     num, den = acc.gather_for_metrics((num.float(), den.float()))
                     sums.setdefault(name, []).append(torch.stack([num.sum(), den.sum()]))
             out = {f"{split}/{k}": float(sum(v)[0] / sum(v)[1].clamp_min(1e-12)) for k, v in sums.items()}
-            if first is not None:
+            if first is not None and equivariance:
                 out.update(self.equivariance(raw, symmetry, first, split))
         if samples is not None:
             raw.eval_samples = saved

@@ -37,13 +37,17 @@ class TrainState:
         self.epoch = 0
         self.batches = 0       # micro-batches consumed in the current epoch
         self.skipped = 0       # steps skipped for non-finite gradients
+        self.best_step = 0     # step of the best validation metric so far (0: none yet)
+        self.best_value: float | None = None
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "batches": self.batches, "skipped": self.skipped}
+        return {"step": self.step, "epoch": self.epoch, "batches": self.batches, "skipped": self.skipped,
+                "best_step": self.best_step, "best_value": self.best_value}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.batches = int(state["step"]), int(state["epoch"]), int(state["batches"])
         self.skipped = int(state.get("skipped", 0))
+        self.best_step, self.best_value = int(state.get("best_step", 0)), state.get("best_value")
 
 
 def make_loader(data, batch: int, *, train: bool, seed: int, num_workers: int = 0) -> torch.utils.data.DataLoader:

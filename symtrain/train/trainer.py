@@ -15,7 +15,9 @@ Run directory: ``config.yaml`` (resolved recipe), ``train.log``, ``metrics.csv``
 logged value, through an Accelerate tracker, :mod:`.tracking`; TensorBoard too when it
 is installed), ``checkpoints/``, ``metrics.json`` (final metrics, with the trained
 parameters ``params`` / ``base_params`` and the training compute ``flops_per_step`` and
-``train_flops`` = FLOPs per step × steps, :meth:`Trainer.step_flops`), ``model.safetensors``.
+``train_flops`` = FLOPs per step × steps, :meth:`Trainer.step_flops`), ``model.safetensors``
+(the selected weights), and with ``train.select: best_val`` ``best.safetensors`` (the
+weights of the best validation evaluation so far; its step is in the checkpointed state).
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ from .state import TrainState, make_loader
 from .tracking import csv_tracker, flat_config
 
 logger = logging.getLogger("symtrain.train")
+
+# Main metrics that are better when higher (model selection); any other is a loss.
+HIGHER_IS_BETTER = frozenset({"accuracy"})
 
 
 class TrainingDiverged(SymmetryError):
@@ -434,17 +439,69 @@ class Trainer:
             self._last_eval = self.evaluate(acc, model, task, val_loader, task.symmetry, "val")
             acc.log(self._last_eval, step=state.step)
             logger.info("step %d: %s", state.step, ", ".join(f"{k}={v:.4g}" for k, v in self._last_eval.items()))
+            if t.select == "best_val":
+                self._track_best(acc, model, task, state)
         if state.step % t.checkpoint_every == 0 or last:
             self._save(acc, state)
 
+    # --- model selection -------------------------------------------------------------------
+    @property
+    def best_weights(self) -> Path:
+        return self.out / "best.safetensors"
+
+    def _track_best(self, acc, model, task: Task, state: TrainState) -> None:
+        """After an evaluation: if the validation main metric is the best so far, record
+        the step and write the weights to ``best.safetensors`` (atomically)."""
+        value = self._last_eval[f"val/{task.main_metric}"]
+        higher = task.main_metric in HIGHER_IS_BETTER
+        best = state.best_value
+        if best is not None and not (value > best if higher else value < best):
+            return
+        state.best_step, state.best_value = state.step, float(value)
+        if acc.is_main_process:
+            self._write_weights(acc.unwrap_model(model), self.best_weights)
+        acc.wait_for_everyone()
+
+    def _select(self, acc, model, state: TrainState) -> dict:
+        """Load the selected weights (``train.select``); ``metrics.json`` entries saying which."""
+        t = self.recipe.train
+        if t.select == "last":
+            return {"select": "last", "selected_step": state.step}
+        from safetensors.torch import load_file
+
+        acc.wait_for_everyone()
+        if not self.best_weights.is_file():
+            raise FileNotFoundError(f"train.select=best_val: {self.best_weights} (the weights of step "
+                                    f"{state.best_step}) is missing from the run folder")
+        acc.unwrap_model(model).load_state_dict(load_file(str(self.best_weights), device=str(acc.device)))
+        logger.info("selected the weights of step %d (val %s)", state.best_step, state.best_value)
+        return {"select": "best_val", "selected_step": state.best_step, "selected_val": state.best_value}
+
+    def _test(self, acc, model, task: Task, loader) -> dict:
+        """Test metrics averaged over ``train.test_trials`` draws (the equivariance error
+        and Lie derivatives from the first); ``test/<metric>_std`` over the draws."""
+        trials = self.recipe.train.test_trials
+        samples = self.recipe.symmetrization.test_samples
+        runs = [self.evaluate(acc, model, task, loader, task.symmetry, "test", samples, trial=i,
+                              equivariance=i == 0) for i in range(trials)]
+        out = dict(runs[0])
+        for key in runs[-1]:
+            values = torch.tensor([run[key] for run in runs], dtype=torch.float64)
+            out[key] = float(values.mean())
+            if trials > 1:
+                out[f"{key}_std"] = float(values.std(unbiased=False))
+        out["test_trials"] = trials
+        return out
+
     # --- the end ---------------------------------------------------------------------------
     def _finish(self, acc, model, task: Task, loaders, state: TrainState, final: dict) -> dict:
-        """Final validation and test metrics (test with ``symmetrization.test_samples``),
+        """Final validation and test metrics (test with ``symmetrization.test_samples``,
+        averaged over ``train.test_trials`` draws) of the weights ``train.select`` picks,
         ``metrics.json`` and ``model.safetensors``. The symmetry measured is the data's,
         whatever the wrapper's group."""
+        final.update(self._select(acc, model, state))
         final.update(self.evaluate(acc, model, task, loaders[1], task.symmetry, "val"))
-        final.update(self.evaluate(acc, model, task, loaders[2], task.symmetry, "test",
-                                   self.recipe.symmetrization.test_samples))
+        final.update(self._test(acc, model, task, loaders[2]))
         acc.log({k: v for k, v in final.items() if k.startswith("test/")}, step=state.step)
         if acc.is_main_process:
             (self.out / "metrics.json").write_text(json.dumps(final, indent=2))
@@ -459,12 +516,16 @@ class Trainer:
         the model's ``state_dict`` (a plain timm model's file loads with timm's
         ``pretrained_cfg_overlay=dict(file=...)``, e.g. to fine-tune it elsewhere).
         Written to a temporary name and renamed."""
+        self._write_weights(model, self.out / "model.safetensors")
+
+    @staticmethod
+    def _write_weights(model: nn.Module, path: Path) -> None:
         from safetensors.torch import save_file
 
-        tmp, final = self.out / ".model.safetensors.tmp", self.out / "model.safetensors"
+        tmp = path.with_name(f".{path.name}.tmp")
         state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp))
-        os.replace(tmp, final)
+        os.replace(tmp, path)
 
 
 def train(recipe: Recipe, out_dir: str | Path | None = None, resume: bool = False) -> dict:

@@ -3,6 +3,17 @@ Vector-Neuron network (Deng et al. 2021), DGCNN-style kNN edge convolution plus 
 pooling, maps centred positions, velocities and Gaussian noise vectors to ``d``
 equivariant vectors; differentiable Gram–Schmidt turns them into an orthogonal matrix.
 
+Where the noise goes (``noise_on``):
+
+- ``"channel"``: one Gaussian vector per node, an extra input channel next to the
+  positions and velocities (the network can learn to ignore it, which collapses
+  symmetrization into canonicalization);
+- ``"vectors"``: as in the LPS code, ``N(0, σ²)`` noise added to each point/vector field
+  itself (one draw per field and node), and the kNN graph built on the noisy vectors.
+
+Either way the noise is rotated and permuted with the input (``noise_action``), never
+translated, so a transformed noise draw gives exactly the transformed element.
+
 Conventions: vectors are rows ``[..., d]``; a group element ``R`` acts by ``v ↦ v Rᵀ``.
 The element's columns are the Gram–Schmidt vectors, so ``g(h·x) = H g(x)`` and
 ``g⁻¹·x = x R`` is the input in the learned frame. For SO(d) the first column is
@@ -55,6 +66,23 @@ class VNLinear(nn.Module):
         return torch.einsum("oc,...cd->...od", self.weight.to(v.dtype), v)
 
 
+class VNDropout(nn.Module):
+    """Dropout of whole vectors ``[..., C, d]`` (one Bernoulli draw per vector, never per
+    coordinate, which would break rotation equivariance); identity in eval mode."""
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, v: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return v
+        keep = torch.rand(v.shape[:-1] + (1,), device=v.device) >= self.p
+        return v * keep.to(v.dtype) / (1 - self.p)
+
+
 class VNLeakyReLU(nn.Module):
     """Vector-Neuron ReLU: removes the component of each vector along a learned
     direction where it points against it (leaky with ``slope``)."""
@@ -82,14 +110,16 @@ def _masked_mean(v: Tensor, mask: Tensor | None) -> Tensor:
 
 class VNEncoder(nn.Module):
     """Per-node equivariant vector features ``[B, N, hidden, d]`` from vector channels
-    ``[B, N, C, d]``: kNN edge convolution (on positions ``[B, N, d]``, if given), then
-    ``layers`` blocks of VN-linear/ReLU with global mean pooling. Invariant per-node
-    scalars ``[B, N, S]`` gate the first layer."""
+    ``[B, N, C, d]``: kNN edge convolution (neighbours by distance between the rows of
+    ``pos`` ``[B, N, D]``, if given), then ``layers`` blocks of VN-linear/ReLU with global
+    mean pooling. Invariant per-node scalars ``[B, N, S]`` gate the first layer.
+    ``dropout`` drops whole vectors after every layer but the last (:class:`VNDropout`)."""
 
     def __init__(self, in_vectors: int, hidden: int = 32, layers: int = 2, knn: int = 4,
-                 in_scalars: int = 0):
+                 in_scalars: int = 0, dropout: float = 0.0):
         super().__init__()
         self.knn = knn
+        self.dropout = VNDropout(dropout)
         self.edge = nn.Sequential(VNLinear(2 * in_vectors, hidden), VNLeakyReLU(hidden))
         self.lift = VNLinear(in_vectors, hidden)
         self.gate = nn.Linear(in_scalars, hidden) if in_scalars else None
@@ -117,6 +147,7 @@ class VNEncoder(nn.Module):
         if self.gate is not None and scalars is not None:
             h = h * (1 + self.gate(scalars.to(h.dtype)))[..., None]
         for block in self.blocks:
+            h = self.dropout(h)
             pooled = _masked_mean(h, mask)[:, None].expand_as(h)
             h = block(torch.cat([h, pooled], -2))
         if mask is not None:
@@ -135,14 +166,26 @@ def _is_rotation_group(group: Group) -> bool:
     return len(group.factors) == 1 and group.is_continuous and group.vector_dim is not None
 
 
+NOISE_ON = ("channel", "vectors")
+
+
+def noise_norm(noise: Tensor | tuple[Tensor, ...]) -> Tensor:
+    """Per-node size ``[B, N]`` of a noise draw (one ``[B, N, d]`` tensor, or one per
+    field): sum of the vectors' norms, invariant to rotations, permuted with the nodes."""
+    parts = noise if isinstance(noise, tuple) else (noise,)
+    return sum(p.norm(dim=-1) for p in parts)
+
+
 class PointEncoding(nn.Module):
     """Reads points, vectors and scalars of an input and returns the centred vector
-    channels, positions, mask, centroid and scalars (shared by the rotation and the
-    product interfaces)."""
+    channels with the noise (an extra channel, or added to each channel), the kNN
+    coordinates, mask, centroid and scalars (shared by the rotation and the product
+    interfaces)."""
 
     @staticmethod
-    def read(interface: Interface, x: Any, noise: Tensor, context: GroupContext | None,
-             in_vectors: int, in_scalars: int, d: int):
+    def read(interface: Interface, x: Any, noise: Tensor | tuple[Tensor, ...],
+             context: GroupContext | None, in_vectors: int, in_scalars: int, d: int,
+             noise_on: str = "channel"):
         view = node_view(interface._action(), x, context)
         mask = view.mask
         channels, pos, centroid = [], None, None
@@ -155,12 +198,21 @@ class PointEncoding(nn.Module):
             raise ShapeError(f"{type(interface).__name__}(in_vectors={in_vectors}) got {len(channels)} "
                              "point/vector fields; set in_vectors to the number of Points and "
                              "Vectors fields in the input")
-        ref = channels[0] if channels else noise
+        draws = noise if isinstance(noise, tuple) else (noise,)
+        ref = channels[0] if channels else draws[0]
         if ref.shape[-1] != d:
             raise ShapeError(f"{interface.group} needs {d}-d vectors, got {ref.shape[-1]}-d")
-        if noise.shape != ref.shape[:2] + (d,):
-            raise ShapeError(f"noise must have shape {tuple(ref.shape[:2]) + (d,)}, got {tuple(noise.shape)}")
-        v = torch.stack(channels + [noise.to(ref.dtype)], -2)                        # [B, N, C+1, d]
+        want = tuple(ref.shape[:2]) + (d,)
+        count = in_vectors if noise_on == "vectors" else 1
+        if len(draws) != count or any(e.shape != want for e in draws):
+            shapes = [tuple(e.shape) for e in draws]
+            raise ShapeError(f"noise (noise_on={noise_on!r}) must be {count} tensor(s) of shape {want}, "
+                             f"got {shapes}")
+        if noise_on == "vectors":                                                   # [B, N, C, d]
+            v = torch.stack([c + e.to(ref.dtype) for c, e in zip(channels, draws)], -2)
+            pos = rearrange(v, "b n c d -> b n (c d)")      # kNN on the noisy vectors, as in LPS
+        else:                                                                       # [B, N, C+1, d]
+            v = torch.stack(channels + [draws[0].to(ref.dtype)], -2)
         scalars = None
         if in_scalars:
             scalars = view.features
@@ -181,22 +233,39 @@ class RotationInterface(Interface):
 
     Input: the Points field (centred) and any Vectors fields (velocities), as
     ``in_vectors`` vector channels; Nodes fields as ``in_scalars`` invariant scalars.
-    Noise: one Gaussian vector per node ``[B, N, d]`` (acted on by
-    :class:`~symtrain.actions.Vectors`), an extra vector channel.
+    Noise (see the module docstring), Gaussian with standard deviation ``noise_scale``:
+
+    - ``noise_on="channel"``: one vector per node ``[B, N, d]``, an extra vector channel
+      (acted on by :class:`~symtrain.actions.Vectors`);
+    - ``noise_on="vectors"``: a tuple of ``in_vectors`` tensors ``[B, N, d]``, added to
+      the point/vector fields in order (acted on by ``Fields(Vectors(), …)``); kNN on
+      the noisy vectors.
 
     Args:
         group: ``"O3"``, ``"SO3"``, ``"E3"``, ``"SE3"`` (any d).
         in_vectors: number of point/vector fields per node.
-        hidden, layers, knn: Vector-Neuron width, depth and kNN size.
+        hidden, layers, knn: Vector-Neuron width (vector channels), depth and kNN size.
+        noise_on: ``"channel"`` or ``"vectors"`` (the LPS way).
+        dropout: probability of dropping a whole hidden vector in training (LPS: 0.08).
     """
 
     def __init__(self, group: str | Group = "O3", in_vectors: int = 1, in_scalars: int = 0,
-                 hidden: int = 32, layers: int = 2, knn: int = 4):
+                 hidden: int = 32, layers: int = 2, knn: int = 4, noise_on: str = "channel",
+                 dropout: float = 0.0):
         super().__init__(group)
+        if noise_on not in NOISE_ON:
+            raise ValueError(f"noise_on must be one of {NOISE_ON}, got {noise_on!r}")
+        if noise_on == "vectors" and in_vectors < 1:
+            raise ValueError("noise_on='vectors' needs at least one point/vector field (in_vectors >= 1)")
         self.dim, self.proper, self.translations = _rotation_part(self.group)
-        self.in_vectors, self.in_scalars = in_vectors, in_scalars
-        self.noise_action = create_action("vectors")
-        self.encoder = VNEncoder(in_vectors + 1, hidden, layers, knn, in_scalars)
+        self.in_vectors, self.in_scalars, self.noise_on = in_vectors, in_scalars, noise_on
+        if noise_on == "vectors":
+            self.noise_action = create_action("fields", *(["vectors"] * in_vectors))
+            channels = in_vectors
+        else:
+            self.noise_action = create_action("vectors")
+            channels = in_vectors + 1
+        self.encoder = VNEncoder(channels, hidden, layers, knn, in_scalars, dropout)
         self.frame = VNLinear(hidden, self.dim)
 
     @classmethod
@@ -210,19 +279,22 @@ class RotationInterface(Interface):
                 "in_scalars": 0 if view.features is None else view.features.shape[-1]}
 
     def extra_repr(self) -> str:
-        return f"group={self.group}, in_vectors={self.in_vectors}, in_scalars={self.in_scalars}"
+        return (f"group={self.group}, in_vectors={self.in_vectors}, in_scalars={self.in_scalars}, "
+                f"noise_on={self.noise_on!r}, dropout={self.encoder.dropout.p}")
 
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
-                     generator: torch.Generator | None = None) -> Tensor:
+                     generator: torch.Generator | None = None) -> Tensor | tuple[Tensor, ...]:
         ref = reference_tensor(x)
         dtype = ref.dtype if ref.is_floating_point() else None
-        return scale * torch.randn(context.batch_size, context.num_nodes, self.dim,
-                                   generator=generator, device=ref.device, dtype=dtype)
+        draws = tuple(scale * torch.randn(context.batch_size, context.num_nodes, self.dim,
+                                          generator=generator, device=ref.device, dtype=dtype)
+                      for _ in range(self.in_vectors if self.noise_on == "vectors" else 1))
+        return draws if self.noise_on == "vectors" else draws[0]
 
     def encode(self, x: Any, noise: Tensor, context: GroupContext | None):
         """Per-node VN features ``[B, N, H, d]``, the rotation ``[B, d, d]``, mask, centroid."""
         v, pos, mask, centroid, scalars = PointEncoding.read(
-            self, x, noise, context, self.in_vectors, self.in_scalars, self.dim)
+            self, x, noise, context, self.in_vectors, self.in_scalars, self.dim, self.noise_on)
         h = self.encoder(v, pos, mask, scalars)
         vecs = self.frame(_masked_mean(h, mask))                                    # [B, d, d] rows
         rot = gram_schmidt(rearrange(vecs, "b k d -> b d k"), proper=self.proper)
