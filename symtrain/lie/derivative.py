@@ -82,6 +82,58 @@ def forward_ad_attention(model: Any) -> Iterator[None]:
             m.fused_attn = flag
 
 
+class _ConvTangent(torch.autograd.Function):
+    """A zero-padded convolution whose forward-mode derivative is one convolution of the
+    input tangent. PyTorch's own rule also convolves the input with the (zero) weight
+    tangent, a third convolution per layer: a third of the jvp's convolution time on
+    resnet18. The weights are constants here (no backward: used only without grad)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x, weight, bias, conv, stride, padding, dilation, groups):
+        return conv(x, weight, bias, stride, padding, dilation, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        _, weight, _, ctx.conv, ctx.stride, ctx.padding, ctx.dilation, ctx.groups = inputs
+        ctx.save_for_forward(weight)
+
+    @staticmethod
+    def jvp(ctx, x_t, *_):
+        (weight,) = ctx.saved_tensors
+        return ctx.conv(x_t, weight, None, ctx.stride, ctx.padding, ctx.dilation, ctx.groups)
+
+
+_CONVS = {nn.Conv1d: torch.nn.functional.conv1d, nn.Conv2d: torch.nn.functional.conv2d,
+          nn.Conv3d: torch.nn.functional.conv3d}
+
+
+@contextlib.contextmanager
+def single_conv_tangents(model: Any) -> Iterator[None]:
+    """While open (and only without grad mode, as under ``torch.no_grad()``), the plain
+    zero-padded ``nn.Conv1d/2d/3d`` of ``model`` carry a forward-mode tangent with one
+    convolution instead of two (see :class:`_ConvTangent`); the user's modules are
+    restored on exit. With grad mode on, nothing changes (the Lie derivative may be
+    backpropagated to the weights)."""
+    owner = module_of(model)
+    if owner is None or torch.is_grad_enabled():
+        yield
+        return
+    patched = []
+    for m in owner.modules():
+        conv = _CONVS.get(type(m))
+        if conv is not None and m.padding_mode == "zeros" and "forward" not in vars(m):
+            m.forward = (lambda x, m=m, conv=conv: _ConvTangent.apply(
+                x, m.weight, m.bias, conv, m.stride, m.padding, m.dilation, m.groups))
+            patched.append(m)
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
+
+
 def output_layout(output: Any, model: nn.Module | None = None,
                   num_prefix_tokens: int | None = None):
     """A function ``y -> (layout, num_prefix_tokens)`` for image generators.
@@ -366,7 +418,10 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
     """
     gens = resolve_generators(transforms, symmetry, order=order, padding=padding)
     method = resolve_method(model, x, method)
-    with forward_ad_attention(model) if method == "jvp" else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        if method == "jvp":
+            stack.enter_context(forward_ad_attention(model))
+            stack.enter_context(single_conv_tangents(model))
         bound = _bind_all(model, x, gens, output, num_prefix_tokens)
         tangents = [b.input_tangent for b in bound]
         if method == "fd":
