@@ -108,6 +108,12 @@ def test_auto_choice():
     assert resolve_method(vit.forward_features, x) == "fd"  # a bound method: its module is read
     for method in ("jvp", "fd"):
         assert resolve_method(relu_cnn(), x, method) == method
+    # group generators: jvp (symmetrization wrappers hide kinks in their own forward)
+    sym = st.Symmetry("SO3", input=st.actions.Points(), output=st.actions.Trivial())
+    mlp = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    points = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert resolve_method(mlp, points) == "fd"
+    assert resolve_method(mlp, points, "auto", group_generators(sym)) == "jvp"
     with pytest.raises(SymmetryError, match="method must be one of"):
         lie_derivative(smooth_cnn(), x, "rotation", method="complex_step")
 
