@@ -108,6 +108,12 @@ def test_auto_choice():
     assert resolve_method(vit.forward_features, x) == "fd"  # a bound method: its module is read
     for method in ("jvp", "fd"):
         assert resolve_method(relu_cnn(), x, method) == method
+    # group generators: jvp (symmetrization wrappers hide kinks in their own forward)
+    sym = st.Symmetry("SO3", input=st.actions.Points(), output=st.actions.Trivial())
+    mlp = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))
+    points = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert resolve_method(mlp, points) == "fd"
+    assert resolve_method(mlp, points, "auto", group_generators(sym)) == "jvp"
     with pytest.raises(SymmetryError, match="method must be one of"):
         lie_derivative(smooth_cnn(), x, "rotation", method="complex_step")
 
@@ -242,3 +248,23 @@ def test_report_and_cli_record_the_method(tmp_path):
 
     assert json.loads((tmp_path / "lie_report.json").read_text())["meta"]["method"] == "fd"
     assert math.isfinite(json.loads((tmp_path / "lie_report.json").read_text())["summary"][0]["squared_mean"])
+
+
+def test_jvp_without_grad_convolves_each_tangent_once():
+    """Under ``torch.no_grad`` the jvp path gives each zero-padded convolution's tangent one
+    convolution (PyTorch's rule runs a second one on the zero weight tangent); the result
+    equals the stock rule's (grad mode on), and the modules are restored."""
+    from torch.profiler import profile
+
+    model = smooth_cnn()
+    x = smooth_image(2, 16)
+    with torch.enable_grad():
+        stock = lie_derivatives(model, x, ["rotation", "scale"], method="jvp")
+    for share in (True, False):
+        with torch.no_grad(), profile() as prof:
+            fast = lie_derivatives(model, x, ["rotation", "scale"], method="jvp", share_primal=share)
+        convs = sum(e.count for e in prof.key_averages() if e.key == "aten::_convolution")
+        assert convs == 2 * (2 if share else 4), convs  # 2 layers × (primal + one tangent) per call
+        for k in stock:
+            torch.testing.assert_close(fast[k], stock[k].detach(), rtol=1e-5, atol=1e-7)
+    assert all("forward" not in vars(m) for m in model.modules())
