@@ -14,14 +14,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[escnn,test,physics,ray,scaling,egnn]"
+	$(PIP) install -e ".[escnn,test,physics,ray,scaling,egnn,digits]"
 	# escnn requires py3nj, which needs a Fortran compiler to build. escnn runs without it
 	# (numerical Clebsch-Gordan fallback), so install escnn without its declared
 	# dependencies (the real ones come with the [escnn] extra above) and add py3nj only
 	# where gfortran exists.
 	$(PIP) install --no-deps "escnn==1.0.11"
 	if command -v gfortran >/dev/null 2>&1; then $(PIP) install py3nj || echo "py3nj failed to build; escnn will use its fallback"; fi
-	$(PY) -c "import symtrain, escnn, torch_geometric, timm, accelerate, mujoco, ray, scipy, egnn_pytorch"
+	$(PY) -c "import symtrain, escnn, torch_geometric, timm, accelerate, mujoco, ray, scipy, egnn_pytorch, sklearn"
 	touch $(STAMP)
 
 # The main job: wrap non-equivariant models and print their equivariance error (seconds),

@@ -1,0 +1,69 @@
+"""Real handwritten digits for pretraining vision transformers offline.
+
+scikit-learn's ``load_digits`` (the UCI optical-recognition digits): 1,797 real 8×8
+grayscale images of the digits 0–9 written by 43 people, shipped inside the
+scikit-learn wheel, so nothing is downloaded. Install with the ``digits`` extra
+(``pip install symtrain[digits]``).
+
+:func:`digits_dataset` upsamples them to a ViT's input size, repeats the gray channel
+to ``channels``, standardises with the training split's mean and standard deviation,
+and splits them into train / val / test by a seeded permutation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
+NUM_DIGITS = 1797
+
+
+def _load_digits() -> tuple[Tensor, Tensor]:
+    """``(images [1797, 8, 8] float in [0, 16], labels [1797] long)`` from scikit-learn."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError("the digits dataset needs scikit-learn: pip install 'symtrain[digits]' "
+                          "(or pip install scikit-learn)") from err
+    bunch = load_digits()
+    return (torch.as_tensor(bunch.images, dtype=torch.float32),
+            torch.as_tensor(bunch.target, dtype=torch.long))
+
+
+def digits_dataset(size: int = 32, *, val_fraction: float = 0.1, test_fraction: float = 0.2,
+                   seed: int = 0, channels: int = 3) -> dict[str, tuple[Tensor, Tensor]]:
+    """The 1,797 digits as ``{"train", "val", "test"}`` → ``(images, labels)``.
+
+    Args:
+        size: side of the output images; the 8×8 digits are upsampled bilinearly
+            (``size=8`` keeps them as they are).
+        val_fraction, test_fraction: held-out shares (each at least one image); the
+            rest is the training split.
+        seed: seed of the split's permutation (the images themselves are fixed).
+        channels: the gray channel is repeated this many times (3 for ImageNet-style ViTs).
+
+    Returns:
+        ``images [n, channels, size, size]`` float32, standardised with the training
+        split's pixel mean and standard deviation, and ``labels [n]`` long in 0..9. The
+        three splits are disjoint and cover all 1,797 images; the same arguments give the
+        same tensors.
+    """
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction and test_fraction must be in (0, 1) and sum below 1, "
+                         f"got {val_fraction} and {test_fraction}")
+    if size < 1 or channels < 1:
+        raise ValueError(f"size and channels must be positive, got size={size}, channels={channels}")
+    images, labels = _load_digits()
+    images = images[:, None] / 16.0  # [n, 1, 8, 8] in [0, 1]
+    if size != images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    n = labels.numel()
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
+    parts = {"train": order[n_val + n_test:], "val": order[:n_val], "test": order[n_val:n_val + n_test]}
+    train = images[parts["train"]]
+    mean, std = train.mean(), train.std()
+    images = ((images - mean) / std).expand(-1, channels, -1, -1)
+    return {name: (images[idx].contiguous(), labels[idx]) for name, idx in parts.items()}
