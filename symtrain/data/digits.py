@@ -7,7 +7,8 @@ scikit-learn wheel, so nothing is downloaded. Install with the ``digits`` extra
 
 :func:`digits_dataset` upsamples them to a ViT's input size, repeats the gray channel
 to ``channels``, standardises with the training split's mean and standard deviation,
-and splits them into train / val / test by a seeded permutation.
+and splits them into train / val / test by a seeded permutation. Registered as the
+``digits`` dataset (recipe ``pretrain_vit_digits``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from ..symmetry import Symmetry
+from .registry import register_dataset
+from .task import Task, TensorData, accuracy_metrics, graph_cross_entropy
 
 DIGIT_CLASSES: tuple[str, ...] = tuple(str(d) for d in range(10))
 NUM_DIGITS = 1797
@@ -67,3 +72,18 @@ def digits_dataset(size: int = 32, *, val_fraction: float = 0.1, test_fraction: 
     mean, std = train.mean(), train.std()
     images = ((images - mean) / std).expand(-1, channels, -1, -1)
     return {name: (images[idx].contiguous(), labels[idx]) for name, idx in parts.items()}
+
+
+@register_dataset("digits")
+def digits_task(size: int = 32, val_fraction: float = 0.1, test_fraction: float = 0.2, seed: int = 0,
+                channels: int = 3) -> Task:
+    """Real handwritten digits (:func:`digits_dataset`) for pretraining ViTs offline; the
+    test split is the held-out accuracy. The symmetry is D4 on the image, but the digits
+    are *not* invariant to it (6 and 9, mirror images): the equivariance error reported
+    for this task measures how orientation-sensitive the classifier is, not a defect."""
+    splits = digits_dataset(size, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                            channels=channels)
+    sym = Symmetry("D4", input="image", output="trivial")
+    return Task(*(TensorData(*splits[k]) for k in ("train", "val", "test")), sym, graph_cross_entropy,
+                accuracy_metrics, "accuracy",
+                {"num_classes": len(DIGIT_CLASSES), "img_size": size, "in_chans": channels})
