@@ -56,3 +56,11 @@ def test_bad_arguments():
         digits_dataset(8, val_fraction=0.6, test_fraction=0.5)
     with pytest.raises(ValueError, match="positive"):
         digits_dataset(0)
+
+
+def test_missing_scikit_learn_names_the_extra(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install symtrain\[digits\]"):
+        digits_dataset(8)

@@ -30,7 +30,7 @@ def _load_digits() -> tuple[Tensor, Tensor]:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:
-        raise ImportError("the digits dataset needs scikit-learn: pip install 'symtrain[digits]' "
+        raise ImportError("the digits dataset needs scikit-learn: pip install symtrain[digits] "
                           "(or pip install scikit-learn)") from err
     bunch = load_digits()
     return (torch.as_tensor(bunch.images, dtype=torch.float32),
