@@ -13,7 +13,7 @@
 
 Run time (measured as CPU time on this machine while it was shared at load 9–12, where
 the wall time was 3–4× longer): the throughput part a few CPU-minutes, the digits
-pretraining (300 steps of 64) about 15 CPU-minutes, each ViT fine-tuning run under one
+pretraining (300 steps of 64) about 15 CPU-minutes, each ViT fine-tuning run about one
 CPU-minute, a baseline run seconds: about 25 CPU-minutes in all, so roughly 15 minutes
 on 2 free cores. ``--jobs 3`` runs the fine-tuning runs in parallel processes (one thread
 each), the from-scratch and baseline runs beside the pretraining.
