@@ -16,8 +16,8 @@ from symtrain.models.keypoint_transformer import TRANSFORMER_SIZES, KeypointTran
 from symtrain.models.rigid_egnn import EGNN_SIZES, RigidEGNN
 from symtrain.symmetrize.frames import PCAFrame
 
-pytest.importorskip("mujoco")
-pytest.importorskip("egnn_pytorch")
+import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
+import egnn_pytorch  # noqa: F401,E402  (the [egnn] extra)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from symtrain.scaling.sweep import expand, find_sweep
 from symtrain.train.config import load_recipe
 from symtrain.train.recipes import find_recipe
 
-pytest.importorskip("mujoco")
+import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
 pytestmark = pytest.mark.usefixtures("symtrain_cache")
 ROOT = Path(__file__).resolve().parents[1]
 
