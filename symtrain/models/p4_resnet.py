@@ -13,6 +13,9 @@ def p4_resnet(in_channels: int = 3, channels: int = 4, downsamplings: int = 2, *
     (padding 1) → ReLU → 3×3 ``R2Conv`` plus a stride-2 1×1 shortcut. Output: regular
     feature maps, or invariant logits (group pooling + spatial mean + linear) with
     ``num_classes``. Needs escnn (imported here, not with symtrain)."""
+    from .._escnn import ensure_escnn
+
+    ensure_escnn()
     from escnn import gspaces
     from escnn import nn as enn
 

@@ -40,6 +40,9 @@ def _planar(group: Group) -> bool:
 def _gspace(group: Group, max_frequency: int):
     """escnn's gspace of a planar group: C_n (finite, proper), D_n (finite, with the
     reflection (x, y) -> (x, -y)) or SO(2) (continuous, proper)."""
+    from ..._escnn import ensure_escnn
+
+    ensure_escnn()
     from escnn import gspaces
 
     if not _planar(group):
@@ -68,6 +71,9 @@ class ImageInterface(Interface):
                  layers: int = 3, kernel_size: int = 3, tau: float = 1.0,
                  entropy_weight: float = 0.0, max_frequency: int = 2):
         super().__init__(group)
+        from ..._escnn import ensure_escnn
+
+        ensure_escnn()
         from escnn import nn as enn
 
         if len(self.group.factors) != 1:
