@@ -20,7 +20,7 @@ from .errors import NonFiniteError, ShapeError, SymmetryError
 
 def can_read_values(t: Tensor) -> bool:
     """Whether ``t``'s values may be read on the host here (eager, real tensor)."""
-    if t.device.type == "meta" or not isinstance(t, Tensor):
+    if not isinstance(t, Tensor) or t.device.type == "meta":
         return False
     if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return False

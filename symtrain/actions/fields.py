@@ -94,19 +94,19 @@ class Fields(Action):
             view = view.merge(action.node_view(value, context))
         return view
 
-    def points(self, x):
+    def _first(self, capability: str, x):
+        """The first field's non-``None`` answer to ``capability`` (``None`` if none has one)."""
         for _, action, value in self._items(x):
-            pts = action.points(value)
-            if pts is not None:
-                return pts
+            out = getattr(action, capability)(value)
+            if out is not None:
+                return out
         return None
 
+    def points(self, x):
+        return self._first("points", x)
+
     def pixels(self, x):
-        for _, action, value in self._items(x):
-            img = action.pixels(value)
-            if img is not None:
-                return img
-        return None
+        return self._first("pixels", x)
 
     def soft_permute(self, x, matrix, context=None):
         return self._rebuild([(k, a.soft_permute(v, matrix, context)) for k, a, v in self._items(x)])

@@ -27,7 +27,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ..augment import random_elements
-from ..groups.base import Element, GroupContext
+from ..groups.base import GroupContext
 from ..metrics.equivariance import output_rows
 from ..checks import check_samples
 from ..symmetry import Symmetry, call_model

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError, UnsupportedGroupError
-from ..groups.base import Element, GroupContext, element_repeat, element_tile, iter_factors
+from ..groups.base import Element, GroupContext, element_tile, iter_factors
 from ..symmetry import Symmetry, reference_tensor
 from .base import Symmetrizer, check_samples, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
