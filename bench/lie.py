@@ -19,7 +19,7 @@ line on ``torch.compile`` of the jvp path (compile time, and (a) compiled).
 
 The last two lines are ``lie_all_per_generator=<worst (b)>`` and, last,
 ``lie_vs_forward=<worst (a)>``, the worst over the models for the method ``auto`` picks
-(:func:`symtrain.lie.resolve_method`). Usage:
+(:func:`symtrain.lie.resolve_method`: for (a) one generator, for (b) all of them per call). Usage:
 ``python bench/lie.py [--batch 8] [--size 224] [--no-compile]``.
 """
 
@@ -143,12 +143,12 @@ def main() -> None:
                 figures[method] = (a, b, max(e1, ea))
         with forward_ad_attention(model):  # fused attention has no double backward either
             double = race({"db": lambda: double_backward_translation(model, x)}, max(1, args.reps - 1))["db"]
-        auto = resolve_method(model, x)
-        a, b, _ = figures[auto]
+        auto_one, auto_all = resolve_method(model, x), resolve_method(model, x, per_call=len(gens))
+        a, b = figures[auto_one][0], figures[auto_all][1]
         worst_a, worst_b = max(worst_a, a), max(worst_b, b)
         print(f"{name}: forward {fwd * 1e3:.0f} ms | " + " | ".join(
             f"{m}: (a) {fa:.2f}x (b) {fb:.2f}x err {fe:.1e}" for m, (fa, fb, fe) in figures.items())
-            + f" | (c) double backward {double / fwd:.2f}x | auto picks {auto}")
+            + f" | (c) double backward {double / fwd:.2f}x | auto picks {auto_one} (a), {auto_all} (b)")
         if not args.no_compile:
             compile_lines.append(f"torch.compile jvp (a), {name}: {compiled_jvp(model, x, args.reps)}")
     for line in compile_lines:

@@ -46,8 +46,11 @@ def smooth_image(b: int = 2, size: int = 32) -> torch.Tensor:
 
 
 def errors(model: nn.Module, x: torch.Tensor, method: str, **kw) -> dict[str, float]:
-    """Relative error of ``method`` in float32 against the jvp on the float64 copy."""
-    ref = lie_derivatives(copy.deepcopy(model).double(), x.double(), "all", method="jvp", **kw)
+    """Relative error of ``method`` in float32 against the jvp on the float64 copy (taken
+    with grad mode on: PyTorch's own forward-mode rules, not :mod:`symtrain.lie.tangents`)."""
+    with torch.enable_grad():
+        ref = lie_derivatives(copy.deepcopy(model).double(), x.double(), "all", method="jvp", **kw)
+    ref = {k: v.detach() for k, v in ref.items()}
     got = lie_derivatives(model, x, "all", method=method, **kw)
     return {k: float((got[k].double() - ref[k]).norm() / ref[k].norm()) for k in ref}
 
@@ -108,6 +111,18 @@ def test_auto_choice():
     assert resolve_method(vit.forward_features, x) == "fd"  # a bound method: its module is read
     for method in ("jvp", "fd"):
         assert resolve_method(relu_cnn(), x, method) == method
+    # several generators per call: the jvp shares one primal, fd pays two evaluations each
+    assert resolve_method(smooth_cnn(), x, per_call=2) == "jvp"
+    assert resolve_method(smooth_cnn(), x.double(), per_call=12) == "jvp"
+    assert resolve_method(relu_cnn(), x, "fd", per_call=12) == "fd"
+    # ... and lie_derivatives passes how many generators share a call
+    model, batches = smooth_cnn(), []
+    model[0].register_forward_hook(lambda m, i, o: batches.append(i[0].shape[0]))
+    with torch.no_grad():
+        lie_derivatives(model, x, "all")  # jvp: the module sees the batch once
+        assert batches == [2]
+        lie_derivatives(model, x, "all", chunk_size=1)  # fd: ± copies of one generator per call
+        assert batches[1:] == [4] * len(IMAGE_GENERATORS)
     # group generators: jvp (symmetrization wrappers hide kinks in their own forward)
     sym = st.Symmetry("SO3", input=st.actions.Points(), output=st.actions.Trivial())
     mlp = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 1))

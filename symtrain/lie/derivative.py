@@ -14,7 +14,10 @@ derivative ``J_f(x) · v`` differs:
 
 - ``method="jvp"``: one ``torch.func.jvp`` (a forward pass carrying a tangent), not the
   double-backward trick of the reference code. Several generators share one primal pass
-  through ``torch.func.vmap`` over their tangents.
+  through ``torch.func.vmap`` over their tangents. Without grad mode, convolutions,
+  normalisations, GELU and attention use the cheaper rules of :mod:`.tangents` (weights
+  as constants, primal-only factors computed once for all tangents, fused attention for
+  the primal).
 - ``method="fd"``: ``(f(x + h v) − f(x − h v)) / 2h``, the ± copies of every generator
   concatenated along the batch axis into one call of the model (see :func:`fd_step` for
   ``h``). Group generators move the input along the tangent line ``x ± h v``, not along
@@ -41,6 +44,7 @@ from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
 from ..symmetry import call_model
 from ..symmetry import Symmetry
+from .tangents import TangentRules
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
 
 NORMS = ("squared", "abs")
@@ -80,58 +84,6 @@ def forward_ad_attention(model: Any) -> Iterator[None]:
     finally:
         for m, flag in saved:
             m.fused_attn = flag
-
-
-class _ConvTangent(torch.autograd.Function):
-    """A zero-padded convolution whose forward-mode derivative is one convolution of the
-    input tangent. PyTorch's own rule also convolves the input with the (zero) weight
-    tangent, a third convolution per layer: a third of the jvp's convolution time on
-    resnet18. The weights are constants here (no backward: used only without grad)."""
-
-    generate_vmap_rule = True
-
-    @staticmethod
-    def forward(x, weight, bias, conv, stride, padding, dilation, groups):
-        return conv(x, weight, bias, stride, padding, dilation, groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        _, weight, _, ctx.conv, ctx.stride, ctx.padding, ctx.dilation, ctx.groups = inputs
-        ctx.save_for_forward(weight)
-
-    @staticmethod
-    def jvp(ctx, x_t, *_):
-        (weight,) = ctx.saved_tensors
-        return ctx.conv(x_t, weight, None, ctx.stride, ctx.padding, ctx.dilation, ctx.groups)
-
-
-_CONVS = {nn.Conv1d: torch.nn.functional.conv1d, nn.Conv2d: torch.nn.functional.conv2d,
-          nn.Conv3d: torch.nn.functional.conv3d}
-
-
-@contextlib.contextmanager
-def single_conv_tangents(model: Any) -> Iterator[None]:
-    """While open (and only without grad mode, as under ``torch.no_grad()``), the plain
-    zero-padded ``nn.Conv1d/2d/3d`` of ``model`` carry a forward-mode tangent with one
-    convolution instead of two (see :class:`_ConvTangent`); the user's modules are
-    restored on exit. With grad mode on, nothing changes (the Lie derivative may be
-    backpropagated to the weights)."""
-    owner = module_of(model)
-    if owner is None or torch.is_grad_enabled():
-        yield
-        return
-    patched = []
-    for m in owner.modules():
-        conv = _CONVS.get(type(m))
-        if conv is not None and m.padding_mode == "zeros" and "forward" not in vars(m):
-            m.forward = (lambda x, m=m, conv=conv: _ConvTangent.apply(
-                x, m.weight, m.bias, conv, m.stride, m.padding, m.dilation, m.groups))
-            patched.append(m)
-    try:
-        yield
-    finally:
-        for m in patched:
-            del m.forward
 
 
 def output_layout(output: Any, model: nn.Module | None = None,
@@ -293,10 +245,11 @@ def _smooth(model: nn.Module) -> bool:
 
 
 def resolve_method(model: Any, x: Any, method: str = "auto",
-                   generators: Sequence[Generator] = ()) -> str:
+                   generators: Sequence[Generator] = (), per_call: int = 1) -> str:
     """The method ``lie_derivative(s)`` uses: ``"jvp"`` or ``"fd"``.
 
-    ``"auto"`` picks:
+    ``per_call`` is the number of generators evaluated together (``lie_derivatives`` with
+    ``share_primal``: all of them, or ``chunk_size``). ``"auto"`` picks:
 
     - ``"jvp"`` for group generators (:class:`ActionGenerator`): the models checked along
       a group's orbit are typically symmetrization wrappers (frame averaging,
@@ -316,17 +269,21 @@ def resolve_method(model: Any, x: Any, method: str = "auto",
       for those (non-modules get ``"jvp"``);
     - ``"jvp"`` in half precision (the central difference's error would be 1e-2 to 4e-2)
       and when a batch-norm or dropout layer is in training mode (the ± copies share one
-      batch: batch statistics would mix them, dropout would draw a mask per copy).
+      batch: batch statistics would mix them, dropout would draw a mask per copy);
+    - ``"jvp"`` whenever ``per_call ≥ 2``: the central difference costs two evaluations
+      per generator whatever their number, while the jvp's generators share one primal
+      (``bench/lie.py``, 12 generators, per generator ÷ forward: fd 2.5–3.5×, jvp
+      1.6–2.0×).
 
-    Where ``"fd"`` is picked it is the faster method on CPU (``bench/lie.py``): two
-    evaluations per generator on a doubled batch, with fused attention, against
-    forward-mode AD's math-path attention and per-op tangent overhead.
+    Where ``"fd"`` is picked (one generator at a time) it is the faster method on CPU
+    (``bench/lie.py``: vit_tiny 1.7–2.0× a forward against the jvp's 3.8×, whose primal
+    also prepares every tangent rule).
     """
     if method not in METHODS:
         raise SymmetryError(f"method must be one of {METHODS}, got {method!r}")
     if method != "auto":
         return method
-    if any(isinstance(g, ActionGenerator) for g in generators):
+    if per_call >= 2 or any(isinstance(g, ActionGenerator) for g in generators):
         return "jvp"
     leaves = _float_leaves(x)
     if not leaves or leaves[0].dtype not in (torch.float32, torch.float64):
@@ -425,11 +382,11 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
         ``{generator name: derivative}``.
     """
     gens = resolve_generators(transforms, symmetry, order=order, padding=padding)
-    method = resolve_method(model, x, method, gens)
+    per_call = min(chunk_size or len(gens), len(gens)) if share_primal else 1
+    method = resolve_method(model, x, method, gens, per_call)
     with contextlib.ExitStack() as stack:
         if method == "jvp":
-            stack.enter_context(forward_ad_attention(model))
-            stack.enter_context(single_conv_tangents(model))
+            stack.enter_context(TangentRules())
         bound = _bind_all(model, x, gens, output, num_prefix_tokens)
         tangents = [b.input_tangent for b in bound]
         if method == "fd":
