@@ -6,10 +6,15 @@ Two sweeps, each point an ordinary ``symtrain train`` run of a provided recipe
 
 - **compute**: plain transformer + augmentation (``rigid_augment``), frame averaging
   (``rigid_fa``, 8 PCA sign flips) and LPS (``rigid_ps``, 2 train samples) × model size
-  ``xs, s, m`` (1.0e4, 3.9e4, 1.5e5 parameters) × steps ``75, 150, 300``, on 2048 scenes,
-  batch 32;
+  ``xs, s, m`` (1.0e4, 3.9e4, 1.5e5 parameters) × steps, on 2048 scenes, batch 32. The
+  step grids cover the same training compute for every method: a frame-averaging step
+  costs 8 augmentation steps and an LPS step about 4, so augmentation runs
+  ``300, 600, 1200, 2400`` steps, LPS ``150, 300, 600`` and frame averaging ``75, 150, 300``
+  (1.3e10 to 1.6e12 FLOPs in all);
 - **data**: plain, plain + augmentation and frame averaging, size ``s``, at 4 epochs on
-  128, 512 and 2048 scenes (16, 64, 256 steps).
+  128, 512 and 2048 scenes (16, 64, 256 steps), and at 16 and 64 epochs on 512 scenes
+  (256, 1024 steps): loss vs data at fixed epochs, and loss vs epochs at fixed data (the
+  paper's first finding: does augmentation close the gap given enough epochs?).
 
 Scenes are simulated once (2048 training, 256 validation, 256 test; the smaller training
 sets are the first scenes of the larger one).
@@ -22,16 +27,16 @@ and their ratios at the largest compute every method's frontier reaches, and las
 ``scale_fa_vs_aug=<L(plain + augmentation) / L(frame averaging) at that compute>`` (> 1:
 frame averaging is better at equal training compute).
 
-    python bench/scale.py                  # about 32 min on 2 busy cores (estimate below)
+    python bench/scale.py                  # about 20 min on 2 quiet cores (estimate below)
     python bench/scale.py --smoke          # seconds: tiny data, 1-2 steps (the test runs this)
     python bench/scale.py --backend ray    # points as Ray tasks, two at a time on 2 local CPUs
 
-Time, estimated from single points measured on a shared 2-core machine (load ~10; one
-thread per run; seconds per training step at batch 32, evaluation included): augmentation
-0.09 (every size: overhead-bound), frame averaging 0.35 / 0.46 / 0.62 (xs / s / m), LPS
-0.20 / 0.26 / 0.34; so the compute sweep trains ~22 min, the data sweep ~4 min, simulation
-of 2560 scenes ~2.5 min, set-up, evaluation and fits ~4 min: ~32 min. An idle machine is
-about twice as fast; ``--backend ray`` runs two points at a time.
+Time: the previous grid (every method at 75/150/300 steps, data sweep at 4 epochs only)
+took 534 s in all on this 2-core machine when quiet (one thread per run; seconds per
+training step at batch 32, evaluation included: augmentation 0.017 / 0.020 / 0.031,
+frame averaging 0.087 / 0.12 / 0.20, LPS 0.085 / 0.094 / 0.105 for xs / s / m). This grid
+adds ~400 s of augmentation and LPS steps and ~200 s of epoch points: ~20 min quiet, and
+about twice that at load 4. ``--backend ray`` runs two points at a time.
 
 Training compute counts forward and backward FLOPs of the real step (all copies of the
 averaging methods; :mod:`symtrain.scaling.flops`); the test loss is the task's MSE per
@@ -81,7 +86,7 @@ def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
     # smoke: one size, and step counts whose compute ranges overlap (fa costs 8 steps of augment)
     sizes, data = (["xs"], 32) if smoke else (["xs", "s", "m"], 2048)
     steps = {"augment": [4, 16], "fa": [1, 2], "ps": [2, 4]} if smoke else \
-        {label: [75, 150, 300] for label in COMPUTE_METHODS}
+        {"augment": [300, 600, 1200, 2400], "fa": [75, 150, 300], "ps": [150, 300, 600]}
     grids = []
     for label, recipe in COMPUTE_METHODS.items():
         extra = ps_settings(smoke) if label == "ps" else {}
@@ -91,12 +96,15 @@ def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
 
 
 def data_sweep(smoke: bool = False, threads: int = 1, epochs: int = 4) -> dict:
-    """The data sweep: method × dataset size at fixed epochs (steps ∝ dataset size)."""
+    """The data sweep: method × dataset size at fixed epochs (steps ∝ dataset size), and
+    method × epochs at the middle dataset size."""
     sizes, batch, model = ([16, 32], 8, "xs") if smoke else ([128, 512, 2048], 32, "s")
-    epochs = 1 if smoke else epochs
+    epochs, more = (1, [2]) if smoke else (epochs, [16, 64])
+    middle = sizes[len(sizes) // 2]
+    points = [(d, epochs) for d in sizes] + [(middle, e) for e in more]
     grids = [{"recipe": recipe, "label": label, "model.size": model, "data.train": d,
-              "train.steps": epochs * d // batch}
-             for label, recipe in DATA_METHODS.items() for d in sizes]
+              "train.steps": e * d // batch}
+             for label, recipe in DATA_METHODS.items() for d, e in points]
     return {"base": settings(smoke, threads), "grids": grids}
 
 
