@@ -126,3 +126,20 @@ def test_sparse_results_give_errors_not_crashes(tmp_path):
     ft.plot_n_opt(fits, tmp_path / "n_opt.png")  # no method has N_opt: the plot says so
     assert (tmp_path / "n_opt.png").is_file()
     assert ft.summarize(fits)[0].startswith("lonely: L(C) frontier too few frontier points")
+
+
+def test_best_sizes_mark_optima_at_the_edge_of_the_grid():
+    """Where bigger is always better (or always worse) the best size is the edge of the
+    sizes spanning a budget, marked +1 (-1), and never enters the N_opt fit."""
+    def runs(loss):
+        return [{"params": n, "flops": n * s, "test_loss": loss(n, s), "dataset_size": 100}
+                for n in (1e4, 2e4, 4e4) for s in (10, 20, 40, 80, 160)]
+    bigger = ft.best_sizes(runs(lambda n, s: 1 / (n * s) ** 0.5 + 1 / n))
+    assert bigger and all(edge == 1 and n == max(sz for sz in (1e4, 2e4, 4e4) if sz * 10 <= c <= sz * 160)
+                          for c, n, edge in bigger)
+    smaller = ft.best_sizes(runs(lambda n, s: n ** 0.5 / s))
+    assert smaller and all(edge == -1 for _, _, edge in smaller)
+    assert ft.n_opt_points(runs(lambda n, s: n ** 0.5 / s)) == []
+    # an interior optimum (loss minimal at N = 2e4 for every budget) is bracketed: edge 0
+    inner = ft.best_sizes(runs(lambda n, s: (math.log(n / 2e4)) ** 2 + 1 / s))
+    assert any(edge == 0 and n == pytest.approx(2e4, rel=0.05) for _, n, edge in inner)

@@ -230,13 +230,15 @@ def compute_frontier(configs: Iterable[Row]) -> list[Row]:
     return front
 
 
-def n_opt_points(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float, float]]:
-    """``(C, N_opt)`` on a log-spaced grid of ``budgets`` compute values (see the module
-    docstring). At each budget only the model sizes whose runs span it take part, and the
-    budget is kept only if the best of them is bracketed (a smaller and a larger size
-    take part and do worse): an optimum at the edge of the sizes is not resolved. Only the
-    configurations at the most common ``dataset_size`` (the compute sweep's) are used, so
-    a data sweep does not mix other training sets into the model sizes' curves."""
+def best_sizes(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float, float, int]]:
+    """``(C, N_best, edge)`` on a log-spaced grid of ``budgets`` compute values (see
+    the module docstring). At each budget only the model sizes whose runs span it take
+    part (at least 2). Where the best of them is bracketed (a smaller and a larger size do
+    worse), ``N_best`` is the vertex of the parabola in ``log N`` through the three and
+    ``edge = 0``; otherwise it is the smallest (``edge = -1``) or largest (``edge = 1``)
+    size taking part: the optimum lies at or beyond the edge of the grid. Only the configurations at the most
+    common ``dataset_size`` (the compute sweep's) are used, so a data sweep does not mix
+    other training sets into the model sizes' curves."""
     configs = list(configs)
     sizes_of_data = [r.get("dataset_size") for r in configs]
     common = max(set(sizes_of_data), key=sizes_of_data.count) if configs else None
@@ -246,7 +248,7 @@ def n_opt_points(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float,
             continue
         curves[float(row["params"])].append((row["flops"], row["test_loss"]))
     sizes = sorted(n for n, pts in curves.items() if len({c for c, _ in pts}) >= 2)
-    if len(sizes) < 3:
+    if len(sizes) < 2:
         return []
     logs = {n: np.log(sorted(curves[n])) for n in sizes}  # [runs, 2]: log C, log L
     low = min(logs[n][0, 0] for n in sizes)
@@ -255,16 +257,23 @@ def n_opt_points(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float,
     for log_c in np.linspace(low, high, budgets):
         taking = [n for n in sizes if logs[n][0, 0] <= log_c <= logs[n][-1, 0]]
         losses = [float(np.interp(log_c, logs[n][:, 0], logs[n][:, 1])) for n in taking]
-        if len(taking) < 3:
+        if len(taking) < 2:
             continue
         i = int(np.argmin(losses))
         if not 0 < i < len(taking) - 1:
+            out.append((float(np.exp(log_c)), float(taking[i]), -1 if i == 0 else 1))
             continue
         xs, ys = np.log(taking[i - 1:i + 2]), np.array(losses[i - 1:i + 2])
         curv, lin, _ = np.polyfit(xs, ys, 2)  # parabola through the minimum and its neighbours
         log_n = float(np.clip(-lin / (2 * curv), xs[0], xs[-1])) if curv > 0 else float(xs[1])
-        out.append((float(np.exp(log_c)), math.exp(log_n)))
+        out.append((float(np.exp(log_c)), math.exp(log_n), 0))
     return out
+
+
+def n_opt_points(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float, float]]:
+    """``(C, N_opt)`` at the budgets of :func:`best_sizes` whose optimum is bracketed (an
+    optimum at the edge of the sizes is not resolved, so it does not enter the fit)."""
+    return [(c, n) for c, n, edge in best_sizes(configs, budgets) if edge == 0]
 
 
 def _curves(configs: list[Row], x: str, fixed: tuple[str, ...]) -> dict[str, list[Row]]:
@@ -346,7 +355,8 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
             out[name][label] = {**_law_summary(fit, boots, xs), "x": x,
                                 "points": [[r[x], r["test_loss"]] for r in group]}
 
-    points = n_opt_points(configs)
+    best = [list(b) for b in best_sizes(configs)]
+    points = [(c, n) for c, n, edge in best if edge == 0]
     if len({n for _, n in points}) >= 2:
         k, e = fit_line_loglog(*zip(*points))
         boot_ke = []
@@ -359,10 +369,12 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
         out["n_opt"] = {"k": k, "e": e, "e_interval": _interval([be for _, be in boot_ke]),
                         "k_interval": _interval([bk for bk, _ in boot_ke]), "bootstrap_fits": len(boot_ke),
                         "points": [list(p) for p in points], "grid": xs.tolist(),
-                        "band": np.percentile(preds, PERCENTILES, axis=0).tolist() if len(boot_ke) >= 2 else None}
+                        "band": np.percentile(preds, PERCENTILES, axis=0).tolist() if len(boot_ke) >= 2 else None,
+                        "best_sizes": best}
     else:
         out["n_opt"] = {"error": "N_opt needs budgets where the best model size is bracketed by a smaller "
-                                 "and a larger one (at least 3 sizes with overlapping compute)"}
+                                 "and a larger one (at least 3 sizes with overlapping compute)",
+                        "best_sizes": best}
     return out
 
 
@@ -484,26 +496,39 @@ def plot_curves(fits: dict, name: str, path: Path, title: str, xlabel: str, loss
 
 
 def plot_n_opt(fits: dict, path: Path) -> Path:
-    """Compute-optimal model size vs compute, with the fitted power law and its band."""
-    fig, ax = _axes("Compute-optimal model size (points: best size per budget)",
-                    "training compute C [FLOPs]", "N_opt [parameters]")
+    """Best model size vs compute per method: filled dots where the optimum is bracketed
+    (with the fitted ``N_opt ∝ C^e`` and its band when there are enough), open triangles
+    where the best size is the smallest (▽) or largest (△) of the sizes whose runs span
+    that budget."""
+    fig, ax = _axes("Compute-optimal model size (best size per compute budget)",
+                    "training compute C [FLOPs]", "best model size N [parameters]")
     empty = True
     for i, (method, fit) in enumerate(fits["methods"].items()):
-        opt = fit["n_opt"]
-        if "e" not in opt:
-            continue
-        empty, colour = False, f"C{i}"
-        pts, grid = np.array(opt["points"]), np.array(opt["grid"])
-        ax.plot(pts[:, 0], pts[:, 1], "o", color=colour, ms=4)
-        ax.plot(grid, opt["k"] * grid ** opt["e"], color=colour,
-                label=f"{method}: N_opt ∝ C^e, e = {_interval_text(opt, 'e')}")
-        if opt["band"]:
-            ax.fill_between(grid, *opt["band"], color=colour, alpha=0.2, linewidth=0)
-    ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
+        opt, colour = fit["n_opt"], f"C{i}"
+        best = np.array(opt.get("best_sizes") or [], dtype=float).reshape(-1, 3)
+        if len(best):
+            empty = False
+            ax.plot(best[:, 0], best[:, 1], "-", color=colour, alpha=0.4, linewidth=1)
+            inner = best[best[:, 2] == 0]
+            for edge, marker in ((1, "^"), (-1, "v")):
+                rows = best[best[:, 2] == edge]
+                if len(rows):
+                    ax.plot(rows[:, 0], rows[:, 1], marker, mfc="none", color=colour, ms=6)
+            if len(inner):
+                ax.plot(inner[:, 0], inner[:, 1], "o", color=colour, ms=5)
+            label = f"{method}: best size per budget"
+            if "e" in opt:
+                grid = np.array(opt["grid"])
+                ax.plot(grid, opt["k"] * grid ** opt["e"], color=colour)
+                label = f"{method}: N_opt ∝ C^e, e = {_interval_text(opt, 'e')}"
+                if opt["band"]:
+                    ax.fill_between(grid, *opt["band"], color=colour, alpha=0.2, linewidth=0)
+            ax.plot([], [], "-o", color=colour, label=label)
     if empty:
-        ax.text(0.5, 0.5, "no budget where the best model size is bracketed", transform=ax.transAxes,
-                ha="center")
+        ax.text(0.5, 0.5, "fewer than 2 model sizes span any budget", transform=ax.transAxes, ha="center")
     else:
+        ax.plot([], [], "^", mfc="none", color="grey", label="largest size spanning C is best (optimum may lie beyond)")
+        ax.plot([], [], "v", mfc="none", color="grey", label="smallest size spanning C is best")
         ax.legend(fontsize=8)
     return _save(fig, path)
 
@@ -540,7 +565,15 @@ def summarize(fits: dict) -> list[str]:
         frontier = f"b = {_interval_text(comp, 'b')}" if "b" in comp else comp["error"]
         if comp.get("offset"):
             frontier += f", c = {_interval_text(comp, 'c')}"
-        n_opt = f"e = {_interval_text(opt, 'e')}" if "e" in opt else opt["error"]
+        n_opt = f"e = {_interval_text(opt, 'e')}" if "e" in opt else "not resolved"
+        best = opt.get("best_sizes") or []
+        if best:
+            step = max(1, len(best) // 5)
+            n_opt += ("; best size per budget " + ", ".join(
+                f"N={n:.2g}{' (smallest)' if edge < 0 else ' (largest)' if edge > 0 else ''} at C={c:.2g}"
+                for c, n, edge in best[::step]) + ", among the sizes whose runs span that budget")
+        elif "e" not in opt:
+            n_opt = opt["error"]
         lines.append(f"{method}: L(C) frontier {frontier}; N_opt(C) {n_opt}")
     common = fits["common_compute"]
     if "loss" in common:
