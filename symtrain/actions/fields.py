@@ -82,7 +82,8 @@ class Fields(Action):
                 mask = ctx.mask
         out = GroupContext()
         for (_, action, value), ctx in zip(items, contexts):
-            out = out.merge(action.context(value, mask=mask) if mask is not None else ctx)
+            # only fields whose own context lacks the mask are asked again, with it
+            out = out.merge(action.context(value, mask=mask) if mask is not None and ctx.mask is None else ctx)
         return out
 
     def leaves(self, x):
