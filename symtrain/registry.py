@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import warnings
 from typing import Any, Callable, Generic, Mapping, TypeVar
 
 from .errors import SymmetryError
@@ -60,6 +61,19 @@ def check_arguments(fn: Callable, kwargs: Mapping[str, Any], what: str,
             raise ArgumentError(key, f"required by {what}")
 
 
+def store(entries: dict, name: str, obj: Any, kind: str) -> None:
+    """``entries[name] = obj``, the one re-registration policy of every registry (timm's):
+    the same object again is a no-op; another object under a taken name replaces it with
+    a warning naming both (a user's module overriding a built-in, or a module imported
+    twice under two names)."""
+    old = entries.get(name)
+    if old is not None and old is not obj:
+        warnings.warn(f"{kind} {name!r} re-registered: {getattr(obj, '__qualname__', obj)!s} from "
+                      f"{getattr(obj, '__module__', '?')} replaces {getattr(old, '__qualname__', old)!s} from "
+                      f"{getattr(old, '__module__', '?')}", UserWarning, stacklevel=3)
+    entries[name] = obj
+
+
 class Registry(Generic[T]):
     """Factories by name. ``kind`` names the entries in messages (``"model"``);
     ``package`` (dotted) is imported module by module before the first look-up."""
@@ -71,13 +85,14 @@ class Registry(Generic[T]):
 
     def register(self, name: str, fn: Callable[..., T] | None = None):
         """``@registry.register("name")`` on a function or class, or
-        ``registry.register("name", fn)``. A later registration of a name replaces it."""
+        ``registry.register("name", fn)``. A later registration of a name replaces it,
+        with a warning (:func:`store`)."""
         if fn is not None:
-            self._entries[name] = fn
+            store(self._entries, name, fn, self.kind)
             return fn
 
         def wrap(f: Callable[..., T]) -> Callable[..., T]:
-            self._entries[name] = f
+            store(self._entries, name, f, self.kind)
             return f
         return wrap
 

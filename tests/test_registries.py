@@ -112,3 +112,45 @@ def test_learning_rate_schedule_curve(schedule, warm):
                                   abs=1e-6)
     if schedule != "constant":
         assert rates[-1] == pytest.approx(floor)
+
+
+def test_one_re_registration_policy_for_every_registry():
+    """The same object again is a no-op; another object under a taken name replaces it
+    with a warning naming both, in every registry (timm's policy)."""
+    import warnings
+
+    from symtrain.actions import Action, register_action
+    from symtrain.actions.registry import _ACTIONS
+    from symtrain.groups.registry import _PATTERNS, register_group
+    from symtrain.registry import Registry
+    from symtrain.symmetrize.interfaces.registry import _INTERFACES, register_interface
+    from symtrain.symmetrize.registry import _ALIASES, _METHODS, register_symmetrizer
+
+    class First(Action):
+        pass
+
+    class Second(Action):
+        pass
+
+    reg = Registry("widget")
+    cases = [
+        (lambda obj: reg.register("w", obj), None),
+        (lambda obj: register_action("probe_action")(obj), (_ACTIONS, "probe_action")),
+        (lambda obj: register_symmetrizer("probe_method", "probe_alias")(obj), (_METHODS, "probe_method")),
+        (lambda obj: register_interface("probe_interface")(obj), (_INTERFACES, "probe_interface")),
+        (lambda obj: register_group(r"probe_group", "probe_group")(obj), (_PATTERNS, "probe_group")),
+    ]
+    try:
+        for register, _ in cases:
+            register(First)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                register(First)  # the same object: silent
+            with pytest.warns(UserWarning, match="re-registered.*Second.*replaces.*First"):
+                register(Second)
+        assert reg.get("w") is Second and _ACTIONS["probe_action"] is Second and _METHODS["probe_method"] is Second
+    finally:
+        for _, where in cases:
+            if where:
+                where[0].pop(where[1], None)
+        _ALIASES.pop("probe_alias", None)

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..registry import store
 from .base import Action
 
 _ACTIONS: dict[str, Callable[..., Action]] = {}
 
 
 def register_action(name: str):
-    """Register an :class:`Action` class (or factory) under ``name`` (lower case)."""
+    """Register an :class:`Action` class (or factory) under ``name`` (lower case); a taken
+    name is replaced with a warning (:func:`symtrain.registry.store`)."""
 
     def wrap(cls):
-        key = name.lower()
-        if key in _ACTIONS and _ACTIONS[key] is not cls:
-            raise ValueError(f"an action named {name!r} is registered already ({_ACTIONS[key]})")
-        _ACTIONS[key] = cls
+        store(_ACTIONS, name.lower(), cls, "action")
         return cls
 
     return wrap

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from ..registry import store
 from .base import Group
 
 _PATTERNS: dict[str, tuple[re.Pattern, Callable[..., Group], str]] = {}
@@ -19,7 +20,9 @@ def register_group(pattern: str, example: str):
     groups are passed to the constructor as strings)."""
 
     def wrap(fn: Callable[..., Group]) -> Callable[..., Group]:
-        _PATTERNS[pattern] = (re.compile(pattern, re.IGNORECASE), fn, example)
+        old = _PATTERNS.get(pattern)
+        entry = (re.compile(pattern, re.IGNORECASE), fn, example)
+        store(_PATTERNS, pattern, old if old is not None and old[1] is fn else entry, "group pattern")
         return fn
 
     return wrap

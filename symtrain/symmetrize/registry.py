@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from torch import nn
 
+from ..registry import store
+
 from ..errors import SymmetryError
 from ..symmetry import Symmetry
 
@@ -22,15 +24,13 @@ _ALIASES: dict[str, str] = {}
 
 
 def register_symmetrizer(name: str, *aliases: str):
-    """Register a symmetrizer class or factory under ``name`` (and ``aliases``)."""
+    """Register a symmetrizer class or factory under ``name`` (and ``aliases``); a taken
+    name is replaced with a warning (:func:`symtrain.registry.store`)."""
 
     def wrap(fn):
-        for key in (name, *aliases):
-            if key in _METHODS or key in _ALIASES:
-                raise ValueError(f"a symmetrization method named {key!r} is registered already")
-        _METHODS[name] = fn
+        store(_METHODS, name, fn, "symmetrization method")
         for alias in aliases:
-            _ALIASES[alias] = name
+            store(_ALIASES, alias, name, "symmetrization method alias")
         return fn
 
     return wrap

@@ -13,6 +13,7 @@ from typing import Any
 
 from ...errors import SymmetryError, UnsupportedGroupError
 from ...groups.base import Group
+from ...registry import store
 from ...symmetry import Symmetry
 from .base import Interface
 
@@ -23,7 +24,7 @@ def register_interface(name: str):
     """Register an :class:`Interface` subclass under ``name`` (its class name works too)."""
 
     def wrap(cls: type[Interface]) -> type[Interface]:
-        _INTERFACES[name] = cls
+        store(_INTERFACES, name, cls, "interface")
         return cls
 
     return wrap
