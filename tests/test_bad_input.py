@@ -354,6 +354,48 @@ def test_resume_with_changed_lr_and_batch_size_is_refused_then_allowed(finished_
     assert logged[4:] == pytest.approx(expected[4:], rel=1e-9)
 
 
+def test_longer_run_on_resume_follows_the_new_schedule(finished_run, tmp_path):
+    """train.steps may change on resume; the lr schedule is then the new length's (the
+    restored one would keep the old cosine, which turns back up past its end)."""
+    import csv
+
+    import yaml
+
+    from symtrain.train.optim import create_optimizer, create_scheduler
+
+    run = copy_run(finished_run, tmp_path)
+    longer = cheap("train.steps=12")
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] != 12
+    Trainer(longer, run, resume=True).fit()
+    optimizer = create_optimizer(nn.Linear(1, 1), longer)
+    scheduler = create_scheduler(optimizer, longer)
+    expected = []
+    for _ in range(12):
+        optimizer.step()
+        scheduler.step()
+        expected.append(scheduler.get_last_lr()[0])
+    with open(run / "metrics.csv", newline="") as f:
+        logged = [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
+    assert len(logged) == 12 and logged[4:] == pytest.approx(expected[4:], rel=1e-9)
+    assert "schedule rebuilt" in (run / "train.log").read_text()
+
+
+def test_run_saved_before_a_key_existed_resumes(finished_run, tmp_path):
+    """A config.yaml without a key this version added (its default applies) is no change."""
+    import yaml
+
+    run = copy_run(finished_run, tmp_path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    del saved["train"]["test_trials"], saved["train"]["select"]
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert Trainer(cheap("train.steps=6"), run, resume=True).fit()["steps"] == 6
+    # a key the saved run set to a non-default value is still a change
+    saved["optim"]["weight_decay"] = 0.123
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    with pytest.raises(ConfigError, match=r"optim\.weight_decay: differs"):
+        Trainer(cheap("train.steps=8"), run, resume=True).fit()
+
+
 def yaml_lr(run: Path) -> float:
     import yaml
 

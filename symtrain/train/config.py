@@ -209,6 +209,17 @@ class Recipe(Section):
         return self.model_dump(mode="json")
 
 
+def with_defaults(saved: dict) -> dict:
+    """A saved recipe (a run's ``config.yaml``) with the keys this version added filled in
+    with their defaults, so a run saved before a key existed resumes without reporting
+    ``(unset) -> default`` as a change. A saved recipe this version cannot read is
+    returned as it is (its differences are then reported key by key)."""
+    try:
+        return Recipe.model_validate(saved).to_dict()
+    except (ValidationError, ValueError, TypeError):
+        return saved
+
+
 # --- errors with dotted keys ----------------------------------------------------------------
 def _dotted(loc: tuple) -> str:
     out = ""

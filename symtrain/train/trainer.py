@@ -38,7 +38,7 @@ from ..errors import SymmetryError
 from ..symmetry import call_model
 from .build import build, build_task
 from .checkpoints import CheckpointError, Checkpoints, recipe_changes, split_changes
-from .config import ConfigError, Recipe
+from .config import ConfigError, Recipe, with_defaults
 from .evaluation import Evaluator
 from .methods import Built
 from .optim import create_optimizer, create_scheduler
@@ -97,6 +97,7 @@ class Trainer:
         self.overwrite = overwrite
         self.allow_changes = tuple(allow_changes)
         self._allowed: list[str] = []
+        self._steps_changed = False
         self._task = task
         self._handler: logging.Handler | None = None
         self.checkpoints = Checkpoints(self.out / "checkpoints", recipe.train.keep_checkpoints)
@@ -252,7 +253,8 @@ class Trainer:
         saved = self.out / "config.yaml"
         if not (self.resume and self.checkpoints.exists() and saved.is_file()):
             return
-        old = yaml.safe_load(saved.read_text()) or {}
+        old = with_defaults(yaml.safe_load(saved.read_text()) or {})
+        self._steps_changed = old.get("train", {}).get("steps") != r.train.steps
         refused, self._allowed = split_changes(recipe_changes(old, r.to_dict()), self.allow_changes, old, r.to_dict())
         if refused:
             keys = [c.split(":")[0] for c in refused]
@@ -319,8 +321,10 @@ class Trainer:
             logger.info("resumed from %s at step %d", latest, state.step)
             if self._allowed:
                 logger.info("changed on resume (--allow-changes): %s", "; ".join(self._allowed))
-                if any(c.startswith(SCHEDULE_KEYS) for c in self._allowed):
-                    self._reschedule(optimizer, scheduler, state.step)
+            if self._steps_changed or any(c.startswith(SCHEDULE_KEYS) for c in self._allowed):
+                # the schedule's length is train.steps: the restored one would keep the old length
+                logger.info("learning-rate schedule rebuilt for the new recipe at step %d", state.step)
+                self._reschedule(optimizer, scheduler, state.step)
         if acc.is_main_process and (latest is not None or getattr(tracker, "rows", None)):
             tracker.truncate(state.step)
         return state
