@@ -118,13 +118,18 @@ def table(rows: list[dict]) -> list[str]:
 
 
 def data_exponents(fits: dict) -> list[str]:
-    """Loss-vs-data exponents (fixed epochs) with their 68 % intervals."""
+    """Loss-vs-data (fixed epochs) and loss-vs-epochs (fixed data) exponents with their
+    68 % intervals, and the measured losses along each curve."""
     lines = []
     for method, fit in fits["methods"].items():
-        for label, law in fit["data"].items():
-            interval = law.get("b_interval")
-            text = f"[{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "n/a"
-            lines.append(f"{method}: L(D) at {label}: b = {law['b']:.3g} (68% {text})")
+        for name, symbol in (("data", "D"), ("epochs", "E")):
+            for label, law in fit[name].items():
+                if "b" not in law:
+                    continue
+                interval = law.get("b_interval")
+                text = f"[{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "n/a"
+                points = ", ".join(f"{x:.3g}: {y:.3g}" for x, y in law["points"])
+                lines.append(f"{method}: L({symbol}) at {label}: b = {law['b']:.3g} (68% {text}); measured {points}")
     return lines
 
 
