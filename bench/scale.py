@@ -27,16 +27,17 @@ and their ratios at the largest compute every method's frontier reaches, and las
 ``scale_fa_vs_aug=<L(plain + augmentation) / L(frame averaging) at that compute>`` (> 1:
 frame averaging is better at equal training compute).
 
-    python bench/scale.py                  # about 20 min on 2 quiet cores (estimate below)
+    python bench/scale.py                  # 19 min on 2 quiet cores (measured below)
     python bench/scale.py --smoke          # seconds: tiny data, 1-2 steps (the test runs this)
     python bench/scale.py --backend ray    # points as Ray tasks, two at a time on 2 local CPUs
 
-Time: the previous grid (every method at 75/150/300 steps, data sweep at 4 epochs only)
-took 534 s in all on this 2-core machine when quiet (one thread per run; seconds per
-training step at batch 32, evaluation included: augmentation 0.017 / 0.020 / 0.031,
-frame averaging 0.087 / 0.12 / 0.20, LPS 0.085 / 0.094 / 0.105 for xs / s / m). This grid
-adds ~400 s of augmentation and LPS steps and ~200 s of epoch points: ~20 min quiet, and
-about twice that at load 4. ``--backend ray`` runs two points at a time.
+Time: 1137 s (19 min) for the 45 runs, simulation cached, on this 2-core machine when quiet
+(one thread per run; seconds per training step at batch 32, evaluation included:
+augmentation 0.025 / 0.023 / 0.030, frame averaging 0.08 / 0.11 / 0.19, LPS 0.08 / 0.08 /
+0.10 for xs / s / m); simulating the 2560 scenes the first time adds 1–3 min. At load 4 expect about
+twice that. ``--backend ray`` runs two points at a time.
+
+Result of that run (README, "What bench/scale.py found"): ``scale_fa_vs_aug=1.066``.
 
 Training compute counts forward and backward FLOPs of the real step (all copies of the
 averaging methods; :mod:`symtrain.scaling.flops`); the test loss is the task's MSE per

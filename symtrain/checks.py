@@ -45,8 +45,10 @@ def check_finite(t: Tensor, what: str) -> None:
     if not t.is_floating_point() or not can_read_values(t) or t.numel() == 0:
         return
     # One reduction in the common case: any NaN/inf makes the sum non-finite (a finite
-    # sum that overflows only sends us to the exact check below).
-    if bool(torch.isfinite(t.sum(dtype=torch.float64 if t.dtype != torch.float64 else None))):
+    # sum that overflows only sends us to the exact check below). Half precision sums in
+    # float32, where it would overflow at 65504 and always take the slow path.
+    wide = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
+    if bool(torch.isfinite(t.sum(dtype=wide))):
         return
     bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if t.dim() else t.reshape(1, -1)).all(1)
     if bool(bad.any()):

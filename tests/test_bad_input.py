@@ -588,3 +588,21 @@ def test_sigkill_at_random_points_then_resume_gives_the_same_run(tmp_path, monke
             k: v for k, v in full.items() if "seconds" not in k}, (at, kinds[at])
         assert (run / "metrics.csv").read_text() == (tmp_path / "full" / "metrics.csv").read_text()
         assert (run / "model.safetensors").read_bytes() == (tmp_path / "full" / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_finite_values_whose_sum_overflows_are_accepted(dtype):
+    """The fast check sums the tensor; a sum that overflows must fall back to the exact
+    check, not report finite data as non-finite (and real NaN/inf is still caught)."""
+    from symtrain.checks import check_finite
+    from symtrain.errors import NonFiniteError
+
+    big = torch.finfo(dtype).max
+    x = torch.full((4, 1000), big, dtype=dtype)
+    check_finite(x, "big")
+    x[2, 7] = float("inf")
+    with pytest.raises(NonFiniteError, match=r"big is not finite: infinite values in samples \[2\]"):
+        check_finite(x, "big")
+    x[2, 7], x[3, 0] = 1.0, float("nan")
+    with pytest.raises(NonFiniteError, match=r"NaN in samples \[3\]"):
+        check_finite(x, "big")

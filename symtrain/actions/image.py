@@ -85,7 +85,7 @@ class Image(Action):
         x = require_tensor(self, x, (4,), "(B, C, H, W)")
         h, w = x.shape[-2:]
         for factor in group.factors:
-            if _needs_square(factor) and h != w:
+            if h != w and _needs_square(factor):
                 raise ShapeError(f"{factor} rotates by 90° or less, which needs a square image; "
                                  f"got H×W = {h}×{w}")
             if self.fiber == "regular" and x.shape[1] % factor.order:
