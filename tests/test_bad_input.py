@@ -322,8 +322,6 @@ def test_resume_with_changed_model_dim_is_refused_before_writing(finished_run, t
 
 
 def test_resume_with_changed_lr_and_batch_size_is_refused_then_allowed(finished_run, tmp_path):
-    from symtrain.train.optim import create_optimizer, create_scheduler
-
     run = copy_run(finished_run, tmp_path)
     before = snapshot(run)
     changed = cheap("optim.lr=1e-3", "data.batch_size=8", "train.steps=6")
@@ -340,43 +338,42 @@ def test_resume_with_changed_lr_and_batch_size_is_refused_then_allowed(finished_
     log = (run / "train.log").read_text()
     assert "changed on resume (--allow-changes): data.batch_size: 16 -> 8; optim.lr: 0.003 -> 0.001" in log
     # the new rate's schedule from the restored step on, not the old one
-    optimizer = create_optimizer(nn.Linear(1, 1), changed)
-    scheduler = create_scheduler(optimizer, changed)
-    expected = []
-    for _ in range(6):
+    assert logged_rates(run)[4:] == pytest.approx(schedule(changed, 6)[4:], rel=1e-9)
+
+
+def schedule(recipe, steps: int) -> list[float]:
+    """The learning rate after each of ``steps`` steps of ``recipe``'s schedule."""
+    from symtrain.train.optim import create_optimizer, create_scheduler
+
+    optimizer = create_optimizer(nn.Linear(1, 1), recipe)
+    scheduler = create_scheduler(optimizer, recipe)
+    rates = []
+    for _ in range(steps):
         optimizer.step()
         scheduler.step()
-        expected.append(scheduler.get_last_lr()[0])
+        rates.append(scheduler.get_last_lr()[0])
+    return rates
+
+
+def logged_rates(run: Path) -> list[float]:
+    """``train/lr`` as the run logged it in ``metrics.csv``."""
     import csv
 
     with open(run / "metrics.csv", newline="") as f:
-        logged = [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
-    assert logged[4:] == pytest.approx(expected[4:], rel=1e-9)
+        return [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
 
 
 def test_longer_run_on_resume_follows_the_new_schedule(finished_run, tmp_path):
     """train.steps may change on resume; the lr schedule is then the new length's (the
     restored one would keep the old cosine, which turns back up past its end)."""
-    import csv
-
     import yaml
-
-    from symtrain.train.optim import create_optimizer, create_scheduler
 
     run = copy_run(finished_run, tmp_path)
     longer = cheap("train.steps=12")
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] != 12
     Trainer(longer, run, resume=True).fit()
-    optimizer = create_optimizer(nn.Linear(1, 1), longer)
-    scheduler = create_scheduler(optimizer, longer)
-    expected = []
-    for _ in range(12):
-        optimizer.step()
-        scheduler.step()
-        expected.append(scheduler.get_last_lr()[0])
-    with open(run / "metrics.csv", newline="") as f:
-        logged = [float(r["train/lr"]) for r in csv.DictReader(f) if r.get("train/lr")]
-    assert len(logged) == 12 and logged[4:] == pytest.approx(expected[4:], rel=1e-9)
+    logged = logged_rates(run)
+    assert len(logged) == 12 and logged[4:] == pytest.approx(schedule(longer, 12)[4:], rel=1e-9)
     assert "schedule rebuilt" in (run / "train.log").read_text()
 
 
