@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._optional import import_optional
 from ..symmetry import Symmetry
 from .registry import register_dataset
 from .task import Task, TensorData, accuracy_metrics, graph_cross_entropy
@@ -27,12 +28,8 @@ NUM_DIGITS = 1797
 
 def _load_digits() -> tuple[Tensor, Tensor]:
     """``(images [1797, 8, 8] float in [0, 16], labels [1797] long)`` from scikit-learn."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise ImportError("the digits dataset needs scikit-learn: pip install symtrain[digits] "
-                          "(or pip install scikit-learn)") from err
-    bunch = load_digits()
+    datasets = import_optional("sklearn.datasets", "The digits dataset", "digits", "  (installs scikit-learn)")
+    bunch = datasets.load_digits()
     return (torch.as_tensor(bunch.images, dtype=torch.float32),
             torch.as_tensor(bunch.target, dtype=torch.long))
 

@@ -56,6 +56,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .._optional import import_optional
 from .nbody import default_cache_dir
 from .registry import register_dataset
 from .task import Task, TensorData, mse_metrics
@@ -75,12 +76,7 @@ _TETRAHEDRON = np.array([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0], 
 
 def import_mujoco() -> ModuleType:
     """The ``mujoco`` module, or an ``ImportError`` saying how to install it."""
-    try:
-        import mujoco
-    except ImportError as err:
-        raise ImportError("The rigid-body data need MuJoCo, an optional dependency: "
-                          "pip install symtrain[physics]  (installs mujoco-core)") from err
-    return mujoco
+    return import_optional("mujoco", "The rigid-body data", "physics", "  (installs mujoco-core)")
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
+from .._optional import import_optional
 from .keypoint_transformer import RigidEmbedding, check_rigid_inputs, preset
 from .registry import register_model
 
@@ -66,12 +67,7 @@ ROLE_PREV, ROLE_CURRENT, ROLE_FLOOR, ROLE_NORMAL, ROLE_GRAVITY = range(5)
 
 def import_egnn() -> ModuleType:
     """The ``egnn_pytorch`` module, or an ``ImportError`` saying how to install it."""
-    try:
-        import egnn_pytorch
-    except ImportError as err:
-        raise ImportError("RigidEGNN needs egnn-pytorch, an optional dependency: "
-                          "pip install symtrain[egnn]") from err
-    return egnn_pytorch
+    return import_optional("egnn_pytorch", "RigidEGNN", "egnn", "  (installs egnn-pytorch)")
 
 
 def rigid_graph(inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -57,6 +57,8 @@ from typing import Any
 
 import yaml
 
+from .._optional import import_optional
+
 log = logging.getLogger(__name__)
 
 RunPoint = Callable[[dict, Path], Mapping[str, Any]]
@@ -196,11 +198,7 @@ def _run_local(todo: list[tuple[str, dict]], run_point: RunPoint, out: Path, res
 
 def import_ray():
     """The ``ray`` module, or an ``ImportError`` saying how to install it."""
-    try:
-        import ray
-    except ImportError as err:
-        raise ImportError("The ray backend needs Ray, an optional dependency: pip install symtrain[ray]") from err
-    return ray
+    return import_optional("ray", "The ray backend", "ray")
 
 
 def _run_ray(todo: list[tuple[str, dict]], run_point: RunPoint, out: Path, results: Path,
