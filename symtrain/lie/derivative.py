@@ -355,7 +355,8 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
     """Lie derivatives of ``model`` at ``x`` for several generators in one batched pass.
 
     Args:
-        model: any module; fused attention is switched to the math path for the duration.
+        model: any module (with ``jvp``, attention runs through :mod:`.tangents`' rule or
+            on the math backend for the duration).
         x: images ``(B, C, H, W)`` for image transforms; whatever ``symmetry.input`` acts
             on for group generators.
         transforms: a name from :data:`~symtrain.lie.generators.IMAGE_GENERATORS`,
@@ -384,9 +385,7 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
     gens = resolve_generators(transforms, symmetry, order=order, padding=padding)
     per_call = min(chunk_size or len(gens), len(gens)) if share_primal else 1
     method = resolve_method(model, x, method, gens, per_call)
-    with contextlib.ExitStack() as stack:
-        if method == "jvp":
-            stack.enter_context(TangentRules())
+    with TangentRules() if method == "jvp" else contextlib.nullcontext():
         bound = _bind_all(model, x, gens, output, num_prefix_tokens)
         tangents = [b.input_tangent for b in bound]
         if method == "fd":

@@ -217,11 +217,11 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
     full = lambda u: head(model(u))  # noqa: E731
     prefix = num_prefix_tokens if num_prefix_tokens is not None else int(getattr(model, "num_prefix_tokens", 0))
     method = resolve_method(model, x, method)
-    attention = (lambda: forward_ad_attention(model)) if method == "jvp" else contextlib.nullcontext
-    with attention():
-        lf = lie_derivatives(full, x, [gen], output=output, num_prefix_tokens=prefix, share_primal=False,
-                             method=method)
+    lf = lie_derivatives(full, x, [gen], output=output, num_prefix_tokens=prefix, share_primal=False,
+                         method=method)  # brings its own attention handling (tangents.TangentRules)
     lf = next(iter(lf.values())).detach()
+    # the hook-based pass runs with grad on: its forward-mode AD needs the math attention path
+    attention = (lambda: forward_ad_attention(model)) if method == "jvp" else contextlib.nullcontext
     units = list(units) if units is not None else default_units(model)
     rec = _Recorder(units, gen, (x.shape[-2], x.shape[-1]), prefix, method)
     xin = x.detach().clone().requires_grad_(True)

@@ -151,8 +151,8 @@ class _GELU(torch.autograd.Function):
         return x_t * slope
 
 
-_ALL_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION,
-                 SDPBackend.MATH]
+_ALL_BACKENDS = [getattr(SDPBackend, name) for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION",
+                                                       "CUDNN_ATTENTION", "MATH") if hasattr(SDPBackend, name)]
 
 
 class _Attention(torch.autograd.Function):

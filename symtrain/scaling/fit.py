@@ -236,9 +236,9 @@ def best_sizes(configs: Iterable[Row], budgets: int = 16) -> list[tuple[float, f
     part (at least 2). Where the best of them is bracketed (a smaller and a larger size do
     worse), ``N_best`` is the vertex of the parabola in ``log N`` through the three and
     ``edge = 0``; otherwise it is the smallest (``edge = -1``) or largest (``edge = 1``)
-    size taking part: the optimum lies at or beyond the edge of the grid. Only the configurations at the most
-    common ``dataset_size`` (the compute sweep's) are used, so a data sweep does not mix
-    other training sets into the model sizes' curves."""
+    size taking part: the optimum lies at or beyond the edge of the grid. Only the
+    configurations at the most common ``dataset_size`` (the compute sweep's) are used, so
+    a data sweep does not mix other training sets into the model sizes' curves."""
     configs = list(configs)
     sizes_of_data = [r.get("dataset_size") for r in configs]
     common = max(set(sizes_of_data), key=sizes_of_data.count) if configs else None
@@ -502,7 +502,7 @@ def plot_n_opt(fits: dict, path: Path) -> Path:
     that budget."""
     fig, ax = _axes("Compute-optimal model size (best size per compute budget)",
                     "training compute C [FLOPs]", "best model size N [parameters]")
-    empty = True
+    empty, banded = True, False
     for i, (method, fit) in enumerate(fits["methods"].items()):
         opt, colour = fit["n_opt"], f"C{i}"
         best = np.array(opt.get("best_sizes") or [], dtype=float).reshape(-1, 3)
@@ -523,12 +523,15 @@ def plot_n_opt(fits: dict, path: Path) -> Path:
                 label = f"{method}: N_opt ∝ C^e, e = {_interval_text(opt, 'e')}"
                 if opt["band"]:
                     ax.fill_between(grid, *opt["band"], color=colour, alpha=0.2, linewidth=0)
+                    banded = True
             ax.plot([], [], "-o", color=colour, label=label)
     if empty:
         ax.text(0.5, 0.5, "fewer than 2 model sizes span any budget", transform=ax.transAxes, ha="center")
     else:
         ax.plot([], [], "^", mfc="none", color="grey", label="largest size spanning C is best (optimum may lie beyond)")
         ax.plot([], [], "v", mfc="none", color="grey", label="smallest size spanning C is best")
+        if banded:
+            ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
         ax.legend(fontsize=8)
     return _save(fig, path)
 
