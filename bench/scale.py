@@ -40,7 +40,7 @@ twice that. ``--backend ray`` runs two points at a time.
 Result of that run (README, "What bench/scale.py found"): ``scale_fa_vs_aug=1.066``.
 
 Training compute counts forward and backward FLOPs of the real step (all copies of the
-averaging methods; :mod:`symtrain.scaling.flops`); the test loss is the task's MSE per
+averaging methods; :mod:`symtrain.metrics.flops`); the test loss is the task's MSE per
 keypoint slot (m², :func:`symtrain.data.rigid.rigid_task`).
 """
 

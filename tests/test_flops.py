@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from symtrain.scaling.flops import count_flops, count_step_flops, training_compute
+from symtrain.metrics.flops import count_flops, count_step_flops, training_compute
 
 B, IN, HID, OUT = 8, 7, 11, 5
 

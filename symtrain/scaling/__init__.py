@@ -1,7 +1,7 @@
-"""Scaling studies: training compute (:mod:`.flops`), sweeps over a grid of runs
+"""Scaling studies: training compute (:mod:`symtrain.metrics.flops`, re-exported), sweeps over a grid of runs
 (:mod:`.sweep`) and power-law fits with plots (:mod:`.fit`)."""
 
-from .flops import StepFlops, count_flops, count_step_flops, training_compute
+from ..metrics.flops import StepFlops, count_flops, count_step_flops, training_compute
 from .sweep import SweepResult, expand, load_sweep, point_id, run_sweep
 
 # .fit imports scipy (the [scaling] extra) when a fit runs; import it as symtrain.scaling.fit.

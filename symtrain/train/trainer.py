@@ -189,10 +189,10 @@ class Trainer:
         """FLOPs of one optimizer step (forward and backward of the real loss: augmentation,
         the K copies of averaging methods, REMUL's second forward, auxiliary losses), counted
         once on the first training examples (one global micro-batch, × ``grad_accum``) with
-        :func:`~symtrain.scaling.flops.count_step_flops`. Runs under its own RNG state and
+        :func:`~symtrain.metrics.flops.count_step_flops`. Runs under its own RNG state and
         restores the gradients, so training is unchanged. Training compute ``C`` is this
         × steps (``train_flops`` in ``metrics.json``)."""
-        from ..scaling.flops import count_step_flops
+        from ..metrics.flops import count_step_flops
 
         r = self.recipe
         micro = r.data.batch_size // r.train.grad_accum
