@@ -28,7 +28,6 @@ $(STAMP): pyproject.toml Makefile
 # then a short n-body training run on CPU: plain vs augmented vs PS transformer (a few minutes).
 demo: install
 	$(PY) -m symtrain demo
-	$(PY) -m symtrain.train.demo
 
 test: install
 	$(PY) -m pytest

@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from symtrain.cli import main
 from symtrain.scaling import fit as ft
+from symtrain.scaling import plots
 
 
 def _noisy_law(a, b, c, noise, n=30, seed=0):
@@ -89,7 +91,7 @@ def _write_results(path, methods=(("plain", 1.0), ("equivariant", 0.6)), noise=0
 
 def test_pipeline_on_synthetic_results(tmp_path, capsys):
     _write_results(tmp_path / "results.csv")
-    assert ft.main([str(tmp_path / "results.csv"), "--out", str(tmp_path / "fits"), "--bootstrap", "20"]) == 0
+    assert main(["fit", str(tmp_path / "results.csv"), "--out", str(tmp_path / "fits"), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
     assert "plain: L(C) frontier b = " in out and "at C = " in out
     fits = json.loads((tmp_path / "fits" / "fits.json").read_text())
@@ -123,7 +125,7 @@ def test_sparse_results_give_errors_not_crashes(tmp_path):
     assert "error" in fits["methods"]["lonely"]["compute"] and "error" in fits["methods"]["small"]["n_opt"]
     assert fits["methods"]["small"]["compute"]["b"] == pytest.approx(0.3)
     assert fits["methods"]["small"]["epochs"] == {} and fits["common_compute"] == {}
-    ft.plot_n_opt(fits, tmp_path / "n_opt.png")  # no method has N_opt: the plot says so
+    plots.plot_n_opt(fits, tmp_path / "n_opt.png")  # no method has N_opt: the plot says so
     assert (tmp_path / "n_opt.png").is_file()
     assert ft.summarize(fits)[0].startswith("lonely: L(C) frontier too few frontier points")
 

@@ -40,7 +40,7 @@ def tiny_vit() -> nn.Module:
 
 
 def smooth_image(b: int = 2, size: int = 32) -> torch.Tensor:
-    from symtrain.lie.cli import synthetic_images
+    from symtrain.lie.images import synthetic_images
 
     return synthetic_images(b, size, seed=0)
 

@@ -191,7 +191,8 @@ def test_overrides_presets_and_types():
 
 
 def test_demo_prints_the_comparison(tmp_path, capsys):
-    from symtrain.train.demo import main as demo
+    def demo(args):
+        return main(["demo", "--only", "train", *args])
 
     assert demo(["--budget", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""Power-law fits of sweep results, with bootstrap intervals and plots.
+"""Power-law fits of sweep results, with bootstrap intervals.
 
 Input: a ``results.csv`` (one row per run, see :mod:`.sweep`) with the columns
 ``method``, ``params`` (model parameters N), ``steps``, ``dataset_size`` (training
@@ -34,8 +34,10 @@ replacement ``bootstrap`` times, and everything above is recomputed (seed means,
 frontier, fit; the offset choice of the full-data fit is kept). Intervals are the
 16th–84th percentiles (68 %); plot bands are the same percentiles of the predictions.
 
-:func:`fit_results` writes ``fits.json`` and the PNG plots ``loss_vs_compute.png``,
-``loss_vs_data.png``, ``loss_vs_epochs.png`` and ``n_opt_vs_compute.png``.
+:func:`fit_results` writes ``fits.json`` and the PNG plots of :mod:`.plots`
+(``loss_vs_compute.png``, ``loss_vs_data.png``, ``loss_vs_epochs.png`` and
+``n_opt_vs_compute.png``); :func:`summarize` gives readable lines (``symtrain fit``
+prints them).
 """
 
 from __future__ import annotations
@@ -403,144 +405,14 @@ def fit_all(rows: list[Row], **kwargs: Any) -> dict:
             "settings": {"percentiles": list(PERCENTILES), **{k: v for k, v in kwargs.items()}}}
 
 
-# --------------------------------------------------------------------------- plots
-
-def _axes(title: str, xlabel: str, ylabel: str, width: float = 7.5):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(width, 5), dpi=120)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(True, which="both", alpha=0.25)
-    return fig, ax
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
-
-def _interval_text(fit: dict, key: str) -> str:
-    interval = fit.get(f"{key}_interval")
-    return f"{fit[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
-
-
-def plot_compute(rows: list[Row], fits: dict, path: Path, loss_label: str) -> Path:
-    """Loss vs compute: runs as dots, frontier configurations ringed, fitted frontier
-    lines with 68 % bootstrap bands; one colour per method."""
-    fig, ax = _axes("Test loss vs training compute", "training compute C [FLOPs]", loss_label)
-    for i, (method, fit) in enumerate(fits["methods"].items()):
-        colour = f"C{i}"
-        runs = [r for r in rows if r["method"] == method]
-        ax.scatter([r["flops"] for r in runs], [r["test_loss"] for r in runs], s=12, alpha=0.35, color=colour)
-        comp = fit["compute"]
-        if "b" not in comp:
-            ax.scatter([], [], color=colour, label=f"{method} (no fit: {comp['error']})")
-            continue
-        front = np.array(comp["frontier"])
-        ax.scatter(front[:, 0], front[:, 1], s=40, facecolors="none", edgecolors=colour, linewidths=1.2)
-        grid = np.array(comp["grid"])
-        offset = f" + {comp['c']:.3g}" if comp["offset"] else ""
-        ax.plot(grid, [comp["A"] * (x / comp["x0"]) ** (-comp["b"]) + comp["c"] for x in grid], color=colour,
-                label=f"{method}: L ∝ C^(−b){offset}, b = {_interval_text(comp, 'b')}")
-        if comp["band"]:
-            ax.fill_between(grid, *comp["band"], color=colour, alpha=0.2, linewidth=0)
-    ax.scatter([], [], s=12, color="grey", alpha=0.5, label="runs (dots), frontier (rings)")
-    ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def _short(label: str) -> str:
-    return label.replace("dataset_size", "D").replace("params", "N")
-
-
-def plot_curves(fits: dict, name: str, path: Path, title: str, xlabel: str, loss_label: str) -> Path:
-    """Loss vs ``name`` ("data" or "epochs") curves: measured points and fitted power
-    laws with 68 % bootstrap bands, one colour per method, one marker per fixed setting
-    (legend outside the axes)."""
-    from matplotlib.lines import Line2D
-
-    fig, ax = _axes(title, xlabel, loss_label, width=10.5)
-    markers = "osD^v<>ph*P"
-    empty, handles = True, []
-    for i, (method, fit) in enumerate(fits["methods"].items()):
-        for j, (label, curve) in enumerate(fit.get(name, {}).items()):
-            empty = False
-            colour, pts = f"C{i}", np.array(curve["points"])
-            grid = np.array(curve["grid"])
-            offset = f", c = {curve['c']:.3g}" if curve["offset"] else ""
-            ax.plot(grid, [curve["A"] * (x / curve["x0"]) ** (-curve["b"]) + curve["c"] for x in grid],
-                    color=colour, alpha=0.7)
-            ax.plot(pts[:, 0], pts[:, 1], markers[j % len(markers)], color=colour, ms=5)
-            handles.append(Line2D([], [], color=colour, marker=markers[j % len(markers)], ms=5,
-                                  label=f"{method}, {_short(label)}: b = {_interval_text(curve, 'b')}{offset}"))
-            if curve["band"]:
-                ax.fill_between(grid, *curve["band"], color=colour, alpha=0.15, linewidth=0)
-    if empty:
-        ax.text(0.5, 0.5, "no curve with at least 2 values to fit", transform=ax.transAxes, ha="center")
-    else:
-        ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  title="fit L = a·x^(−b) [+ c]; D samples, N parameters", title_fontsize=7)
-    return _save(fig, path)
-
-
-def plot_n_opt(fits: dict, path: Path) -> Path:
-    """Best model size vs compute per method: filled dots where the optimum is bracketed
-    (with the fitted ``N_opt ∝ C^e`` and its band when there are enough), open triangles
-    where the best size is the smallest (▽) or largest (△) of the sizes whose runs span
-    that budget."""
-    fig, ax = _axes("Compute-optimal model size (best size per compute budget)",
-                    "training compute C [FLOPs]", "best model size N [parameters]")
-    empty, banded = True, False
-    for i, (method, fit) in enumerate(fits["methods"].items()):
-        opt, colour = fit["n_opt"], f"C{i}"
-        best = np.array(opt.get("best_sizes") or [], dtype=float).reshape(-1, 3)
-        if len(best):
-            empty = False
-            ax.plot(best[:, 0], best[:, 1], "-", color=colour, alpha=0.4, linewidth=1)
-            inner = best[best[:, 2] == 0]
-            for edge, marker in ((1, "^"), (-1, "v")):
-                rows = best[best[:, 2] == edge]
-                if len(rows):
-                    ax.plot(rows[:, 0], rows[:, 1], marker, mfc="none", color=colour, ms=6)
-            if len(inner):
-                ax.plot(inner[:, 0], inner[:, 1], "o", color=colour, ms=5)
-            label = f"{method}: best size per budget"
-            if "e" in opt:
-                grid = np.array(opt["grid"])
-                ax.plot(grid, opt["k"] * grid ** opt["e"], color=colour)
-                label = f"{method}: N_opt ∝ C^e, e = {_interval_text(opt, 'e')}"
-                if opt["band"]:
-                    ax.fill_between(grid, *opt["band"], color=colour, alpha=0.2, linewidth=0)
-                    banded = True
-            ax.plot([], [], "-o", color=colour, label=label)
-    if empty:
-        ax.text(0.5, 0.5, "fewer than 2 model sizes span any budget", transform=ax.transAxes, ha="center")
-    else:
-        ax.plot([], [], "^", mfc="none", color="grey", label="largest size spanning C is best (optimum may lie beyond)")
-        ax.plot([], [], "v", mfc="none", color="grey", label="smallest size spanning C is best")
-        if banded:
-            ax.fill_between([], [], [], color="grey", alpha=0.3, label="68% bootstrap band")
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
 def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offset: bool | str = "auto",
                 bootstrap: int = 200, seed: int = 0, data_at: str = "epochs",
                 loss_label: str = "test loss (MSE)") -> dict:
-    """Read ``results.csv``, fit everything, write ``fits.json`` and the four PNG plots to
-    ``out_dir`` (default: next to ``results``); returns the fits."""
+    """Read ``results.csv``, fit everything, write ``fits.json`` and the four PNG plots
+    (:func:`symtrain.scaling.plots.plot_fits`) to ``out_dir`` (default: next to
+    ``results``); returns the fits."""
+    from .plots import plot_fits
+
     results = Path(results)
     out = Path(out_dir) if out_dir is not None else results.parent
     out.mkdir(parents=True, exist_ok=True)
@@ -549,14 +421,16 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
         raise ValueError(f"{results} holds no runs with test_loss and flops")
     fits = fit_all(rows, offset=offset, bootstrap=bootstrap, seed=seed, data_at=data_at)
     (out / "fits.json").write_text(json.dumps(fits, indent=2))
-    plot_compute(rows, fits, out / "loss_vs_compute.png", loss_label)
-    fixed = "fixed epochs" if data_at == "epochs" else "fixed steps"
-    plot_curves(fits, "data", out / "loss_vs_data.png", f"Test loss vs dataset size ({fixed}, per model size)",
-                "training set size D [samples]", loss_label)
-    plot_curves(fits, "epochs", out / "loss_vs_epochs.png", "Test loss vs epochs (per dataset and model size)",
-                "epochs [passes over the training set]", loss_label)
-    plot_n_opt(fits, out / "n_opt_vs_compute.png")
+    plot_fits(rows, fits, out, data_at=data_at, loss_label=loss_label)
     return fits
+
+
+# --------------------------------------------------------------------------- summaries
+
+def interval_text(fit: dict, key: str) -> str:
+    """``"0.123 [0.100, 0.150]"``: ``fit[key]`` and its 68 % interval when it has one."""
+    interval = fit.get(f"{key}_interval")
+    return f"{fit[key]:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
 def summarize(fits: dict) -> list[str]:
@@ -565,10 +439,10 @@ def summarize(fits: dict) -> list[str]:
     lines = []
     for method, fit in fits["methods"].items():
         comp, opt = fit["compute"], fit["n_opt"]
-        frontier = f"b = {_interval_text(comp, 'b')}" if "b" in comp else comp["error"]
+        frontier = f"b = {interval_text(comp, 'b')}" if "b" in comp else comp["error"]
         if comp.get("offset"):
-            frontier += f", c = {_interval_text(comp, 'c')}"
-        n_opt = f"e = {_interval_text(opt, 'e')}" if "e" in opt else "not resolved"
+            frontier += f", c = {interval_text(comp, 'c')}"
+        n_opt = f"e = {interval_text(opt, 'e')}" if "e" in opt else "not resolved"
         best = opt.get("best_sizes") or []
         if best:
             step = max(1, len(best) // 5)
@@ -583,39 +457,3 @@ def summarize(fits: dict) -> list[str]:
         lines.append(f"at C = {common['compute']:.3g} FLOPs: "
                      + ", ".join(f"{m} {v:.4g}" for m, v in common["loss"].items()))
     return lines
-
-
-def add_arguments(parser) -> None:
-    """``symtrain fit`` arguments."""
-    parser.add_argument("results", help="results.csv written by a sweep")
-    parser.add_argument("--out", default=None, help="output folder (default: next to results.csv)")
-    parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
-                        help="offset c in L = a·x^(−b) + c: chosen by AICc (auto), always, never")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-at", choices=("epochs", "steps"), default="epochs",
-                        help="loss vs dataset size at fixed epochs or at fixed steps")
-    parser.add_argument("--loss-label", default="test loss (MSE)")
-
-
-def run(args) -> int:
-    """Fit a sweep's results (``symtrain fit``): ``fits.json``, plots, a summary on stdout."""
-    offset = {"auto": "auto", "yes": True, "no": False}[args.offset]
-    fits = fit_results(args.results, args.out, offset=offset, bootstrap=args.bootstrap, seed=args.seed,
-                       data_at=args.data_at, loss_label=args.loss_label)
-    for line in summarize(fits):
-        print(line)
-    return 0
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m symtrain.scaling.fit results.csv [--out DIR]`` (the same as ``symtrain fit``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="symtrain fit", description="Power-law fits and plots of a sweep's results.csv")
-    add_arguments(parser)
-    return run(parser.parse_args(None if argv is None else list(argv)))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

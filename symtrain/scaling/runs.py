@@ -57,7 +57,7 @@ def train_point(point: Mapping[str, Any], out_dir: str | Path, *, recipe_dirs: I
     return its ``results.csv`` row (see the module docstring). ``recipe_dirs``: user
     recipe folders (``--recipes``); ``imports``: modules or ``.py`` files registering
     datasets, models or methods, imported first (``--import``; in the worker, for Ray)."""
-    from ..train.cli import import_user_code
+    from ..user_code import import_user_code
     from ..train.config import load_recipe
     from ..train.recipes import find_recipe, recipe_folders
     from ..train.trainer import Trainer

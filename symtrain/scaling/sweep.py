@@ -42,14 +42,12 @@ from __future__ import annotations
 import csv
 import fcntl
 import hashlib
-import importlib
 import io
 import itertools
 import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,13 +273,6 @@ def synthetic_run(point: dict, out_dir: Path) -> dict:
     return {"test_loss": loss, "flops": 6 * params * steps * float(point.get("batch_size", 32))}
 
 
-def _import(path: str) -> RunPoint:
-    module, _, name = path.partition(":")
-    if not name:
-        raise ValueError(f"--run takes module:function, got {path!r}")
-    return getattr(importlib.import_module(module), name)
-
-
 def find_sweep(name: str | Path, folders: Iterable[str] = ()) -> Path:
     """A sweep file: a path as given, or a name (``rigid_sweep``) looked up, like recipes,
     in ``folders`` (``--recipes``), ``$SYMTRAIN_RECIPES`` and the provided recipes, in
@@ -296,62 +287,3 @@ def find_sweep(name: str | Path, folders: Iterable[str] = ()) -> Path:
             if candidate.is_file():
                 return Path(str(candidate))
     return path
-
-
-def add_arguments(parser) -> None:
-    """``symtrain sweep`` arguments."""
-    parser.add_argument("sweep", help="sweep YAML file, or the name of a provided one (rigid_sweep)")
-    parser.add_argument("--out", default=None, help="output folder: results.csv and runs/<point id>/ "
-                        "(default sweeps/<sweep name>)")
-    parser.add_argument("--backend", choices=("local", "ray"), default="local",
-                        help="local: one point at a time here; ray: each point a Ray task")
-    parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
-    parser.add_argument("--cpus-per-point", type=float, default=1)
-    parser.add_argument("--gpus-per-point", type=float, default=0)
-    parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
-                        help="a folder of your own recipes (and sweeps), searched first (repeatable)")
-    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="import a module or .py file registering datasets, models or methods, in "
-                             "every run (repeatable)")
-    parser.add_argument("--run", default=None, metavar="MODULE:FUNCTION",
-                        help="run_point(point, out_dir) -> metrics instead of a symtrain train run "
-                             "(e.g. symtrain.scaling.sweep:synthetic_run)")
-
-
-def run(args) -> int:
-    """Run a sweep (``symtrain sweep``); exit code 1 if a point failed."""
-    import functools
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    path = find_sweep(args.sweep, args.recipes)
-    if not path.is_file():
-        print(f"symtrain sweep: error: no sweep file {args.sweep!r}", file=sys.stderr)
-        return 2
-    if args.run is not None:
-        run_point = _import(args.run)
-    else:
-        from .runs import train_point
-
-        run_point = functools.partial(train_point, recipe_dirs=tuple(args.recipes), imports=tuple(args.imports))
-    out = Path(args.out) if args.out else Path("sweeps") / path.stem
-    outcome = run_sweep(path, run_point, out, backend=args.backend, address=args.address,
-                        num_cpus=args.num_cpus, cpus_per_point=args.cpus_per_point,
-                        gpus_per_point=args.gpus_per_point)
-    log.info("ran %d, skipped %d, failed %d -> %s", len(outcome.ran), len(outcome.skipped),
-             len(outcome.failed), out / RESULTS)
-    return 1 if outcome.failed else 0
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m symtrain.scaling.sweep SWEEP.yaml [--run module:function] --out DIR``
-    (the same as ``symtrain sweep``)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="symtrain sweep", description=__doc__.split("\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(None if argv is None else list(argv)))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

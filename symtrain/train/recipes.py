@@ -1,4 +1,4 @@
-"""Finding recipes, and ``symtrain recipes``: the provided recipes, one line each.
+"""Finding recipes, and listing them as rows (``symtrain recipes`` prints them).
 
 The provided recipes are package data (``symtrain/recipes/*.yaml``, read through
 :mod:`importlib.resources`, so they are found from a wheel or any install). A user's
@@ -8,7 +8,6 @@ folders come first: ``--recipes DIR`` and ``$SYMTRAIN_RECIPES`` (folders separat
 
 from __future__ import annotations
 
-import argparse
 import os
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -74,20 +73,3 @@ def describe_recipes(folders: list[Traversable] | None = None) -> list[RecipeInf
         budgets = ",".join(data.get("budgets") or {})
         out.append(RecipeInfo(name, budgets, str(data.get("description", "")).strip()))
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipes", "--dir", dest="recipes", action="append", default=[], metavar="DIR",
-                        help="a folder of your own recipes, searched before the provided ones (repeatable)")
-
-
-def run(args: argparse.Namespace) -> int:
-    rows = describe_recipes(recipe_folders(args.recipes))
-    if not rows:
-        print("no recipes found")
-        return 1
-    width = max(len(row.name) for row in rows)
-    for name, budgets, description in rows:
-        print(f"{name:<{width}}  {description}  [{budgets}]")
-    print("\nrun one: symtrain train <name> --budget smoke|cpu|paper [--set key=value ...]")
-    return 0

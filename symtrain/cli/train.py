@@ -16,12 +16,11 @@ train on CPU together, with gloo).
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import json
 import logging
 import sys
-from pathlib import Path
+
+from . import COMMANDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,26 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "and methods it registers can be named in the recipe (repeatable)")
 
 
-def import_user_code(target: str) -> None:
-    """Import a module by dotted name, or a Python file by path (registering its entries)."""
-    path = Path(target)
-    if path.suffix == ".py" or path.is_file():
-        if not path.is_file():
-            raise ImportError(f"no such file: {target}")
-        name = f"symtrain_user_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    else:
-        importlib.import_module(target)
-
-
+@COMMANDS.register("train")
 def run(args: argparse.Namespace) -> int:
+    """train a model from a YAML recipe (Accelerate: CPU, GPUs, processes)"""
     from ..errors import SymmetryError
-    from .config import load_recipe
-    from .recipes import find_recipe, recipe_folders
-    from .trainer import Trainer
+    from ..train.config import load_recipe
+    from ..train.recipes import find_recipe, recipe_folders
+    from ..train.trainer import Trainer
+    from ..user_code import import_user_code
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("accelerate").setLevel(logging.WARNING)

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+from . import COMMANDS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,54 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def synthetic_images(n: int, size: int, *, seed: int = 0) -> torch.Tensor:
-    """``(N, 3, S, S)`` smooth random images, standardised: white noise blurred by a
-    Gaussian of width S/32 (the spectrum of natural images falls off; white noise would
-    make every model look non-equivariant)."""
-    gen = torch.Generator().manual_seed(seed)
-    noise = torch.randn(n, 3, size, size, generator=gen)
-    sigma = max(size / 32, 0.8)
-    r = int(3 * sigma)
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=torch.float32) ** 2 / (2 * sigma ** 2))
-    k = (k / k.sum()).to(noise.dtype)
-    img = F.conv2d(F.pad(noise, (r, r, 0, 0), mode="reflect"), k.reshape(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)
-    img = F.conv2d(F.pad(img, (0, 0, r, r), mode="reflect"), k.reshape(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)
-    return (img - img.mean((1, 2, 3), keepdim=True)) / img.std((1, 2, 3), keepdim=True)
-
-
-class ImageFolderError(ValueError):
-    """A ``--images`` folder that cannot be read: missing, without images, or holding a
-    file that is not a readable image."""
-
-
-def load_images(directory: str, model: torch.nn.Module, size: int | None) -> torch.Tensor:
-    """Images of ``directory`` through the model's timm evaluation transform; raises
-    :class:`ImageFolderError` naming the folder or the bad file."""
-    from PIL import Image, UnidentifiedImageError
-    from timm.data import create_transform, resolve_data_config
-
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise ImageFolderError(f"--images {directory!r} is not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ImageFolderError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {directory!r}")
-    override = {"input_size": (3, size, size)} if size else {}
-    transform = create_transform(**resolve_data_config(override, model=model))
-    images = []
-    for path in files:
-        try:
-            with Image.open(path) as img:
-                images.append(transform(img.convert("RGB")))
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise ImageFolderError(f"{path} is not a readable image ({type(err).__name__}: {err})") from None
-    return torch.stack(images)
-
-
+@COMMANDS.register("lie")
 def run(args: argparse.Namespace) -> int:
+    """Lie-derivative report of a timm model (end to end and layer-wise)"""
+    import torch
+
     from ..errors import SymmetryError
+    from ..lie.images import ImageFolderError, load_images, synthetic_images
+    from ..lie.report import WeightsUnavailableError, lie_report, load_timm_model
     from ..overrides import ConfigError, apply_overrides
-    from .report import WeightsUnavailableError, lie_report, load_timm_model
 
     torch.manual_seed(args.seed)
     try:

@@ -1,0 +1,77 @@
+"""The ``symtrain`` command: one module of this package per subcommand.
+
+**Adding a command** is one new file ``symtrain/cli/NAME.py`` and no other edit::
+
+    import argparse
+
+    from . import COMMANDS
+
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--out", default="out")
+
+
+    @COMMANDS.register("NAME")
+    def run(args: argparse.Namespace) -> int:
+        \"\"\"one-line help, shown by ``symtrain --help``\"\"\"
+        from symtrain.heavy_part import do_it   # torch-heavy imports here, not at the top
+
+        result = do_it(args.out)                # library code returns data ...
+        print(result)                           # ... and only symtrain/cli/ prints
+        return 0                                # exit code; 2 for a one-line usage error
+
+The rules:
+
+- the module defines ``add_arguments(parser)`` and ``run(args) -> int``, and registers
+  ``run`` under the command's name; the first line of ``run``'s docstring is the help;
+- every module of this package is imported to build the parser (``symtrain --help``
+  lists them all), so a command imports only the standard library and ``symtrain.cli``
+  at its top; torch, accelerate, timm, scipy, matplotlib and symtrain's training code
+  are imported inside ``run``;
+- this package is the only place in ``symtrain/`` that prints: library functions return
+  results (rows, dataclasses, dicts) and report progress through :mod:`logging`;
+- an error the user can fix prints one line, ``symtrain NAME: ...`` on stderr, and
+  returns 2;
+- a module whose name starts with ``_`` is a helper, not a command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..registry import Registry
+
+COMMANDS: Registry = Registry("command", "symtrain.cli")
+
+
+def command_help(name: str) -> str:
+    """The one-line help of a command: the first line of its ``run``'s docstring."""
+    doc = COMMANDS.get(name).__doc__ or ""
+    return doc.strip().split("\n", 1)[0].strip()
+
+
+def command_module(name: str):
+    """The module of a command, which defines its ``add_arguments`` and ``run``."""
+    return sys.modules[COMMANDS.get(name).__module__]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``symtrain``, one subparser per registered command."""
+    parser = argparse.ArgumentParser(prog="symtrain", description="Make any PyTorch model equivariant, and measure it.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS.list():
+        help_text = command_help(name)
+        command_module(name).add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``symtrain ARGV`` and return its exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return int(COMMANDS.get(args.command)(args) or 0)
