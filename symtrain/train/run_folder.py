@@ -137,12 +137,16 @@ class RunFolder:
             logger.removeHandler(handler)
             handler.close()
 
-    def restore(self, acc, optimizer, scheduler, state: TrainState) -> None:
-        """Write ``config.yaml`` and start the trackers; when resuming, load the last
-        checkpoint (every object registered for checkpointing, ``state`` among them),
-        rebuild the schedule if the recipe asks for it, and cut ``metrics.csv`` back to the
-        restored step. A checkpoint that does not fit this run raises :class:`CheckpointError`."""
+    def restore(self, acc, optimizer, scheduler, state: TrainState, *parts) -> None:
+        """Register ``state`` and the other stateful ``parts`` (``state_dict`` /
+        ``load_state_dict``) for checkpointing, write ``config.yaml`` and start the
+        trackers; when resuming, load the last checkpoint (model, optimizer, scheduler, RNG
+        states and the parts), rebuild the schedule if the recipe asks for it, and cut
+        ``metrics.csv`` back to the restored step. A checkpoint that does not fit this run
+        (another model, another set of parts) raises :class:`CheckpointError`."""
         r = self.recipe
+        for part in (state, *parts):  # a checkpoint holds them in this order
+            acc.register_for_checkpointing(part)
         if acc.is_main_process:
             (self.path / "config.yaml").write_text(yaml.safe_dump(r.to_dict(), sort_keys=False))
         acc.init_trackers(r.name, config=flat_config(r.to_dict()))
@@ -150,6 +154,7 @@ class RunFolder:
         latest = self.checkpoints.latest() if self.resume else None
         if latest is not None:
             rates = [g["initial_lr"] for g in optimizer.param_groups]  # this recipe's, before loading
+            self._check_parts(latest, (state, *parts))
             try:
                 acc.load_state(str(latest))
             except Exception as err:  # torch, safetensors and pickle errors: name the checkpoint
@@ -166,6 +171,18 @@ class RunFolder:
                 self.reschedule(optimizer, scheduler, rates, state.step)
         if acc.is_main_process and (latest is not None or getattr(tracker, "rows", None)):
             tracker.truncate(state.step)
+
+    @staticmethod
+    def _check_parts(checkpoint: Path, parts: tuple) -> None:
+        """Refuse a checkpoint holding another number of state objects than ``parts`` (one
+        written before the guard and the selection kept their own state held one)."""
+        found = len(list(checkpoint.glob("custom_checkpoint_*.pkl")))
+        if found != len(parts):
+            names = ", ".join(type(p).__name__ for p in parts)
+            raise CheckpointError(f"checkpoint {checkpoint} cannot be restored into this run (it holds {found} "
+                                  f"training-state objects, this run saves {len(parts)}: {names}); it was written "
+                                  "by another version of symtrain: resume it with that version, or pass "
+                                  "--overwrite to start again")
 
     def reschedule(self, optimizer, scheduler, rates: list[float], step: int) -> None:
         """The recipe's learning rates ``rates`` (one per parameter group) and schedule at

@@ -43,12 +43,6 @@ class TrainState:
         return {"step": self.step, "epoch": self.epoch, "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
-        if "best_step" in state:  # before the guard and the selection kept their own state
-            from .checkpoints import CheckpointError
-
-            raise CheckpointError("the checkpoint was written by an older symtrain (one training-state "
-                                  "object with the skipped and best steps); resume it with that version, "
-                                  "or start the run again with --overwrite")
         self.step, self.epoch, self.batches = int(state["step"]), int(state["epoch"]), int(state["batches"])
 
 

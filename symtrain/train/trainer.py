@@ -103,9 +103,8 @@ class Trainer:
                 criterion.to(acc.device)
             state, guard = TrainState(), GradientGuard(r, self.checkpoints)
             selection = ModelSelection(t.select, task.main_metric, self.run.best_weights)
-            for part in (state, guard, selection):
-                acc.register_for_checkpointing(part)
-            self.run.restore(acc, optimizer, scheduler, state)  # config.yaml, trackers, the last checkpoint
+            # registers them for checkpointing; config.yaml, trackers, the last checkpoint when resuming
+            self.run.restore(acc, optimizer, scheduler, state, guard, selection)
             logger.info("training %s: %s, %d steps, %d processes, device %s", r.name, r.symmetrization.method,
                         t.steps, acc.num_processes, acc.device)
             bar = _progress_bar(r, state.step, acc.is_local_main_process)
