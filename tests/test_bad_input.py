@@ -504,13 +504,15 @@ def test_gradient_norm_overflow_is_named_and_logged(tmp_path, symtrain_cache):
 
 
 # --- faults: SIGKILL anywhere, then --resume, gives the uninterrupted run's result ---------------
-# Hooks count events (steps done, checkpoint files written, renames); a child process
-# SIGKILLs itself at event ``at``. A kill at a file write lands after that file and before
-# the checkpoint's others: inside the checkpoint write.
+# Hooks count events (optimizer steps, at the gradient check before the update; checkpoint
+# files written; renames); a child process SIGKILLs itself at event ``at``. A kill at a
+# file write lands after that file and before the checkpoint's others: inside the
+# checkpoint write.
 KILL_HOOKS = """
 import os, signal
 import accelerate.checkpointing, safetensors.torch, torch
 from symtrain.train import Trainer
+from symtrain.train.guard import GradientGuard
 
 def install(at, patch):
     kinds = []
@@ -525,7 +527,7 @@ def install(at, patch):
             return original(*args, **kwargs)
         return hooked
 
-    for owner, name, kind in ((Trainer, "_after_step", "step"), (accelerate.checkpointing, "save", "write"),
+    for owner, name, kind in ((GradientGuard, "check_gradients", "step"), (accelerate.checkpointing, "save", "write"),
                               (torch, "save", "write"), (safetensors.torch, "save_file", "write"),
                               (os, "replace", "rename")):
         patch(owner, name, wrap(getattr(owner, name), kind))

@@ -12,6 +12,7 @@ import torch
 from symtrain.cli import main
 from symtrain.train import ConfigError, Trainer, TrainingDiverged, load_recipe, resolve
 from symtrain.train.build import build, build_task
+from symtrain.train.checkpoints import Checkpoints
 from symtrain.train.config import apply_overrides, parse_override
 from symtrain.train.recipes import describe_recipes, find_recipe, list_recipes
 
@@ -104,18 +105,18 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     class Killed(Exception):
         pass
 
-    original = Trainer._save
+    original = Checkpoints.save
 
-    def save_then_die(self, acc, state):
-        original(self, acc, state)
-        if state.step == 6:
-            (self.checkpoint_dir / ".tmp-step-00000009").mkdir()  # a save cut short later
+    def save_then_die(self, acc, step):
+        original(self, acc, step)
+        if step == 6:
+            (self.folder / ".tmp-step-00000009").mkdir()  # a save cut short later
             raise Killed
 
-    monkeypatch.setattr(Trainer, "_save", save_then_die)
+    monkeypatch.setattr(Checkpoints, "save", save_then_die)
     with pytest.raises(Killed):
         Trainer(smoke("nbody_ga"), tmp_path / "cut").fit()
-    monkeypatch.setattr(Trainer, "_save", original)
+    monkeypatch.setattr(Checkpoints, "save", original)
     with pytest.raises(ConfigError, match="--resume"):
         Trainer(smoke("nbody_ga"), tmp_path / "cut").fit()
     with pytest.raises(ConfigError, match=r"optim\.lr: differs from the recipe .*optim\.lr: 0\.003 -> 0\.002"):

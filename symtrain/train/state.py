@@ -30,24 +30,20 @@ class EpochSampler(torch.utils.data.Sampler):
 
 
 class TrainState:
-    """Progress, checkpointed with the run (``register_for_checkpointing``)."""
+    """The training loop's progress, checkpointed with the run (``register_for_checkpointing``).
+    The skipped steps and the best validation step are the gradient guard's and the model
+    selection's own state (:mod:`.guard`, :mod:`.selection`)."""
 
     def __init__(self):
         self.step = 0          # optimizer steps done
         self.epoch = 0
         self.batches = 0       # micro-batches consumed in the current epoch
-        self.skipped = 0       # steps skipped for non-finite gradients
-        self.best_step = 0     # step of the best validation metric so far (0: none yet)
-        self.best_value: float | None = None
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "epoch": self.epoch, "batches": self.batches, "skipped": self.skipped,
-                "best_step": self.best_step, "best_value": self.best_value}
+        return {"step": self.step, "epoch": self.epoch, "batches": self.batches}
 
     def load_state_dict(self, state: dict) -> None:
         self.step, self.epoch, self.batches = int(state["step"]), int(state["epoch"]), int(state["batches"])
-        self.skipped = int(state.get("skipped", 0))
-        self.best_step, self.best_value = int(state.get("best_step", 0)), state.get("best_value")
 
 
 def make_loader(data, batch: int, *, train: bool, seed: int, num_workers: int = 0) -> torch.utils.data.DataLoader:
@@ -60,3 +56,14 @@ def make_loader(data, batch: int, *, train: bool, seed: int, num_workers: int = 
     if train:
         return torch.utils.data.DataLoader(data, sampler=EpochSampler(len(data), seed), drop_last=True, **kw)
     return torch.utils.data.DataLoader(data, shuffle=False, **kw)
+
+
+def make_loaders(task, recipe) -> list[torch.utils.data.DataLoader]:
+    """The train, val and test loaders of ``task`` (a :class:`~symtrain.data.task.Task`) for
+    ``recipe``: training micro-batches of ``data.batch_size // train.grad_accum``,
+    evaluation batches of ``data.eval_batch_size`` (default ``data.batch_size``)."""
+    d, t = recipe.data, recipe.train
+    micro, eval_batch = d.batch_size // t.grad_accum, d.eval_batch_size or d.batch_size
+    return [make_loader(data, micro if split == "train" else eval_batch, train=split == "train",
+                        seed=t.seed, num_workers=d.num_workers)
+            for split, data in (("train", task.train), ("val", task.val), ("test", task.test))]
