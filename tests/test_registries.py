@@ -120,11 +120,11 @@ def test_one_re_registration_policy_for_every_registry():
     import warnings
 
     from symtrain.actions import Action, register_action
-    from symtrain.actions.registry import _ACTIONS
-    from symtrain.groups.registry import _PATTERNS, register_group
+    from symtrain.actions.registry import ACTIONS
+    from symtrain.groups.registry import GROUPS, register_group
     from symtrain.registry import Registry
-    from symtrain.symmetrize.interfaces.registry import _INTERFACES, register_interface
-    from symtrain.symmetrize.registry import _ALIASES, _METHODS, register_symmetrizer
+    from symtrain.symmetrize.interfaces.registry import INTERFACES, register_interface
+    from symtrain.symmetrize.registry import METHODS, register_symmetrizer
 
     class First(Action):
         pass
@@ -135,10 +135,10 @@ def test_one_re_registration_policy_for_every_registry():
     reg = Registry("widget")
     cases = [
         (lambda obj: reg.register("w", obj), None),
-        (lambda obj: register_action("probe_action")(obj), (_ACTIONS, "probe_action")),
-        (lambda obj: register_symmetrizer("probe_method", "probe_alias")(obj), (_METHODS, "probe_method")),
-        (lambda obj: register_interface("probe_interface")(obj), (_INTERFACES, "probe_interface")),
-        (lambda obj: register_group(r"probe_group", "probe_group")(obj), (_PATTERNS, "probe_group")),
+        (lambda obj: register_action("probe_action")(obj), (ACTIONS, "probe_action")),
+        (lambda obj: register_symmetrizer("probe_method", "probe_alias")(obj), (METHODS, "probe_method")),
+        (lambda obj: register_interface("probe_interface")(obj), (INTERFACES, "probe_interface")),
+        (lambda obj: register_group(r"probe_group", "probe_group")(obj), (GROUPS, "probe_group")),
     ]
     try:
         for register, _ in cases:
@@ -148,9 +148,11 @@ def test_one_re_registration_policy_for_every_registry():
                 register(First)  # the same object: silent
             with pytest.warns(UserWarning, match="re-registered.*Second.*replaces.*First"):
                 register(Second)
-        assert reg.get("w") is Second and _ACTIONS["probe_action"] is Second and _METHODS["probe_method"] is Second
+        assert reg.get("w") is Second and ACTIONS.get("probe_action") is Second
+        assert METHODS.get("probe_method") is Second and METHODS.get("probe_alias") is Second
+        assert INTERFACES.get("probe_interface") is Second and GROUPS.get("probe_group").func is Second
     finally:
         for _, where in cases:
             if where:
-                where[0].pop(where[1], None)
-        _ALIASES.pop("probe_alias", None)
+                where[0].unregister(where[1])
+    assert "probe_alias" not in METHODS and "probe_group" not in GROUPS
