@@ -355,5 +355,8 @@ def test_build_errors_name_the_recipe_key():
         build(smoke("nbody_plain", "symmetrization.method=group_averaging"))
     with pytest.raises(ConfigError, match=r"symmetrization\.interface\.bogus: not an argument of interface"):
         build(smoke("nbody_ps", "symmetrization.interface.bogus=1"))
+    with pytest.raises(ConfigError, match=r"symmetrization\.interface\.name: unknown interface 'permutaton'.*"
+                                          r"did you mean 'permutation'"):
+        build(smoke("nbody_ps", "symmetrization.interface.name=permutaton"))
     with pytest.raises(ConfigError, match=r"symmetrization\.method: must be one of .*did you mean 'augment'"):
         smoke("nbody_plain", "symmetrization.method=augmnt")

@@ -28,7 +28,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..data.task import Task
-from ..registry import ArgumentError, check_arguments, keyword_parameters
+from ..registry import ArgumentError, UnknownNameError, check_arguments, keyword_parameters
 from ..symmetrize.interfaces import create_interface
 from ..symmetrize.registry import METHODS, check_supported
 from ..symmetry import Symmetry
@@ -75,17 +75,22 @@ def create_method(name: str, base: nn.Module, symmetry: Symmetry, *, task: Task 
         example: a batch of inputs, for entries that take it and for the input widths of
             an ``interface`` given as a mapping.
         options: the method's options; an unknown one raises
-            :class:`~symtrain.registry.ArgumentError` naming it, a group the method does
-            not support :class:`~symtrain.errors.UnsupportedGroupError`.
+            :class:`~symtrain.registry.ArgumentError` naming it (``interface.<key>`` for
+            an interface given as a mapping), a group the method does not support
+            :class:`~symtrain.errors.UnsupportedGroupError`.
     """
     fn = METHODS.get(name)
     check_arguments(fn, options, f"method {name!r}", skip=2, hidden=CONTEXT)
-    check_supported(name, symmetry.group, options)
     if isinstance(options.get("interface"), dict):
         try:
             options["interface"] = create_interface(options["interface"], symmetry, example=example)
         except ArgumentError as err:
             raise ArgumentError(f"interface.{err.key}", err.reason) from None
+        except UnknownNameError as err:
+            raise ArgumentError("interface.name", str(err)) from None
+        except (TypeError, ValueError) as err:
+            raise ArgumentError("interface", str(err)) from err
+    check_supported(name, symmetry.group, options)
     params = keyword_parameters(fn)
     context = {k: v for k, v in (("task", task), ("example", example)) if k in params}
     made = fn(base, symmetry, **context, **options)
