@@ -1,6 +1,10 @@
 """Exceptions with names that say what went wrong. All are ``ValueError`` subclasses so
 ``except ValueError`` keeps working."""
 
+from __future__ import annotations
+
+from typing import Sequence
+
 
 class SymmetryError(ValueError):
     """Base class of symtrain's input errors."""
@@ -20,3 +24,25 @@ class DegenerateFrameError(SymmetryError):
 
 class NonFiniteError(SymmetryError):
     """Input holding NaN or infinite values."""
+
+
+class UnknownNameError(SymmetryError):
+    """A name that no entry of a registry answers to (a group, action, symmetrizer,
+    interface, dataset, model, method, ...). The message names the kind, the name, the
+    known names and the close matches::
+
+        unknown method 'gaa'; known: augment, ga, group_averaging, ...; did you mean 'ga'?
+
+    Attributes: ``kind``, ``name``, ``known`` and ``matches`` (close names, best first)."""
+
+    def __init__(self, kind: str, name: str, known: Sequence[str] = (), matches: Sequence[str] = (),
+                 hint: str = ""):
+        self.kind, self.name = kind, name
+        self.known, self.matches, self.hint = list(known), list(matches), hint
+        text = f"unknown {kind} {name!r}; known: {', '.join(self.known) or 'none'}"
+        if self.matches:
+            text += f"; did you mean {' or '.join(repr(m) for m in self.matches)}?"
+        super().__init__(text + (f" ({hint})" if hint else ""))
+
+    def __reduce__(self):  # picklable across processes (its __init__ takes more than the message)
+        return type(self), (self.kind, self.name, self.known, self.matches, self.hint)

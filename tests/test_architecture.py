@@ -90,3 +90,61 @@ def test_the_check_can_fail(tmp_path, monkeypatch):
         bad.unlink()
     assert any("imports Points" in f for f in found)
     assert any("names G.SymmetricGroup" in f for f in found)
+
+
+def _is_factory_table(node: ast.AST) -> bool:
+    """A dict from names to factories: annotated ``dict[str, <Callable or type ...>]``,
+    or a literal whose keys are strings and whose values are all references
+    (``{"l1": F.l1_loss}``) or tuples holding one."""
+    value = getattr(node, "value", None)
+    annotation = getattr(node, "annotation", None)
+    if annotation is not None and isinstance(annotation, ast.Subscript) \
+            and ast.unparse(annotation.value) in ("dict", "Dict", "typing.Dict", "Mapping"):
+        inner = ast.unparse(annotation.slice).strip("()")
+        if inner.startswith("str") and any(word in inner for word in ("Callable", "type[", "Type[")):
+            return True
+    if not isinstance(value, ast.Dict) or not value.keys:
+        return False
+
+    def reference(v: ast.AST) -> bool:
+        return isinstance(v, (ast.Name, ast.Attribute)) or (
+            isinstance(v, ast.Tuple) and any(isinstance(e, (ast.Name, ast.Attribute)) for e in v.elts))
+
+    return all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys) \
+        and all(reference(v) for v in value.values)
+
+
+def factory_tables() -> list[str]:
+    """Module- and class-level name → factory dicts outside ``symtrain/registry.py``
+    (every registry is a :class:`symtrain.registry.Registry`)."""
+    found = []
+    for path, module, _ in _modules():
+        if module == "symtrain.registry":
+            continue
+        tree = ast.parse(path.read_text())
+        bodies = [tree.body] + [n.body for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]
+        for body in bodies:
+            for node in body:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)) and _is_factory_table(node):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    found.append(f"{module}:{node.lineno} {', '.join(ast.unparse(t) for t in targets)}")
+    return found
+
+
+def test_no_name_to_factory_dict_outside_the_registry_type():
+    assert factory_tables() == []
+
+
+def test_the_factory_table_check_can_fail():
+    bad = ROOT / "metrics" / "_registry_probe.py"
+    bad.write_text("from typing import Callable\nimport torch.nn.functional as F\n"
+                   "_LOSSES = {'l1': F.l1_loss, 'l2': F.mse_loss}\n"
+                   "_MADE: dict[str, Callable[..., int]] = {}\n"
+                   "class Holder:\n    TABLE = {'a': (r'x', int)}\n"
+                   "_SIZES = {'tiny': {'depth': 2}}\n_NAMES = {'a': 'b'}\n")
+    try:
+        found = factory_tables()
+    finally:
+        bad.unlink()
+    probe = [f.split(" ", 1)[1] for f in found if "_registry_probe" in f]
+    assert probe == ["_LOSSES", "_MADE", "TABLE"]

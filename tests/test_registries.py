@@ -120,11 +120,11 @@ def test_one_re_registration_policy_for_every_registry():
     import warnings
 
     from symtrain.actions import Action, register_action
-    from symtrain.actions.registry import _ACTIONS
-    from symtrain.groups.registry import _PATTERNS, register_group
+    from symtrain.actions.registry import ACTIONS
+    from symtrain.groups.registry import GROUPS, register_group
     from symtrain.registry import Registry
-    from symtrain.symmetrize.interfaces.registry import _INTERFACES, register_interface
-    from symtrain.symmetrize.registry import _ALIASES, _METHODS, register_symmetrizer
+    from symtrain.symmetrize.interfaces.registry import INTERFACES, register_interface
+    from symtrain.symmetrize.registry import METHODS, register_symmetrizer
 
     class First(Action):
         pass
@@ -135,10 +135,10 @@ def test_one_re_registration_policy_for_every_registry():
     reg = Registry("widget")
     cases = [
         (lambda obj: reg.register("w", obj), None),
-        (lambda obj: register_action("probe_action")(obj), (_ACTIONS, "probe_action")),
-        (lambda obj: register_symmetrizer("probe_method", "probe_alias")(obj), (_METHODS, "probe_method")),
-        (lambda obj: register_interface("probe_interface")(obj), (_INTERFACES, "probe_interface")),
-        (lambda obj: register_group(r"probe_group", "probe_group")(obj), (_PATTERNS, "probe_group")),
+        (lambda obj: register_action("probe_action")(obj), (ACTIONS, "probe_action")),
+        (lambda obj: register_symmetrizer("probe_method", "probe_alias")(obj), (METHODS, "probe_method")),
+        (lambda obj: register_interface("probe_interface")(obj), (INTERFACES, "probe_interface")),
+        (lambda obj: register_group(r"probe_group", "probe_group")(obj), (GROUPS, "probe_group")),
     ]
     try:
         for register, _ in cases:
@@ -148,9 +148,215 @@ def test_one_re_registration_policy_for_every_registry():
                 register(First)  # the same object: silent
             with pytest.warns(UserWarning, match="re-registered.*Second.*replaces.*First"):
                 register(Second)
-        assert reg.get("w") is Second and _ACTIONS["probe_action"] is Second and _METHODS["probe_method"] is Second
+        assert reg.get("w") is Second and ACTIONS.get("probe_action") is Second
+        assert METHODS.get("probe_method") is Second and METHODS.get("probe_alias") is Second
+        assert INTERFACES.get("probe_interface") is Second and GROUPS.get("probe_group").func is Second
     finally:
         for _, where in cases:
             if where:
-                where[0].pop(where[1], None)
-        _ALIASES.pop("probe_alias", None)
+                where[0].unregister(where[1])
+    assert "probe_alias" not in METHODS and "probe_group" not in GROUPS
+
+
+# --- the Registry type: aliases, patterns, one unknown-name error, discovery -----------------
+def test_aliases_resolve_to_their_entry():
+    from symtrain.registry import Registry
+    from symtrain.symmetrize import FrameAveraging, GroupAveraging, ProbabilisticSymmetrization
+    from symtrain.symmetrize.registry import METHODS
+
+    reg = Registry("widget")
+    reg.register("square", lambda side=1: side * side, aliases=("sq", "box"))
+    assert reg.create("box", side=4) == 16 and reg.canonical("sq") == "square"
+    assert reg.list() == ["square"] and reg.aliases() == {"sq": "square", "box": "square"}
+    reg.unregister("square")
+    assert "sq" not in reg and "box" not in reg
+    for alias, cls in (("ga", GroupAveraging), ("fa", FrameAveraging), ("lps", ProbabilisticSymmetrization)):
+        assert METHODS.get(alias) is cls and METHODS.canonical(alias) != alias
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("C4", "C4"), ("D6", "D6"), ("SO3", "SO3"), ("so3", "SO3"), ("O(2)", "O2"), ("E3", "E3"),
+    ("S_n", "S_n"), ("Sn", "S_n"), ("S5", "S5"), ("S_n x O3", "S_n x O3"), ("S_n × E3", "S_n x E3"),
+])
+def test_group_names_are_patterns(name, expected):
+    from symtrain.groups import create_group
+
+    assert str(create_group(name)) == expected
+
+
+def test_a_pattern_passes_its_captured_groups_to_the_factory():
+    from symtrain.registry import Registry
+
+    reg = Registry("shape", ignore_case=True)
+    reg.register_pattern(r"poly(\d+)x(\d+)", lambda a, b: (int(a), int(b)), example="poly3x4")
+    assert reg.get("POLY5x7")() == (5, 7) and reg.list() == ["poly3x4"]
+    with pytest.raises(UnknownNameError, match=r"unknown shape 'poly5'; known: poly3x4"):
+        reg.get("poly5")
+
+
+def test_a_fallback_finds_interfaces_by_class_name():
+    from symtrain.symmetrize.interfaces import PermutationInterface, get_interface_class
+    from symtrain.symmetrize.interfaces.registry import INTERFACES
+
+    assert get_interface_class("PermutationInterface") is PermutationInterface
+    assert INTERFACES.canonical("PermutationInterface") == "permutation"
+
+
+def _unknown_name_errors():
+    """One bad name per registry, each raised through the registry's public function."""
+    import symtrain as st
+    from symtrain.actions import create_action
+    from symtrain.groups import create_group
+    from symtrain.losses import EquivarianceLoss
+    from symtrain.symmetrize.interfaces import create_interface
+    from symtrain.train.methods import create_method
+
+    sym = st.Symmetry("S_n", input="nodes", output="trivial")
+    return {
+        "group": (lambda: create_group("SO(33"), "SO3"),
+        "action": (lambda: create_action("pointz"), "points"),
+        "symmetrizer": (lambda: st.create_symmetrizer("group_averagin", torch.nn.Identity(), sym), "group_averaging"),
+        "interface": (lambda: create_interface("permutaton", sym), "permutation"),
+        "dataset": (lambda: create_dataset("nbdy"), "nbody"),
+        "model": (lambda: create_model("gine"), "gin"),
+        "method": (lambda: create_method("augmnt", torch.nn.Identity(), sym), "augment"),
+        "distance": (lambda: EquivarianceLoss(sym, distance="l2_"), "l2"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_unknown_name_errors()))
+def test_one_unknown_name_error_lists_close_matches_and_known_names(kind):
+    from symtrain.errors import SymmetryError
+
+    make, close = _unknown_name_errors()[kind]
+    with pytest.raises(UnknownNameError) as info:
+        make()
+    err = info.value
+    assert isinstance(err, ValueError) and isinstance(err, SymmetryError)
+    assert err.kind == kind and close in err.matches and close in err.known
+    assert str(err).startswith(f"unknown {kind} {err.name!r}; known: ") and f"did you mean {close!r}" in str(err)
+    import pickle
+
+    assert str(pickle.loads(pickle.dumps(err))) == str(err)
+
+
+def test_a_registry_discovers_every_module_of_its_package(tmp_path, monkeypatch):
+    """A new file in the package is found with no import line anywhere."""
+    pkg = tmp_path / "probe_registry_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "registry.py").write_text("from symtrain.registry import Registry\n"
+                                     "WIDGETS = Registry('widget', 'probe_registry_pkg')\n")
+    (pkg / "square.py").write_text("from .registry import WIDGETS\n"
+                                   "@WIDGETS.register('square')\ndef square(side=1):\n    return side * side\n")
+    (pkg / "_private.py").write_text("raise RuntimeError('modules starting with _ are not imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+    import sys
+
+    try:
+        registry = importlib.import_module("probe_registry_pkg.registry")
+        assert "probe_registry_pkg.square" not in sys.modules
+        assert registry.WIDGETS.list() == ["square"] and registry.WIDGETS.create("square", side=2) == 4
+        assert "probe_registry_pkg.square" in sys.modules
+    finally:
+        for name in [m for m in sys.modules if m.startswith("probe_registry_pkg")]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("registry, package", [
+    ("symtrain.groups.registry:GROUPS", "symtrain.groups"),
+    ("symtrain.actions.registry:ACTIONS", "symtrain.actions"),
+    ("symtrain.symmetrize.registry:METHODS", "symtrain.symmetrize"),
+    ("symtrain.symmetrize.interfaces.registry:INTERFACES", "symtrain.symmetrize.interfaces"),
+    ("symtrain.data.registry:DATASETS", "symtrain.data"),
+    ("symtrain.models.registry:MODELS", "symtrain.models"),
+])
+def test_every_registry_discovers_its_package(registry, package):
+    import importlib
+
+    module, name = registry.split(":")
+    reg = getattr(importlib.import_module(module), name)
+    assert reg.package == package and reg.list()
+
+
+# --- supports: which groups a method can work with -----------------------------------------
+@pytest.mark.parametrize("name, group, options, reason", [
+    ("group_averaging", "SO3", {}, "SO3 is infinite: exact averaging is impossible"),
+    ("ga", "SO3", {"samples": 4}, None),
+    ("ga", "D4", {}, None),
+    ("frame_averaging", "S_n x E3", {}, None),
+    ("fa", "SO2", {}, None),
+    ("canonicalization", "C4", {}, "no default canonicalizer for C4"),
+    ("canonicalization", "C4", {"canonicalizer": lambda x: None}, None),
+    ("canonicalization", "S_n x O3", {}, None),
+    ("ps", "S_n", {}, None),
+    ("ps", "S_n x SO3", {"interface": "permutation"}, "interface PermutationInterface does not produce"),
+    ("ps", "S_n x SO3", {"interface": {"name": "product"}}, None),
+    ("learned_canonicalization", "SO3", {"interface": "image"}, "interface ImageInterface does not produce"),
+])
+def test_symmetrizer_supports(name, group, options, reason):
+    from symtrain.symmetrize import symmetrizer_supports
+
+    found = symmetrizer_supports(name, group, **options)
+    assert found is None if reason is None else reason in found
+
+
+def test_a_symmetrizer_declares_supports_and_create_symmetrizer_raises_its_reason():
+    import symtrain as st
+    from symtrain.symmetrize import Symmetrizer, register_symmetrizer, symmetrizer_supports
+    from symtrain.symmetrize.registry import METHODS
+
+    @register_symmetrizer("probe_finite_only")
+    class FiniteOnly(Symmetrizer):
+        @classmethod
+        def supports(cls, group, **options):
+            return None if group.is_finite else f"{group} is not finite"
+
+        def elements(self, x, context):
+            raise NotImplementedError
+
+    try:
+        assert symmetrizer_supports("probe_finite_only", "C4") is None
+        assert symmetrizer_supports("probe_finite_only", "SO2") == "SO2 is not finite"
+        assert Symmetrizer.supports(st.create_group("SO3")) is None  # the default: every group
+        with pytest.raises(st.UnsupportedGroupError, match="'probe_finite_only' does not support SO2: SO2 is not finite"):
+            st.create_symmetrizer("probe_finite_only", torch.nn.Identity(),
+                                  st.Symmetry("SO2", input="points", output="points"))
+        with pytest.raises(st.UnsupportedGroupError, match="SO3 is infinite"):
+            st.create_symmetrizer("ga", torch.nn.Identity(), st.Symmetry("SO3", input="points", output="points"))
+        with pytest.raises(UnknownNameError, match="unknown symmetrizer 'augment'"):  # a method, not a symmetrizer
+            symmetrizer_supports("augment", "C4")
+    finally:
+        METHODS.unregister("probe_finite_only")
+
+
+# --- one path through build: symmetrizers and training-only methods ------------------------
+def test_build_makes_symmetrizers_and_training_methods_through_one_factory():
+    from symtrain.augment import Augment
+    from symtrain.symmetrize import FrameAveraging, GroupAveraging
+    from symtrain.train.methods import Built, create_method
+
+    task, sym, built = build(smoke("nbody_plain", "symmetrization.method=ga", "symmetrization.samples=2"))
+    assert isinstance(built, Built) and isinstance(built.model, GroupAveraging) and built.model.samples == 2
+    _, _, built = build(smoke("nbody_plain", "symmetrization.method=augment"))
+    assert isinstance(built.augment, Augment) and built.criterion is None
+    base = build_model(smoke("nbody_plain"), task)
+    assert isinstance(create_method("fa", base, sym).model, FrameAveraging)
+    remul = create_method("remul", base, sym, task=task, samples=3)
+    assert remul.model is base and remul.criterion.samples == 3
+    with pytest.raises(ArgumentError, match=r"^bogus: not an argument of method 'ps'") as info:
+        create_method("ps", base, sym, bogus=1)
+    assert "samples" in info.value.reason and "example" not in info.value.reason  # filled in, not an option
+
+
+def test_build_errors_name_the_recipe_key():
+    with pytest.raises(ConfigError, match=r"symmetrization: method 'group_averaging' .*S_n x E3 is infinite"):
+        build(smoke("nbody_plain", "symmetrization.method=group_averaging"))
+    with pytest.raises(ConfigError, match=r"symmetrization\.interface\.bogus: not an argument of interface"):
+        build(smoke("nbody_ps", "symmetrization.interface.bogus=1"))
+    with pytest.raises(ConfigError, match=r"symmetrization\.interface\.name: unknown interface 'permutaton'.*"
+                                          r"did you mean 'permutation'"):
+        build(smoke("nbody_ps", "symmetrization.interface.name=permutaton"))
+    with pytest.raises(ConfigError, match=r"symmetrization\.method: must be one of .*did you mean 'augment'"):
+        smoke("nbody_plain", "symmetrization.method=augmnt")

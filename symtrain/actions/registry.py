@@ -1,34 +1,31 @@
 """Build actions from names, like groups: ``create_action("points")``,
 ``Symmetry("SO3", input="points", output="trivial")``.
 
-An action module registers its class with :func:`register_action`; a new data type is
-one new file (imported in ``actions/__init__``), no edits elsewhere.
+An action module registers its class with :func:`register_action` on :data:`ACTIONS`
+(found by package discovery): a new data type is one new file in ``symtrain/actions/``
+(or anywhere, imported before use), no edits elsewhere.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
-from ..registry import store
+from ..registry import Registry
 from .base import Action
 
-_ACTIONS: dict[str, Callable[..., Action]] = {}
+#: Actions by name, case-insensitive.
+ACTIONS: Registry[Action] = Registry("action", "symtrain.actions", ignore_case=True)
 
 
 def register_action(name: str):
-    """Register an :class:`Action` class (or factory) under ``name`` (lower case); a taken
+    """Register an :class:`Action` class (or factory) under ``name`` (any case); a taken
     name is replaced with a warning (:func:`symtrain.registry.store`)."""
-
-    def wrap(cls):
-        store(_ACTIONS, name.lower(), cls, "action")
-        return cls
-
-    return wrap
+    return ACTIONS.register(name)
 
 
 def list_actions() -> list[str]:
     """Names of every registered action."""
-    return sorted(_ACTIONS)
+    return ACTIONS.list()
 
 
 def create_action(spec: str | Action, *args: Any, **kwargs: Any) -> Action:
@@ -44,8 +41,4 @@ def create_action(spec: str | Action, *args: Any, **kwargs: Any) -> Action:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"an action is a symtrain Action or a registered name, got {type(spec).__name__}")
-    try:
-        factory = _ACTIONS[spec.lower()]
-    except KeyError:
-        raise ValueError(f"unknown action {spec!r}; known actions: {', '.join(list_actions())}") from None
-    return factory(*args, **kwargs)
+    return ACTIONS.get(spec)(*args, **kwargs)

@@ -1,7 +1,8 @@
 """Build groups from strings, timm-style: ``create_group("S_n x O3")``.
 
-A group module registers a name pattern with :func:`register_group`; adding a group is
-one new file, no edits elsewhere (other than importing it in ``groups/__init__``).
+A group module registers a name pattern with :func:`register_group` (a full-match regex
+on :data:`GROUPS`, found by package discovery): adding a group is one new file in
+``symtrain/groups/``, no edits elsewhere.
 """
 
 from __future__ import annotations
@@ -9,32 +10,29 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from ..registry import store
+from ..registry import Registry
 from .base import Group
 
-_PATTERNS: dict[str, tuple[re.Pattern, Callable[..., Group], str]] = {}
+#: Group families by name pattern (``C(\d+)``, ``SO(\d)``, ``S_?n``, ...), case-insensitive.
+GROUPS: Registry[Group] = Registry("group", "symtrain.groups", ignore_case=True,
+                                   hint="combine groups with ' x '")
 
 
 def register_group(pattern: str, example: str):
     """Register a constructor for names matching ``pattern`` (a full-match regex whose
-    groups are passed to the constructor as strings)."""
-
-    def wrap(fn: Callable[..., Group]) -> Callable[..., Group]:
-        old = _PATTERNS.get(pattern)
-        entry = (re.compile(pattern, re.IGNORECASE), fn, example)
-        store(_PATTERNS, pattern, old if old is not None and old[1] is fn else entry, "group pattern")
-        return fn
-
-    return wrap
+    groups are passed to the constructor as strings); ``example`` is listed by
+    :func:`list_groups`."""
+    return GROUPS.register_pattern(pattern, example=example)
 
 
 def list_groups() -> list[str]:
     """Example names of every registered group family."""
-    return sorted(example for _, _, example in _PATTERNS.values())
+    return GROUPS.list()
 
 
 def create_group(name: str | Group) -> Group:
-    """Parse a group name. Direct products are written with ``x`` or ``×``.
+    """Parse a group name (parentheses are ignored: ``O(2)`` is ``O2``). Direct products
+    are written with ``x``, ``×`` or ``*``.
 
     >>> str(create_group("S_n x O3"))
     'S_n x O3'
@@ -47,9 +45,5 @@ def create_group(name: str | Group) -> Group:
 
         return DirectProduct(*(create_group(p) for p in parts))
     token = parts[0] if parts else ""
-    for regex, fn, _ in _PATTERNS.values():
-        match = regex.fullmatch(token.replace("(", "").replace(")", ""))
-        if match:
-            return fn(*match.groups())
-    raise ValueError(f"unknown group {name!r}; known group families: {', '.join(list_groups())} "
-                     "(combine them with ' x ')")
+    factory: Callable[[], Group] = GROUPS.get(token.replace("(", "").replace(")", ""))
+    return factory()

@@ -30,10 +30,13 @@ from ..augment import random_elements
 from ..groups.base import GroupContext
 from ..metrics.equivariance import output_rows
 from ..checks import check_samples
+from ..registry import Registry
 from ..symmetry import Symmetry, call_model
 from .gradnorm import GradNorm
 
-_DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "l2": F.mse_loss}
+DISTANCES: Registry[Tensor] = Registry("distance", hint="or pass a callable (pred, target) -> loss")
+DISTANCES.register("l1", F.l1_loss)
+DISTANCES.register("l2", F.mse_loss)
 
 
 def structured_loss(fn: Callable[[Tensor, Tensor], Tensor], pred: Any, target: Any) -> Tensor:
@@ -131,9 +134,7 @@ class EquivarianceLoss(nn.Module):
             raise ValueError(f"target must be 'label' (g·y, REMUL) or 'self' (g·f(x), "
                              f"self-consistency), got {target!r}")
         if isinstance(distance, str):
-            if distance not in _DISTANCES:
-                raise ValueError(f"distance must be 'l1', 'l2' or a callable, got {distance!r}")
-            distance = _DISTANCES[distance]
+            distance = DISTANCES.get(distance)
         samples = check_samples("samples", samples, optional=False)
         if weighting is not None and not isinstance(weighting, GradNorm):
             raise TypeError(f"weighting must be None (constant alpha, beta) or a GradNorm, "

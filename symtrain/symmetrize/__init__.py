@@ -1,8 +1,10 @@
 """Wrappers that make any model equivariant: one pipeline (see :mod:`.base`), several
-distributions over group elements, registered by name (:func:`create_symmetrizer`)."""
+distributions over group elements, registered by name (:func:`create_symmetrizer`; a
+module of this package that registers one is found without an import line here)."""
 
 from .base import Symmetrizer
-from .registry import create_symmetrizer, list_symmetrizers, register_symmetrizer, symmetrizer_options
+from .registry import (create_symmetrizer, list_symmetrizers, register_symmetrizer, symmetrizer_options,
+                       symmetrizer_supports)
 from .averaging import GroupAveraging
 from .frame_averaging import FrameAveraging
 from .canonicalization import Canonicalization
@@ -11,4 +13,5 @@ from .probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
 
 __all__ = ["Symmetrizer", "GroupAveraging", "FrameAveraging", "Canonicalization", "Frame",
            "PCAFrame", "SortFrame", "GroupFrame", "ProbabilisticSymmetrization", "LearnedCanonicalizer",
-           "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "symmetrizer_options"]
+           "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "symmetrizer_options",
+           "symmetrizer_supports"]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import SymmetryError
-from ..groups.base import element_batch_size
+from ..errors import UnsupportedGroupError
+from ..groups.base import Group, element_batch_size
 from ..symmetry import Symmetry
 from ..symmetry import reference_tensor
 from .base import Symmetrizer, check_samples, uniform_weights
@@ -35,10 +35,17 @@ class GroupAveraging(Symmetrizer):
         self.samples = check_samples("samples", samples)
         self.eval_samples = check_samples("eval_samples", eval_samples)
         self.generator = generator
-        if samples is None and not symmetry.group.is_finite:
-            raise SymmetryError(f"{symmetry.group} is infinite: exact averaging is impossible; "
-                                "pass samples=K for a Monte-Carlo average (eval_samples alone "
-                                "leaves training mode without a sample count)")
+        reason = self.supports(symmetry.group, samples=samples)
+        if reason is not None:
+            raise UnsupportedGroupError(reason)
+
+    @classmethod
+    def supports(cls, group: Group, samples: int | None = None, **options) -> str | None:
+        """Exact averaging (``samples=None``) needs a finite group."""
+        if samples is None and not group.is_finite:
+            return (f"{group} is infinite: exact averaging is impossible; pass samples=K for a "
+                    "Monte-Carlo average (eval_samples alone leaves training mode without a sample count)")
+        return None
 
     @property
     def num_samples(self) -> int | None:

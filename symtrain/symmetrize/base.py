@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from torch.utils._pytree import tree_map
 
-from ..groups.base import Element, GroupContext, element_take
+from ..groups.base import Element, Group, GroupContext, element_take
 from ..checks import check_samples  # noqa: F401  (re-exported)
 from ..symmetry import Symmetry, call_model, reference_tensor  # noqa: F401  (re-exported)
 
@@ -50,6 +50,13 @@ class Symmetrizer(nn.Module):
         self.symmetry = symmetry
         self.chunk_size = check_samples("chunk_size", chunk_size)
         self._chunk: Tensor | None = None  # rows of the B·K copies in the current chunk
+
+    @classmethod
+    def supports(cls, group: Group, **options: Any) -> str | None:
+        """``None`` if this method can make a model equivariant to ``group`` when built
+        with ``options`` (its constructor's keyword arguments), else the reason it
+        cannot. Default: every group."""
+        return None
 
     @abstractmethod
     def elements(self, x: Any, context: GroupContext) -> tuple[Element, Tensor]:

@@ -8,8 +8,10 @@ import torch
 from torch import nn
 
 from ..errors import UnsupportedGroupError
+from ..groups.base import Group
 from ..symmetry import Symmetry, reference_tensor
 from .base import Symmetrizer
+from .frame_averaging import missing_frame
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
 
@@ -43,6 +45,13 @@ class Canonicalization(Symmetrizer):
             self.canonicalizer = canonicalizer  # an nn.Module here is registered as a submodule
         else:
             raise UnsupportedGroupError(f"canonicalizer must be 'auto', frames or a callable, got {canonicalizer!r}")
+
+    @classmethod
+    def supports(cls, group: Group, canonicalizer: str | Sequence[Frame] | Callable = "auto",
+                 **options) -> str | None:
+        """The ``"auto"`` canonicalizer needs a default canonical frame for every factor."""
+        auto = isinstance(canonicalizer, str) and canonicalizer == "auto"
+        return missing_frame(group, canonical=True) if auto else None
 
     def elements(self, x, context):
         if self.frames is not None:

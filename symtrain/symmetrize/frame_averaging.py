@@ -6,10 +6,22 @@ from typing import Sequence
 
 from torch import nn
 
+from ..errors import UnsupportedGroupError
+from ..groups.base import Group
 from ..symmetry import Symmetry
 from .base import Symmetrizer
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
+
+
+def missing_frame(group: Group, canonical: bool) -> str | None:
+    """Why some factor of ``group`` has no default frame (or canonicalizer), or ``None``."""
+    for factor in group.factors:
+        try:
+            default_frame(factor, canonical=canonical)
+        except UnsupportedGroupError as err:
+            return str(err)
+    return None
 
 
 @register_symmetrizer("frame_averaging", "fa")
@@ -36,6 +48,11 @@ class FrameAveraging(Symmetrizer):
         if len(frames) != len(factors):
             raise ValueError(f"{symmetry.group} has {len(factors)} factors but {len(frames)} frames were given")
         self.frames = frames
+
+    @classmethod
+    def supports(cls, group: Group, frames: Sequence[Frame] | None = None, **options) -> str | None:
+        """Without ``frames``, every factor needs a default frame (:func:`default_frame`)."""
+        return None if frames is not None else missing_frame(group, canonical=False)
 
     def elements(self, x, context):
         return frame_elements(self.frames, self.symmetry, x, context)

@@ -36,7 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError, UnsupportedGroupError
-from ..groups.base import Element, GroupContext, element_tile, iter_factors
+from ..groups.base import Element, Group, GroupContext, element_tile, iter_factors
 from ..symmetry import Symmetry, reference_tensor
 from .base import Symmetrizer, check_samples, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
@@ -143,6 +143,14 @@ class ProbabilisticSymmetrization(Symmetrizer):
         self.generator = generator
         self._relaxed: RelaxedElement | None = None
         self._aux: Tensor | None = None
+
+    @classmethod
+    def supports(cls, group: Group, interface: Interface | str | dict | None = None,
+                 **options) -> str | None:
+        """The interface (given, or the group's default) must produce elements of ``group``."""
+        from .interfaces.registry import interface_supports
+
+        return interface_supports(interface, group)
 
     @classmethod
     def canonicalization(cls, base: nn.Module, symmetry: Symmetry,
@@ -315,7 +323,7 @@ def _deprecated_sample_names(samples, eval_samples, samples_train, samples_eval)
     return samples, eval_samples
 
 
-@register_symmetrizer("learned_canonicalization")
+@register_symmetrizer("learned_canonicalization", supports=ProbabilisticSymmetrization.supports)
 def learned_canonicalization(base: nn.Module, symmetry: Symmetry,
                              interface: Interface | str | dict | None = None,
                              example: Any = None) -> ProbabilisticSymmetrization:

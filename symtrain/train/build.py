@@ -5,39 +5,42 @@ model 'nbody_transformer'``)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from torch import nn
 
-from ..data.registry import DATASETS
+from ..data.registry import DATASETS, create_dataset
 from ..data.task import Task
-from ..models.registry import MODELS
+from ..models.registry import MODELS, create_model
 from ..overrides import ConfigError
 from ..registry import ArgumentError, UnknownNameError, keyword_parameters
 from ..symmetry import Symmetry
 from .config import Recipe
-from .methods import Built, build_method
+from .methods import Built, create_method
+
+T = TypeVar("T")
 
 
-def _create(registry, name: str, args: dict, section: str, fill: dict | None = None) -> Any:
-    """``registry.create(name, **args)`` with arguments the recipe leaves out taken from
-    ``fill`` when the factory has them; errors name ``section.key``."""
+def _create(section: str, name_key: str, kind: str, name: str, make: Callable[[], T], shown: dict) -> T:
+    """``make()``, the one path from a recipe section to a registry entry: an unknown
+    name, a bad argument or an entry rejecting its arguments becomes a
+    :class:`ConfigError` naming ``section.key``."""
     try:
-        fn = registry.get(name)
+        return make()
     except UnknownNameError as err:
-        raise ConfigError(f"{section}.name: {err}") from None
-    params = keyword_parameters(fn)
-    kwargs = {**{k: v for k, v in (fill or {}).items() if k in params}, **args}
-    try:
-        return registry.create(name, **kwargs)
+        raise ConfigError(f"{section}.{name_key}: {err}") from None
     except ArgumentError as err:
         raise ConfigError(f"{section}.{err.key}: {err.reason}") from None
-    except ConfigError:
-        raise
-    except FileNotFoundError:
+    except (ConfigError, FileNotFoundError):
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{section}: {registry.kind} {name!r} rejected its arguments {kwargs}: {err}") from err
+        raise ConfigError(f"{section}: {kind} {name!r} rejected its arguments {shown}: {err}") from err
+
+
+def _filled(factory: Callable, args: dict, fill: dict) -> dict:
+    """``args`` plus the entries of ``fill`` that ``factory`` takes and ``args`` leaves out."""
+    params = keyword_parameters(factory)
+    return {**{k: v for k, v in fill.items() if k in params}, **args}
 
 
 def build_task(recipe: Recipe) -> Task:
@@ -51,7 +54,7 @@ def build_task(recipe: Recipe) -> Task:
                 raise ConfigError(f"data.{key}: dataset {d.name!r} does not use it")
             args[key] = value
     try:
-        return _create(DATASETS, d.name, args, "data")
+        return _create("data", "name", "dataset", d.name, lambda: create_dataset(d.name, **args), args)
     except FileNotFoundError as err:
         raise ConfigError(f"data.path: {err}") from err
 
@@ -59,11 +62,25 @@ def build_task(recipe: Recipe) -> Task:
 def build_model(recipe: Recipe, task: Task) -> nn.Module:
     """The base model named by ``model.name``; arguments it has but the recipe leaves
     out come from ``task.info`` (``num_nodes``, ``num_classes``, …)."""
+    m = recipe.model
+
+    def make() -> nn.Module:
+        kwargs = _filled(MODELS.get(m.name), m.args, task.info)
+        return create_model(m.name, **kwargs)
+
     try:
-        return _create(MODELS, recipe.model.name, recipe.model.args, "model", task.info)
+        return _create("model", "name", "model", m.name, make, m.args)
     except FileNotFoundError as err:  # a weights file named by the recipe, or the hub unreachable
-        key = "checkpoint" if recipe.model.args.get("checkpoint") is not None else "pretrained"
+        key = "checkpoint" if m.args.get("checkpoint") is not None else "pretrained"
         raise ConfigError(f"model.{key}: {err}") from err
+
+
+def build_method(recipe: Recipe, base: nn.Module, symmetry: Symmetry, task: Task) -> Built:
+    """The model (and augmentation / loss) of ``symmetrization.method`` around ``base``,
+    its options the section's other keys (:func:`~symtrain.train.methods.create_method`)."""
+    s = recipe.symmetrization
+    return _create("symmetrization", "method", "method", s.method, lambda: create_method(
+        s.method, base, symmetry, task=task, example=example_inputs(task), **s.args), s.args)
 
 
 def build_symmetry(recipe: Recipe, task: Task) -> Symmetry:
@@ -88,7 +105,7 @@ def build(recipe: Recipe, task: Task | None = None) -> tuple[Task, Symmetry, Bui
     sym = build_symmetry(recipe, task)
     base = build_model(recipe, task)
     s = recipe.symmetrization
-    built = build_method(s.method, base, sym, task, s.args, example_inputs(task))
+    built = build_method(recipe, base, sym, task)
     if s.test_samples is not None and not hasattr(built.model, "eval_samples"):
         raise ConfigError(f"symmetrization.test_samples: method {s.method!r} has no samples "
                           "(its model has no eval_samples); remove it")

@@ -85,8 +85,8 @@ class SymmetrizationConfig(OpenSection):
     """How the model is made to respect the symmetry.
 
     - ``method``: a registered symmetrizer (:func:`symtrain.symmetrize.registry.list_symmetrizers`)
-      or a training-only method (``none``, ``augment``, ``remul``); see
-      :func:`symtrain.train.methods.list_methods`. Any other key is an option of the
+      or a training-only method (``none``, ``augment``, ``remul``), one registry
+      (:func:`symtrain.train.methods.list_methods`). Any other key is an option of the
       method, checked against its signature (e.g. ``samples``, ``eval_samples``,
       ``noise_scale``, ``interface: {name: ..., ...}``, ``remul: {...}``).
     - ``group``: overrides the dataset's group (e.g. ``"S_n x O3"``); ``None`` keeps it.
@@ -107,10 +107,14 @@ class SymmetrizationConfig(OpenSection):
     @field_validator("method")
     @classmethod
     def _known_method(cls, method: str) -> str:
-        from .methods import is_method, list_methods
+        from ..registry import UnknownNameError
+        from .methods import METHODS
 
-        if not is_method(method):
-            raise ValueError(f"must be one of {list_methods()}, got {method!r}")
+        try:
+            METHODS.get(method)
+        except UnknownNameError as err:
+            close = f"; did you mean {' or '.join(map(repr, err.matches))}?" if err.matches else ""
+            raise ValueError(f"must be one of {err.known}, got {method!r}{close}") from None
         return method
 
 

@@ -1,15 +1,22 @@
 """Training methods by name: what ``symmetrization.method`` in a recipe may say.
 
-A method is either a registered **symmetrizer** (a wrapper model, from
-:mod:`symtrain.symmetrize.registry`: ``group_averaging``, ``ps``, …, and any that a user
-registers) or a **training-only method** registered here: ``none``, ``augment``
-(random group elements applied to each batch) and ``remul`` (an equivariance
-penalty in the loss). Every other key of the recipe's ``symmetrization`` section is an
-option of the method, checked against the signature of its factory, so a new method is
-usable from a recipe once registered, with no other edit.
+Methods have one registry, :data:`symtrain.symmetrize.registry.METHODS`: the
+**symmetrizers** (wrapper models registered with
+:func:`~symtrain.symmetrize.register_symmetrizer`: ``group_averaging``, ``ps``, …, and
+any that a user registers) and the **training-only methods** registered here with
+:func:`register_method`: ``none``, ``augment`` (random group elements applied to each
+batch) and ``remul`` (an equivariance penalty in the loss). :func:`create_method` builds
+either kind. Every other key of the recipe's ``symmetrization`` section is an option of
+the method, checked once against the signature of its entry, so a new method is usable
+from a recipe once registered, with no other edit.
+
+An entry is called as ``entry(base, symmetry, **options)``; the arguments ``task`` (the
+:class:`~symtrain.data.task.Task`) and ``example`` (a batch of inputs) are passed to the
+entries that take them, and are not options. It returns the model to train (a
+symmetrizer) or a :class:`Built`.
 
 An ``interface`` option given as a mapping (``{name: PermutationInterface, hidden: 64}``)
-is built with :func:`symtrain.symmetrize.interfaces.create_interface` from an example
+is built with :func:`symtrain.symmetrize.interfaces.create_interface` from the example
 batch (its input widths are read from the data).
 """
 
@@ -21,12 +28,14 @@ from typing import Any, Callable
 from torch import nn
 
 from ..data.task import Task
-from ..overrides import ConfigError
-from ..registry import ArgumentError, Registry, check_arguments
+from ..registry import ArgumentError, UnknownNameError, check_arguments, keyword_parameters
+from ..symmetrize.interfaces import create_interface
+from ..symmetrize.registry import METHODS, check_supported
 from ..symmetry import Symmetry
 
-from ..symmetrize.interfaces import create_interface
-from ..symmetrize.registry import create_symmetrizer, is_symmetrizer, list_symmetrizers, symmetrizer_options
+#: Arguments an entry may take that the builder fills in (not options of a recipe).
+CONTEXT = ("task", "example")
+
 
 @dataclass
 class Built:
@@ -38,24 +47,54 @@ class Built:
     criterion: nn.Module | None = None
 
 
-TRAINING_METHODS: Registry[Built] = Registry("method")
-
-
-def register_method(name: str):
-    """Register a training-only method ``fn(base, symmetry, task, **options) -> Built``;
-    its keyword arguments are the options a recipe may give."""
-    return TRAINING_METHODS.register(name)
+def register_method(name: str, *aliases: str):
+    """Register a training-only method ``fn(base, symmetry, task, **options) -> Built``
+    on :data:`~symtrain.symmetrize.registry.METHODS`; its keyword arguments after
+    ``base, symmetry`` (``task`` and ``example`` excepted) are the options a recipe may
+    give."""
+    return lambda fn: METHODS.register(name, fn, aliases=aliases, tags=("training",))
 
 
 def list_methods() -> list[str]:
-    """Every name ``symmetrization.method`` accepts: symmetrizers and training-only methods
-    (symmetrizers' aliases, such as ``ga``, are accepted too)."""
-    return sorted(set(TRAINING_METHODS.list()) | set(list_symmetrizers()))
+    """Every name ``symmetrization.method`` accepts (aliases, such as ``ga``, are
+    accepted too), sorted."""
+    return METHODS.list()
 
 
 def is_method(name: str) -> bool:
     """Whether ``symmetrization.method`` may say ``name``."""
-    return name in TRAINING_METHODS or is_symmetrizer(name)
+    return name in METHODS
+
+
+def create_method(name: str, base: nn.Module, symmetry: Symmetry, *, task: Task | None = None,
+                  example: Any = None, **options: Any) -> Built:
+    """The model (and augmentation / loss) of method ``name`` around ``base``.
+
+    Args:
+        task: the data, for entries that take it (REMUL's task loss).
+        example: a batch of inputs, for entries that take it and for the input widths of
+            an ``interface`` given as a mapping.
+        options: the method's options; an unknown one raises
+            :class:`~symtrain.registry.ArgumentError` naming it (``interface.<key>`` for
+            an interface given as a mapping), a group the method does not support
+            :class:`~symtrain.errors.UnsupportedGroupError`.
+    """
+    fn = METHODS.get(name)
+    check_arguments(fn, options, f"method {name!r}", skip=2, hidden=CONTEXT)
+    if isinstance(options.get("interface"), dict):
+        try:
+            options["interface"] = create_interface(options["interface"], symmetry, example=example)
+        except ArgumentError as err:
+            raise ArgumentError(f"interface.{err.key}", err.reason) from None
+        except UnknownNameError as err:
+            raise ArgumentError("interface.name", str(err)) from None
+        except (TypeError, ValueError) as err:
+            raise ArgumentError("interface", str(err)) from err
+    check_supported(name, symmetry.group, options)
+    params = keyword_parameters(fn)
+    context = {k: v for k, v in (("task", task), ("example", example)) if k in params}
+    made = fn(base, symmetry, **context, **options)
+    return made if isinstance(made, Built) else Built(made)
 
 
 @register_method("none")
@@ -88,38 +127,3 @@ def remul(base: nn.Module, symmetry: Symmetry, task: Task, samples: int | None =
     except ArgumentError as err:
         raise ArgumentError(f"remul.{err.key}", err.reason) from None
     return Built(base, criterion=EquivarianceLoss(symmetry, **args))
-
-
-def build_method(name: str, base: nn.Module, symmetry: Symmetry, task: Task, options: dict[str, Any],
-                 example: Any) -> Built:
-    """The model (and augmentation / loss) of method ``name`` around ``base``.
-    ``example``: a batch of inputs, passed to a method that takes ``example`` and used for
-    the input widths of an ``interface`` given as a mapping. Bad options raise
-    :class:`ConfigError` naming ``symmetrization.<key>``."""
-    options = dict(options)
-    try:
-        if name in TRAINING_METHODS:
-            return TRAINING_METHODS.create(name, base, symmetry, task, **options)
-        known = [k for k in symmetrizer_options(name) if k != "example"]
-        for key in options:
-            if key not in known:
-                raise ArgumentError(key, f"not an argument of method {name!r} (arguments: {', '.join(known) or 'none'})")
-        if isinstance(options.get("interface"), dict):
-            options["interface"] = _interface(symmetry, options["interface"], example)
-        if "example" in symmetrizer_options(name):
-            options["example"] = example
-        return Built(create_symmetrizer(name, base, symmetry, **options))
-    except ArgumentError as err:
-        raise ConfigError(f"symmetrization.{err.key}: {err.reason}") from None
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        shown = {k: v for k, v in options.items() if k != "example"}
-        raise ConfigError(f"symmetrization: method {name!r} rejected its options {shown}: {err}") from err
-
-
-def _interface(symmetry: Symmetry, spec: dict, example: Any) -> nn.Module:
-    try:
-        return create_interface(spec, symmetry, example=example)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"symmetrization.interface: {err}") from err

@@ -1,56 +1,65 @@
 """Interfaces by name, timm-style: ``create_interface("permutation", symmetry, example=x)``.
 
-An interface module registers its class with :func:`register_interface`. The class
-says which groups it can produce elements of (``Interface.supports``) and which of its
-constructor arguments it can read off an example input (``Interface.infer_args``), so
-a recipe only names it, or leaves the choice to :func:`default_interface`.
+An interface module registers its class with :func:`register_interface` on
+:data:`INTERFACES` (found by package discovery: a new interface is one new file in
+``symtrain/symmetrize/interfaces/``). The class says which groups it can produce
+elements of (``Interface.supports``) and which of its constructor arguments it can read
+off an example input (``Interface.infer_args``), so a recipe only names it (or its class
+name), or leaves the choice to :func:`default_interface`.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
-from ...errors import SymmetryError, UnsupportedGroupError
+from ...errors import UnsupportedGroupError
 from ...groups.base import Group
-from ...registry import store
+from ...registry import Registry, by_class_name, check_arguments, keyword_parameters
 from ...symmetry import Symmetry
 from .base import Interface
 
-_INTERFACES: dict[str, type[Interface]] = {}
+#: Interface classes by name; a class name (``"PermutationInterface"``) finds its entry too.
+INTERFACES: Registry[Interface] = Registry("interface", "symtrain.symmetrize.interfaces",
+                                           fallback=by_class_name)
 
 
 def register_interface(name: str):
     """Register an :class:`Interface` subclass under ``name`` (its class name works too)."""
-
-    def wrap(cls: type[Interface]) -> type[Interface]:
-        store(_INTERFACES, name, cls, "interface")
-        return cls
-
-    return wrap
+    return INTERFACES.register(name)
 
 
 def list_interfaces() -> list[str]:
-    """Registered interface names, in registration order."""
-    return list(_INTERFACES)
+    """Registered interface names, sorted."""
+    return INTERFACES.list()
 
 
 def get_interface_class(name: str) -> type[Interface]:
-    if name in _INTERFACES:
-        return _INTERFACES[name]
-    for cls in _INTERFACES.values():
-        if cls.__name__ == name:
-            return cls
-    raise SymmetryError(f"unknown interface {name!r}; registered: {', '.join(list_interfaces())}")
+    """The interface class registered as ``name`` (or whose class name is ``name``)."""
+    return INTERFACES.get(name)
 
 
 def default_interface(group: Group) -> str:
     """The first registered interface that supports ``group``."""
-    for name, cls in _INTERFACES.items():
+    for name, cls in INTERFACES.items():
         if cls.supports(group):
             return name
     raise UnsupportedGroupError(f"no registered interface produces elements of {group}; "
                                 f"registered: {', '.join(list_interfaces())}")
+
+
+def interface_supports(spec: str | dict | Interface | None, group: Group) -> str | None:
+    """``None`` if the interface ``spec`` (as :func:`create_interface` takes it; ``None``:
+    the group's default) produces elements of ``group``, else the reason it does not."""
+    if isinstance(spec, dict):
+        spec = spec.get("name")
+    if spec is None:
+        try:
+            default_interface(group)
+        except UnsupportedGroupError as err:
+            return str(err)
+        return None
+    cls = type(spec) if isinstance(spec, Interface) else get_interface_class(spec)
+    return None if cls.supports(group) else f"interface {cls.__name__} does not produce elements of {group}"
 
 
 def create_interface(spec: str | dict | Interface | None, symmetry: Symmetry, *,
@@ -73,16 +82,12 @@ def create_interface(spec: str | dict | Interface | None, symmetry: Symmetry, *,
     args.update(kwargs)
     name = spec if spec is not None else default_interface(symmetry.group)
     cls = get_interface_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    unknown = sorted(set(args) - set(params))
-    if unknown:
-        known = [p for p in params if p != "self"]
-        raise SymmetryError(f"{cls.__name__}: unknown argument(s) {', '.join(unknown)}; "
-                            f"arguments: {', '.join(known)}")
+    params = keyword_parameters(cls)
     if "group" in params and "group" not in args:
         args["group"] = symmetry.group
     if example is not None:
         for key, value in cls.infer_args(symmetry, example).items():
             if key in params:
                 args.setdefault(key, value)
+    check_arguments(cls, args, f"interface {name!r}")
     return cls(**args)
