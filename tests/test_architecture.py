@@ -148,3 +148,63 @@ def test_the_factory_table_check_can_fail():
         bad.unlink()
     probe = [f.split(" ", 1)[1] for f in found if "_registry_probe" in f]
     assert probe == ["_LOSSES", "_MADE", "TABLE"]
+
+
+# The layers, bottom up (CONTRIBUTING.md): a module imports, at module level, only from
+# its own layer or the ones below (imports inside functions may reach up, lazily).
+LAYERS = [
+    {"registry", "errors", "checks", "tree", "_optional", "_escnn", "overrides", "user_code"},
+    {"groups"}, {"actions"}, {"symmetry"},
+    {"symmetrize", "metrics", "augment", "losses", "data", "models"},
+    {"lie"}, {"train", "demo", "recipes"}, {"scaling"}, {"cli", "__main__"},
+]
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2:
+        return len(LAYERS)  # the package's __init__ re-exports from every layer
+    return next((i for i, names in enumerate(LAYERS) if parts[1] in names), None)
+
+
+def upward_imports(root: Path) -> list[str]:
+    """Module-level imports of a ``symtrain`` tree at ``root`` that reach a higher layer,
+    and modules in no layer."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root.parent).with_suffix("")
+        parts = list(rel.parts)
+        is_package = parts[-1] == "__init__"
+        module = ".".join(parts[:-1] if is_package else parts)
+        here = _layer(module)
+        if here is None:
+            found.append(f"{module}: in no layer (add it to LAYERS and CONTRIBUTING.md)")
+            continue
+        body = ast.parse(path.read_text()).body
+        body = body + [n for node in body if isinstance(node, ast.If) for n in node.body]
+        for node in body:
+            if isinstance(node, ast.ImportFrom):
+                targets = [_absolute(module, is_package, node)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            for target in targets:
+                there = _layer(target) if target.startswith("symtrain.") else None
+                if there is not None and there > here:
+                    found.append(f"{module}:{node.lineno} imports {target}")
+    return found
+
+
+def test_modules_import_only_their_layer_and_below():
+    assert upward_imports(ROOT) == []
+
+
+def test_the_layer_check_can_fail(tmp_path):
+    pkg = tmp_path / "symtrain"
+    (pkg / "groups").mkdir(parents=True)
+    (pkg / "groups" / "base.py").write_text("from ..train.trainer import Trainer\nimport symtrain.lie\n")
+    (pkg / "mystery.py").write_text("x = 1\n")
+    assert upward_imports(pkg) == ["symtrain.groups.base:1 imports symtrain.train.trainer",
+                                   "symtrain.groups.base:2 imports symtrain.lie",
+                                   "symtrain.mystery: in no layer (add it to LAYERS and CONTRIBUTING.md)"]
