@@ -11,8 +11,13 @@ import yaml
 from torch import nn
 
 from symtrain.train import ConfigError, TrainingDiverged, load_recipe
+from symtrain.data.task import TensorData
+from symtrain.metrics.flops import count_step_flops
 from symtrain.train.checkpoints import CheckpointError, Checkpoints
+from symtrain.train.cost import model_size, step_flops
 from symtrain.train.guard import GradientGuard
+from symtrain.train.loss import TrainingLoss
+from symtrain.train.methods import Built
 from symtrain.train.recipes import find_recipe
 from symtrain.train.run_folder import RUN_OUTPUTS, RunFolder, write_weights
 from symtrain.train.selection import ModelSelection
@@ -226,6 +231,72 @@ def test_exported_weights_are_written_atomically_and_load(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
     loaded = load_file(str(tmp_path / "model.safetensors"))
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+
+
+# --- the training loss and the cost ---------------------------------------------------------------
+class Penalised(nn.Module):
+    """A linear model whose last forward leaves an auxiliary loss (as the LPS wrappers do)."""
+
+    def __init__(self):
+        super().__init__()
+        self.base = nn.Linear(3, 2)
+        self.scale = nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, x):
+        self.last = self.base(x) * self.scale
+        return self.last
+
+    def aux_loss(self):
+        return 0.1 * self.last.pow(2).mean()
+
+
+class Task:
+    @staticmethod
+    def loss(out, y):
+        return nn.functional.mse_loss(out, y)
+
+
+def test_training_loss_adds_the_auxiliary_loss_and_logs_its_parts():
+    model, x, y = Penalised(), torch.randn(4, 3), torch.randn(4, 2)
+    loss, logs = TrainingLoss(Built(model), Task())(model, x, y)
+    task_loss = nn.functional.mse_loss(model(x), y)
+    assert torch.allclose(loss, task_loss + 0.1 * model.last.pow(2).mean())
+    assert sorted(logs) == ["aux_loss", "task_loss"] and torch.allclose(logs["task_loss"], task_loss)
+    assert not logs["task_loss"].requires_grad and not logs["aux_loss"].requires_grad
+
+
+def test_training_loss_augments_first_and_keeps_only_the_criterions_parts():
+    seen = []
+
+    def augment(x, y):
+        seen.append(x)
+        return -x, -y
+
+    class Criterion(nn.Module):
+        def forward(self, model, x, y):
+            seen.append(x)
+            return model(x).sum(), {"task_loss": torch.tensor(1.0), "equivariance_loss": torch.tensor(2.0),
+                                    "internal": torch.tensor(3.0)}
+
+    model, x = nn.Linear(3, 2), torch.randn(4, 3)
+    loss, logs = TrainingLoss(Built(model, augment, Criterion()), Task())(model, x, torch.randn(4, 2))
+    assert torch.equal(seen[1], -x) and torch.allclose(loss, model(-x).sum())
+    assert sorted(logs) == ["equivariance_loss", "task_loss"]
+
+
+def test_model_size_counts_the_wrapper_and_its_base():
+    assert model_size(Penalised()) == {"params": 3 * 2 + 2 + 1, "base_params": 3 * 2 + 2}
+    assert model_size(nn.Linear(3, 2)) == {"params": 8, "base_params": 8}
+
+
+def test_step_flops_counts_one_global_batch_and_leaves_training_alone():
+    r = recipe("data.batch_size=8", "train.grad_accum=2")
+    model, data = nn.Linear(3, 2), TensorData(torch.randn(20, 3), torch.randn(20, 2))
+    loss = TrainingLoss(Built(model), Task())
+    expected = count_step_flops(model, data.__getitems__(list(range(4))), lambda m, b: loss(m, *b)[0]).total
+    rng = torch.random.get_rng_state()
+    assert step_flops(loss, model, data, r) == 2 * expected > 0  # one micro-batch of 4, × grad_accum
+    assert torch.equal(torch.random.get_rng_state(), rng) and all(p.grad is None for p in model.parameters())
 
 
 # --- the loop's counter --------------------------------------------------------------------------
