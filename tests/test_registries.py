@@ -327,6 +327,8 @@ def test_a_symmetrizer_declares_supports_and_create_symmetrizer_raises_its_reaso
             st.create_symmetrizer("ga", torch.nn.Identity(), st.Symmetry("SO3", input="points", output="points"))
         with pytest.raises(UnknownNameError, match="unknown symmetrizer 'augment'"):  # a method, not a symmetrizer
             symmetrizer_supports("augment", "C4")
+        with pytest.raises(UnknownNameError, match="unknown symmetrizer 'remul'"):
+            st.symmetrize.symmetrizer_options("remul")
     finally:
         METHODS.unregister("probe_finite_only")
 

@@ -60,8 +60,8 @@ def _symmetrizer(name: str) -> Callable[..., nn.Module]:
 
 
 def symmetrizer_options(name: str) -> dict[str, inspect.Parameter]:
-    """The options a method takes (its constructor's arguments after ``base, symmetry``)."""
-    params = list(inspect.signature(METHODS.get(name)).parameters.values())
+    """The options a symmetrizer takes (its constructor's arguments after ``base, symmetry``)."""
+    params = list(inspect.signature(_symmetrizer(name)).parameters.values())
     return {p.name: p for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
 
