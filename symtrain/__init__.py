@@ -12,7 +12,8 @@ True
 from . import actions, groups
 from .errors import DegenerateFrameError, ShapeError, SymmetryError, UnsupportedGroupError
 from .groups import create_group
-from .metrics import EquivarianceError, assert_equivariant, equivariance_error
+from .metrics import (EquivarianceError, SymmetryTestError, SymmetryTestResult, assert_equivariant,
+                      equivariance_error, symmetry_test)
 from .symmetrize import (Canonicalization, FrameAveraging, GroupAveraging, LearnedCanonicalizer,
                          ProbabilisticSymmetrization, Symmetrizer, create_symmetrizer, list_symmetrizers,
                          register_symmetrizer)
@@ -35,4 +36,5 @@ __all__ = [
     "DegenerateFrameError", "Augment", "EquivarianceLoss", "GradNorm",
     "lie", "lie_derivative", "lie_derivatives", "lie_report", "layerwise_lie",
     "input_size_check", "layer_equivariance", "Shift",
+    "symmetry_test", "SymmetryTestResult", "SymmetryTestError",
 ]

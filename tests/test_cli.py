@@ -12,7 +12,7 @@ import pytest
 from symtrain.cli import COMMANDS, build_parser, command_help, command_module, main
 
 PACKAGE = Path(__file__).resolve().parents[1] / "symtrain"
-EXPECTED = {"demo", "fit", "lie", "recipes", "sweep", "train"}
+EXPECTED = {"demo", "diagnose", "fit", "lie", "recipes", "sweep", "train"}
 
 
 def test_every_command_module_is_discovered():
