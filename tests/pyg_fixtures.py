@@ -60,3 +60,42 @@ def write_md17(root: Path, molecule: str = "aspirin", frames: int = 48, seed: in
     file.parent.mkdir(parents=True, exist_ok=True)
     np.savez(file, **arrays)
     return root
+
+
+MODELNET10 = ("bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa",
+              "table", "toilet")
+"""The class folders PyG's ``ModelNet`` checks for under ``raw/`` (for ModelNet40 too)."""
+
+CUBE_FACES = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
+
+
+def box_mesh(extent: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+    """A box with half-extents ``extent [3]``: 8 vertices, 6 quads split into one
+    triangle pair (the first) and five quads (as real ModelNet files mix both)."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float)
+    faces = [[f[0], f[1], f[2]] for f in CUBE_FACES[:1]] + [[f[0], f[2], f[3]] for f in CUBE_FACES[:1]]
+    return corners * extent, faces + CUBE_FACES[1:]
+
+
+def write_off(file: Path, vertices: np.ndarray, faces: list[list[int]]) -> None:
+    """An OFF mesh as ModelNet ships them: ``OFF``, counts, vertices, ``n i j k …`` faces."""
+    lines = ["OFF", f"{len(vertices)} {len(faces)} 0"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in vertices]
+    lines += [" ".join(str(i) for i in [len(f), *f]) for f in faces]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text("\n".join(lines) + "\n")
+
+
+def write_modelnet(root: Path, classes: tuple[str, ...] = MODELNET10, train: int = 6, test: int = 3,
+                   seed: int = 0) -> Path:
+    """Raw ModelNet meshes ``root/raw/<class>/{train,test}/<class>_0001.off``: boxes whose
+    proportions set the class (jittered, so no two meshes are equal). Returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        base = np.array([1.0, 0.35 + 0.06 * k, 0.15 + 0.02 * k])
+        for split, count in (("train", train), ("test", test)):
+            for i in range(count):
+                extent = base * (1 + 0.03 * rng.standard_normal(3))
+                vertices, faces = box_mesh(extent)
+                write_off(root / "raw" / name / split / f"{name}_{i + 1:04d}.off", vertices, faces)
+    return root
