@@ -99,3 +99,15 @@ def write_modelnet(root: Path, classes: tuple[str, ...] = MODELNET10, train: int
                 vertices, faces = box_mesh(extent)
                 write_off(root / "raw" / name / split / f"{name}_{i + 1:04d}.off", vertices, faces)
     return root
+
+
+WRITERS = {"md17": write_md17, "modelnet40": write_modelnet}
+"""Datasets read from a local root, by registered name: the fixture writer of each."""
+
+
+def local_data(dataset: str, root: Path) -> list[str]:
+    """The ``data.path=…`` override pointing a recipe of ``dataset`` at a fixture root
+    written under ``root`` (nothing for datasets that need no local files)."""
+    if dataset not in WRITERS:
+        return []
+    return [f"data.path={WRITERS[dataset](root / dataset)}"]
