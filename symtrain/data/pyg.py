@@ -1,5 +1,9 @@
-"""Reading graph benchmarks that the user already has on disk, in torch_geometric's own
-processed format, without downloading anything.
+"""Reading datasets that the user already has on disk through torch_geometric, without
+downloading anything unless asked.
+
+:func:`open_pyg_dataset` builds one of PyG's own dataset classes (``MD17``, ``ModelNet``,
+…) on a local root, offline first: processed files are read, raw files are processed by
+the class's own ``process()``, missing files raise :class:`MissingDataError` naming them.
 
 ``load_gnn_benchmark(root, "PATTERN", "train", max_nodes)`` reads
 ``root/PATTERN/processed/train_data.pt`` as written by
@@ -9,10 +13,12 @@ network access, and returns dense graphs (:class:`~symtrain.data.graphs.DenseGra
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import torch
 
+from ..overrides import ConfigError
 from .graphs import DenseGraphs
 
 
@@ -63,3 +69,79 @@ def load_gnn_benchmark(root: str | Path, name: str, split: str, max_nodes: int,
     adjacency = to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=max_nodes)
     labels, _ = to_dense_batch(batch.y.long(), batch.batch, fill_value=-1, max_num_nodes=max_nodes)
     return DenseGraphs(adjacency=(adjacency > 0).float(), features=features, mask=mask, labels=labels)
+
+
+class MissingDataError(ConfigError):
+    """A dataset's files are not under ``data.path`` (and downloading was not asked for,
+    or failed). The message names the dataset, the files expected where, and how to get
+    them on a connected machine."""
+
+
+def _offline_class(cls):
+    """``cls`` (a PyG dataset class) that never downloads unless asked: its
+    ``_download`` step returns when the raw or the processed files are there, raises
+    :class:`MissingDataError` before touching the disk when neither is and downloading
+    is off, and otherwise downloads with a socket timeout, removing what a failed
+    download left behind."""
+
+    class Offline(cls):
+        def __init__(self, *args, allow_download: bool, timeout: float, describe, **kwargs):
+            self._allow_download, self._timeout, self._describe = allow_download, timeout, describe
+            super().__init__(*args, **kwargs)
+
+        def _download(self):
+            from torch_geometric.data.dataset import files_exist
+
+            if files_exist(self.raw_paths) or files_exist(self.processed_paths):
+                return
+            if not self._allow_download:
+                raise MissingDataError(self._describe(self.raw_paths, self.processed_paths))
+            root = Path(self.root)
+            before = set(root.rglob("*")) if root.exists() else set()
+            existed = root.exists()
+            previous = socket.getdefaulttimeout()
+            socket.setdefaulttimeout(self._timeout)  # PyG's urlopen has no timeout of its own
+            try:
+                super()._download()
+            except (OSError, ValueError) as err:  # URLError, timeouts, bad archives
+                _remove_new(root, before, existed)
+                raise MissingDataError(
+                    f"{self._describe(self.raw_paths, self.processed_paths)} Downloading them "
+                    f"failed ({type(err).__name__}: {err}); nothing was left under {root}") from err
+            finally:
+                socket.setdefaulttimeout(previous)
+
+    Offline.__name__ = Offline.__qualname__ = f"Offline{cls.__name__}"
+    return Offline
+
+
+def _remove_new(root: Path, before: set[Path], existed: bool) -> None:
+    """Remove what appeared under ``root`` since ``before`` (``root`` too if it is new)."""
+    import shutil
+
+    if not existed:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    for path in sorted(set(root.rglob("*")) - before, key=lambda p: len(p.parts)):
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            path.unlink()
+
+
+def open_pyg_dataset(cls, root: str | Path, describe, *, download: bool = False,
+                     timeout: float = 60.0, **kwargs):
+    """``cls(root, **kwargs)``, one of torch_geometric's dataset classes, offline first.
+
+    A root holding the processed files is read as it is; one holding only the raw files
+    is processed by the class's own ``process()``; one holding neither raises
+    :class:`MissingDataError` with ``describe(raw_paths, processed_paths)`` (nothing is
+    created on disk), unless ``download`` is true: then the class's ``download()`` runs
+    with ``timeout`` seconds per network operation, and a failure raises
+    :class:`MissingDataError` after removing what it wrote.
+    """
+    if timeout is None or not timeout > 0:
+        raise ConfigError(f"data.timeout: a download timeout in seconds must be positive, got {timeout!r}")
+    root = Path(root).expanduser()
+    return _offline_class(cls)(str(root), allow_download=bool(download), timeout=float(timeout),
+                               describe=describe, **kwargs)

@@ -17,33 +17,38 @@ Metrics = Callable[[Any, Any], dict[str, tuple[Tensor, Tensor]]]
 
 
 class TensorData(torch.utils.data.Dataset):
-    """A split held as tensors: ``inputs`` (one tensor, a tuple or a dict of named fields,
-    first axis the example) and ``target``. ``data[[i, j, …]]`` (``__getitems__``) returns
-    the batch ``(inputs, target)`` by tensor indexing, with tuples kept as tuples and dicts
-    as dicts (a model then gets the dict as its one argument)."""
+    """A split held as tensors: ``inputs`` and ``target``, each one tensor, a tuple or a
+    dict of named fields (first axis the example). ``data[[i, j, …]]``
+    (``__getitems__``) returns the batch ``(inputs, target)`` by tensor indexing, with
+    tuples kept as tuples and dicts as dicts (a model then gets the dict as its one
+    argument)."""
 
-    def __init__(self, inputs: Tensor | tuple[Tensor, ...] | dict[str, Tensor], target: Tensor):
+    def __init__(self, inputs: Tensor | tuple[Tensor, ...] | dict[str, Tensor],
+                 target: Tensor | tuple[Tensor, ...] | dict[str, Tensor]):
         self.inputs, self.target = inputs, target
         sizes = {t.shape[0] for t in self._tensors()}
         if len(sizes) != 1:
             raise ValueError(f"inputs and target have different numbers of examples: {sorted(sizes)}")
 
     def _tensors(self) -> list[Tensor]:
-        if isinstance(self.inputs, dict):
-            inputs = tuple(self.inputs.values())
-        else:
-            inputs = self.inputs if isinstance(self.inputs, tuple) else (self.inputs,)
-        return [*inputs, self.target]
+        return [*_fields(self.inputs), *_fields(self.target)]
 
     def __len__(self) -> int:
-        return self.target.shape[0]
+        return _fields(self.target)[0].shape[0]
 
     def __getitem__(self, index: int):
         return self.__getitems__([index])
 
     def __getitems__(self, indices: list[int]):
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return take_examples(self.inputs, idx), self.target[idx]
+        return take_examples(self.inputs, idx), take_examples(self.target, idx)
+
+
+def _fields(x: Any) -> list[Tensor]:
+    """The tensors of one tensor, a tuple or a dict of them."""
+    if isinstance(x, dict):
+        return list(x.values())
+    return list(x) if isinstance(x, tuple) else [x]
 
 
 def take_examples(x: Any, index: Tensor | slice) -> Any:

@@ -1,0 +1,113 @@
+"""Tiny datasets written in their real raw on-disk formats, for torch_geometric's own
+``process()`` to read: an MD17 / rMD17 ``.npz`` trajectory of a molecule whose energy
+and forces come from a pair potential, and ModelNet ``.off`` meshes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# A five-atom "molecule" (C, C, O, H, H) near a fixed geometry (Å).
+ATOMS = np.array([6, 6, 8, 1, 1], dtype=np.uint8)
+GEOMETRY = np.array([[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [2.2, 1.1, 0.0], [-0.6, 0.9, 0.3],
+                     [-0.5, -0.9, -0.4]])
+ENERGY_OFFSET = -97_000.0  # kcal/mol, of the order of real MD17 totals
+
+
+def pair_energy(pos: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """A rotation-, translation- and permutation-invariant energy ``[T]`` (kcal/mol) of
+    positions ``[T, N, 3]`` with atomic numbers ``z [N]`` (or ``[T, N]``): harmonic
+    springs between all pairs, stiffness and rest length set by the two elements."""
+    z = z.to(pos.dtype).expand(pos.shape[:2])
+    diff = pos[:, :, None, :] - pos[:, None, :, :]
+    r = (diff.pow(2).sum(-1) + torch.eye(pos.shape[1], dtype=pos.dtype)).sqrt()
+    zz = z[:, :, None] * z[:, None, :]
+    stiffness = 0.5 + 0.01 * zz
+    rest = 0.8 + 0.02 * (z[:, :, None] + z[:, None, :])
+    off = 1 - torch.eye(pos.shape[1], dtype=pos.dtype)
+    return 0.5 * (off * stiffness * (r - rest).pow(2)).sum((1, 2)) + ENERGY_OFFSET
+
+
+def energy_and_forces(pos: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pair_energy`` ``[T]`` and the forces ``−∇E`` ``[T, N, 3]`` (autograd, float64)."""
+    pos = pos.detach().double().requires_grad_(True)
+    energy = pair_energy(pos, z)
+    (grad,) = torch.autograd.grad(energy.sum(), pos)
+    return energy.detach(), -grad
+
+
+def write_md17(root: Path, molecule: str = "aspirin", frames: int = 48, seed: int = 0) -> Path:
+    """A trajectory of :data:`ATOMS` written where ``MD17(root, molecule)`` reads its raw
+    file, with the keys of the real files (``R, z, E, F`` for MD17;
+    ``coords, nuclear_charges, energies, forces, old_*`` for rMD17). Returns ``root``."""
+    from torch_geometric.datasets import MD17
+
+    rng = np.random.default_rng(seed)
+    pos = GEOMETRY[None] + 0.15 * rng.standard_normal((frames, len(ATOMS), 3))
+    energy, forces = energy_and_forces(torch.from_numpy(pos), torch.from_numpy(ATOMS.astype(np.int64)))
+    energy, forces = energy.numpy(), forces.numpy()
+    name = MD17.file_names[molecule]
+    if molecule.startswith("revised"):
+        file = root / "raw" / "rmd17" / "npz_data" / name
+        arrays = dict(nuclear_charges=ATOMS, coords=pos, energies=energy, forces=forces,
+                      old_indices=np.arange(frames), old_energies=energy, old_forces=forces)
+    else:
+        file = root / molecule / "raw" / name
+        arrays = dict(R=pos, z=ATOMS, E=energy[:, None], F=forces, name=np.array(molecule),
+                      theory=np.array("DFT"), type=np.array("d"), md5=np.array("0" * 32))
+    file.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(file, **arrays)
+    return root
+
+
+MODELNET10 = ("bathtub", "bed", "chair", "desk", "dresser", "monitor", "night_stand", "sofa",
+              "table", "toilet")
+"""The class folders PyG's ``ModelNet`` checks for under ``raw/`` (for ModelNet40 too)."""
+
+CUBE_FACES = [[0, 1, 3, 2], [4, 6, 7, 5], [0, 4, 5, 1], [2, 3, 7, 6], [0, 2, 6, 4], [1, 5, 7, 3]]
+
+
+def box_mesh(extent: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+    """A box with half-extents ``extent [3]``: 8 vertices, 6 quads split into one
+    triangle pair (the first) and five quads (as real ModelNet files mix both)."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=float)
+    faces = [[f[0], f[1], f[2]] for f in CUBE_FACES[:1]] + [[f[0], f[2], f[3]] for f in CUBE_FACES[:1]]
+    return corners * extent, faces + CUBE_FACES[1:]
+
+
+def write_off(file: Path, vertices: np.ndarray, faces: list[list[int]]) -> None:
+    """An OFF mesh as ModelNet ships them: ``OFF``, counts, vertices, ``n i j k …`` faces."""
+    lines = ["OFF", f"{len(vertices)} {len(faces)} 0"]
+    lines += [" ".join(f"{v:.6f}" for v in row) for row in vertices]
+    lines += [" ".join(str(i) for i in [len(f), *f]) for f in faces]
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text("\n".join(lines) + "\n")
+
+
+def write_modelnet(root: Path, classes: tuple[str, ...] = MODELNET10, train: int = 6, test: int = 3,
+                   seed: int = 0) -> Path:
+    """Raw ModelNet meshes ``root/raw/<class>/{train,test}/<class>_0001.off``: boxes whose
+    proportions set the class (jittered, so no two meshes are equal). Returns ``root``."""
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        base = np.array([1.0, 0.35 + 0.06 * k, 0.15 + 0.02 * k])
+        for split, count in (("train", train), ("test", test)):
+            for i in range(count):
+                extent = base * (1 + 0.03 * rng.standard_normal(3))
+                vertices, faces = box_mesh(extent)
+                write_off(root / "raw" / name / split / f"{name}_{i + 1:04d}.off", vertices, faces)
+    return root
+
+
+WRITERS = {"md17": write_md17, "modelnet40": write_modelnet}
+"""Datasets read from a local root, by registered name: the fixture writer of each."""
+
+
+def local_data(dataset: str, root: Path) -> list[str]:
+    """The ``data.path=…`` override pointing a recipe of ``dataset`` at a fixture root
+    written under ``root`` (nothing for datasets that need no local files)."""
+    if dataset not in WRITERS:
+        return []
+    return [f"data.path={WRITERS[dataset](root / dataset)}"]
