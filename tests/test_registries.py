@@ -65,7 +65,8 @@ def test_every_method_trains_from_a_recipe(method, tmp_path):
     it); any other is trained on n-body with its default options."""
     users = recipes_using("symmetrization", "method", method)
     if users:
-        assert build(smoke(users[0]))[2].model is not None
+        data = load_recipe(find_recipe(users[0]), [], "smoke").data.name
+        assert build(smoke(users[0], *local_data(data, tmp_path)))[2].model is not None
         return
     recipe = smoke("nbody_plain", f"symmetrization.method={method}")
     metrics = Trainer(recipe, tmp_path).fit()
