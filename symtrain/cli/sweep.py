@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 
 from . import COMMANDS
+from ._paths import INPUT_FOLDER, OUTPUT_FOLDER, module_or_file
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML file, or the name of a provided one (rigid_sweep)")
-    parser.add_argument("--out", default=None, help="output folder: results.csv and runs/<point id>/ "
+    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="output folder: results.csv and runs/<point id>/ "
                         "(default sweeps/<sweep name>)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one point at a time here; ray: each point a Ray task")
@@ -27,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
     parser.add_argument("--cpus-per-point", type=float, default=1)
     parser.add_argument("--gpus-per-point", type=float, default=0)
-    parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
+    parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes (and sweeps), searched first (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        type=module_or_file,
                         help="import a module or .py file registering datasets, models or methods, in "
                              "every run (repeatable)")
     parser.add_argument("--run", default=None, metavar="MODULE:FUNCTION",
