@@ -232,9 +232,19 @@ def test_exported_weights_are_written_atomically_and_load(tmp_path):
 def test_train_state_round_trips():
     state = TrainState()
     state.step, state.epoch, state.batches = 7, 2, 3
+    state.flops = 70
     restored = TrainState()
     restored.load_state_dict(state.state_dict())
-    assert restored.state_dict() == {"step": 7, "epoch": 2, "batches": 3}
+    saved = restored.state_dict()
+    assert {k: saved[k] for k in ("step", "epoch", "batches", "flops")} == {"step": 7, "epoch": 2, "batches": 3,
+                                                                         "flops": 70}
+    assert saved["seconds"] >= state.state_dict()["seconds"] - 1e-9  # the clock continues from the checkpoint
+    restored.advance(10)
+    assert (restored.step, restored.flops) == (8, 80)
+    old = TrainState()  # a checkpoint written before the FLOPs were counted: its steps at this cost
+    old.load_state_dict({"step": 7, "epoch": 2, "batches": 3})
+    old.advance(10)
+    assert (old.step, old.flops) == (8, 80)
 
 
 def test_checkpoint_with_another_set_of_state_objects_is_refused(tmp_path, symtrain_cache):

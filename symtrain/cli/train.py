@@ -3,7 +3,12 @@
 
 A folder holding a previous run is refused unless ``--resume`` (continue it; a recipe
 that changes what is trained is refused unless its keys are given to ``--allow-changes``)
-or ``--overwrite`` (replace it). Every error prints one line and exits with code 2.
+or ``--overwrite`` (replace it). ``--resume`` continues with the recipe the run recorded
+in its ``config.yaml`` (its budget and ``--set`` values), with this command's ``--set``
+on top; a ``--budget`` other than the recorded one re-reads the recipe file with it. A
+folder that holds no run cannot be resumed; a finished run resumed with the same recipe
+is left as it is (say ``--set train.steps=N`` to train it longer). Every error prints one
+line and exits with code 2.
 
 ``--import`` loads your own registry entries (a dataset, model or method registered in
 a module or a ``.py`` file) before the recipe is read, so the recipe can name them.
@@ -63,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import SymmetryError
     from ..train.config import load_recipe
     from ..train.recipes import find_recipe, recipe_folders
+    from ..train.run_folder import recorded_recipe, run_dir
     from ..train.trainer import Trainer
     from ..user_code import import_user_code
 
@@ -80,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         recipe = load_recipe(find_recipe(args.recipe, recipe_folders(args.recipes)), args.overrides, args.budget)
+        if args.resume:  # continue with what the run recorded (its budget, its --set), plus this --set
+            recipe = recorded_recipe(run_dir(recipe, args.out), args.overrides, args.budget) or recipe
         metrics = Trainer(recipe, args.out, resume=args.resume, overwrite=args.overwrite,
                           allow_changes=args.allow_changes).fit()
     except SymmetryError as err:  # recipe, run folder, weights, checkpoint and divergence errors

@@ -313,6 +313,14 @@ def resolve(data: dict, overrides: list[str] | None = None, budget: str | None =
     return _check(apply_overrides(deep_merge(data, preset), overrides), _KNOWN)
 
 
+def resolve_recorded(saved: dict, overrides: list[str] | None = None) -> Recipe:
+    """The recipe a run recorded (its ``config.yaml``: presets already applied, so none is
+    applied again) with ``overrides`` on top."""
+    if not isinstance(saved, dict):
+        raise ConfigError(f"a recorded recipe is a mapping of sections, got {type(saved).__name__}")
+    return _check(apply_overrides(saved, list(overrides or [])), _KNOWN)
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None,
                 budget: str | None = None) -> Recipe:
     """Read, resolve and validate a recipe file (a path, or any
