@@ -214,7 +214,10 @@ def test_overwrite_removes_only_run_outputs(tmp_path):
     for name in RUN_OUTPUTS:
         (tmp_path / name).mkdir() if name == "checkpoints" else (tmp_path / name).write_text("old")
     (tmp_path / "notes.txt").write_text("mine")
-    RunFolder(tmp_path, recipe(), overwrite=True).prepare(PartialState(cpu=True))
+    folder = RunFolder(tmp_path, recipe(), overwrite=True)
+    folder.prepare(PartialState(cpu=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".symtrain.lock", "notes.txt"]  # held while training
+    folder.lock.release()
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
@@ -233,12 +236,12 @@ def test_train_state_round_trips():
     state = TrainState()
     state.step, state.epoch, state.batches = 7, 2, 3
     state.flops = 70
-    restored = TrainState()
-    restored.load_state_dict(state.state_dict())
+    restored, snapshot = TrainState(), state.state_dict()
+    restored.load_state_dict(snapshot)
     saved = restored.state_dict()
     assert {k: saved[k] for k in ("step", "epoch", "batches", "flops")} == {"step": 7, "epoch": 2, "batches": 3,
                                                                          "flops": 70}
-    assert saved["seconds"] >= state.state_dict()["seconds"] - 1e-9  # the clock continues from the checkpoint
+    assert saved["seconds"] >= snapshot["seconds"] > 0  # the clock continues from the checkpoint
     restored.advance(10)
     assert (restored.step, restored.flops) == (8, 80)
     old = TrainState()  # a checkpoint written before the FLOPs were counted: its steps at this cost
