@@ -80,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``symtrain ARGV`` and return its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (printed as one line) returns its code; --help exits
+        if not exit_.code:
+            raise
+        return int(exit_.code)
     if args.command is None:
         parser.print_help()
         return 0

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local: one point at a time here; ray: each point a Ray task")
     parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
-    parser.add_argument("--cpus-per-point", type=float, default=1)
-    parser.add_argument("--gpus-per-point", type=float, default=0)
+    parser.add_argument("--cpus-per-point", type=float, default=None, help="ray: CPUs of each point (default 1)")
+    parser.add_argument("--gpus-per-point", type=float, default=None, help="ray: GPUs of each point (default 0)")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes (and sweeps), searched first (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", default=None, metavar="MODULE:FUNCTION",
                         help="run_point(point, out_dir) -> metrics instead of a symtrain train run "
                              "(e.g. symtrain.scaling.sweep:synthetic_run)")
+
+
+RAY_OPTIONS = ("address", "num_cpus", "cpus_per_point", "gpus_per_point")  # meaningless with --backend local
 
 
 def import_function(path: str):
@@ -53,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     from ..scaling.sweep import RESULTS, find_sweep, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ray_only = [f"--{k.replace('_', '-')}" for k in RAY_OPTIONS if getattr(args, k) is not None]
+    if args.backend == "local" and ray_only:
+        print(f"symtrain sweep: error: {', '.join(ray_only)} only apply with --backend ray (the local backend "
+              "runs one point at a time here)", file=sys.stderr)
+        return 2
     path = find_sweep(args.sweep, args.recipes)
     if not path.is_file():
-        print(f"symtrain sweep: error: no sweep file {args.sweep!r}", file=sys.stderr)
+        what = "is a folder, not a sweep file" if path.is_dir() else "names no sweep file"
+        print(f"symtrain sweep: error: {args.sweep!r} {what}", file=sys.stderr)
         return 2
     if args.run is not None:
         run_point = import_function(args.run)
@@ -65,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         run_point = functools.partial(train_point, recipe_dirs=tuple(args.recipes), imports=tuple(args.imports))
     out = Path(args.out) if args.out else Path("sweeps") / path.stem
     outcome = run_sweep(path, run_point, out, backend=args.backend, address=args.address,
-                        num_cpus=args.num_cpus, cpus_per_point=args.cpus_per_point,
-                        gpus_per_point=args.gpus_per_point)
+                        num_cpus=args.num_cpus, cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
+                        gpus_per_point=args.gpus_per_point or 0)
     log.info("ran %d, skipped %d, failed %d -> %s", len(outcome.ran), len(outcome.skipped),
              len(outcome.failed), out / RESULTS)
     return 1 if outcome.failed else 0
