@@ -61,6 +61,11 @@ NO_EFFECT_KEYS = ("train.progress", "train.out_dir", "train.threads", "data.num_
                   "train.budget")
 
 
+def holds_run(path: str | Path) -> bool:
+    """Whether the folder ``path`` holds a run (any of :data:`RUN_OUTPUTS`)."""
+    return any((Path(path) / name).exists() for name in RUN_OUTPUTS)
+
+
 def run_dir(recipe: Recipe, out_dir: str | Path | None = None) -> Path:
     """The run folder of ``recipe``: ``out_dir``, else ``train.out_dir``, else ``runs/<name>``."""
     return Path(out_dir or recipe.train.out_dir or Path("runs") / recipe.name)
