@@ -131,7 +131,9 @@ def train_case(title: str, name: str, recipe: Any, out: str | Path = "runs/demo"
     """Part 2 of the demo, one model: train ``recipe`` (of :func:`training_recipe`) in
     ``out/<name>-<budget>`` (a finished run there is reused) and return its test MSE and
     equivariance error. Raises the trainer's errors (``ConfigError``, ``TrainingDiverged``)."""
+    from .train.run_folder import holds_run
     from .train.trainer import Trainer
 
-    metrics = Trainer(recipe, Path(out) / f"{name}-{recipe.train.budget}", resume=True).fit()
+    folder = Path(out) / f"{name}-{recipe.train.budget}"
+    metrics = Trainer(recipe, folder, resume=holds_run(folder)).fit()
     return TrainingResult(title, name, metrics["test/mse"], metrics["test/equivariance_error"])

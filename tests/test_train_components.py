@@ -219,7 +219,10 @@ def test_overwrite_removes_only_run_outputs(tmp_path):
     for name in RUN_OUTPUTS:
         (tmp_path / name).mkdir() if name == "checkpoints" else (tmp_path / name).write_text("old")
     (tmp_path / "notes.txt").write_text("mine")
-    RunFolder(tmp_path, recipe(), overwrite=True).prepare(PartialState(cpu=True))
+    folder = RunFolder(tmp_path, recipe(), overwrite=True)
+    folder.prepare(PartialState(cpu=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".symtrain.lock", "notes.txt"]  # held while training
+    folder.lock.release()
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
@@ -303,9 +306,19 @@ def test_step_flops_counts_one_global_batch_and_leaves_training_alone():
 def test_train_state_round_trips():
     state = TrainState()
     state.step, state.epoch, state.batches = 7, 2, 3
-    restored = TrainState()
-    restored.load_state_dict(state.state_dict())
-    assert restored.state_dict() == {"step": 7, "epoch": 2, "batches": 3}
+    state.flops = 70
+    restored, snapshot = TrainState(), state.state_dict()
+    restored.load_state_dict(snapshot)
+    saved = restored.state_dict()
+    assert {k: saved[k] for k in ("step", "epoch", "batches", "flops")} == {"step": 7, "epoch": 2, "batches": 3,
+                                                                         "flops": 70}
+    assert saved["seconds"] >= snapshot["seconds"] > 0  # the clock continues from the checkpoint
+    restored.advance(10)
+    assert (restored.step, restored.flops) == (8, 80)
+    old = TrainState()  # a checkpoint written before the FLOPs were counted: its steps at this cost
+    old.load_state_dict({"step": 7, "epoch": 2, "batches": 3})
+    old.advance(10)
+    assert (old.step, old.flops) == (8, 80)
 
 
 def test_checkpoint_with_another_set_of_state_objects_is_refused(tmp_path, symtrain_cache):

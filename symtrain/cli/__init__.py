@@ -31,7 +31,9 @@ The rules:
 - this package is the only place in ``symtrain/`` that prints: library functions return
   results (rows, dataclasses, dicts) and report progress through :mod:`logging`;
 - an error the user can fix prints one line, ``symtrain NAME: ...`` on stderr, and
-  returns 2;
+  returns 2; so does a usage error of the command line (:class:`Parser`);
+- a path option takes its ``type=`` from :mod:`symtrain.cli._paths` (``OUTPUT_FOLDER``,
+  ``INPUT_FILE``, ...), so a path of the wrong kind is refused before anything runs;
 - a module whose name starts with ``_`` is a helper, not a command.
 """
 
@@ -56,9 +58,17 @@ def command_module(name: str):
     return sys.modules[COMMANDS.get(name).__module__]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are one line on stderr, exit code 2:
+    ``symtrain train: error: argument --out: x is a file, not a folder; choose a folder``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``symtrain``, one subparser per registered command."""
-    parser = argparse.ArgumentParser(prog="symtrain", description="Make any PyTorch model equivariant, and measure it.")
+    parser = Parser(prog="symtrain", description="Make any PyTorch model equivariant, and measure it.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS.list():
         help_text = command_help(name)
@@ -70,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``symtrain ARGV`` and return its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a usage error (printed as one line) returns its code; --help exits
+        if not exit_.code:
+            raise
+        return int(exit_.code)
     if args.command is None:
         parser.print_help()
         return 0

@@ -11,6 +11,7 @@ import logging
 import sys
 
 from . import COMMANDS
+from ._paths import OUTPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples", type=int, default=16, help="group elements per input in the check")
     parser.add_argument("--budget", default="cpu", help="budget preset of the recipes (smoke for a check in seconds)")
-    parser.add_argument("--out", default="runs/demo", help="folder of the training runs")
+    parser.add_argument("--out", default="runs/demo", type=OUTPUT_FOLDER, help="folder of the training runs")
 
 
 def print_wrapper_table(args: argparse.Namespace) -> None:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import argparse
 
 from . import COMMANDS
+from ._paths import INPUT_FILE, OUTPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", help="results.csv written by a sweep")
-    parser.add_argument("--out", default=None, help="output folder (default: next to results.csv)")
+    parser.add_argument("results", type=INPUT_FILE, help="results.csv written by a sweep")
+    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="output folder (default: next to results.csv)")
     parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
                         help="offset c in L = a·x^(−b) + c: chosen by AICc (auto), always, never")
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")

@@ -13,28 +13,33 @@ import sys
 from pathlib import Path
 
 from . import COMMANDS
+from ._paths import INPUT_FOLDER, OUTPUT_FOLDER, module_or_file
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML file, or the name of a provided one (rigid_sweep)")
-    parser.add_argument("--out", default=None, help="output folder: results.csv and runs/<point id>/ "
+    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="output folder: results.csv and runs/<point id>/ "
                         "(default sweeps/<sweep name>)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one point at a time here; ray: each point a Ray task")
     parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
-    parser.add_argument("--cpus-per-point", type=float, default=1)
-    parser.add_argument("--gpus-per-point", type=float, default=0)
-    parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
+    parser.add_argument("--cpus-per-point", type=float, default=None, help="ray: CPUs of each point (default 1)")
+    parser.add_argument("--gpus-per-point", type=float, default=None, help="ray: GPUs of each point (default 0)")
+    parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes (and sweeps), searched first (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
+                        type=module_or_file,
                         help="import a module or .py file registering datasets, models or methods, in "
                              "every run (repeatable)")
     parser.add_argument("--run", default=None, metavar="MODULE:FUNCTION",
                         help="run_point(point, out_dir) -> metrics instead of a symtrain train run "
                              "(e.g. symtrain.scaling.sweep:synthetic_run)")
+
+
+RAY_OPTIONS = ("address", "num_cpus", "cpus_per_point", "gpus_per_point")  # meaningless with --backend local
 
 
 def import_function(path: str):
@@ -51,9 +56,15 @@ def run(args: argparse.Namespace) -> int:
     from ..scaling.sweep import RESULTS, find_sweep, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ray_only = [f"--{k.replace('_', '-')}" for k in RAY_OPTIONS if getattr(args, k) is not None]
+    if args.backend == "local" and ray_only:
+        print(f"symtrain sweep: error: {', '.join(ray_only)} only apply with --backend ray (the local backend "
+              "runs one point at a time here)", file=sys.stderr)
+        return 2
     path = find_sweep(args.sweep, args.recipes)
     if not path.is_file():
-        print(f"symtrain sweep: error: no sweep file {args.sweep!r}", file=sys.stderr)
+        what = "is a folder, not a sweep file" if path.is_dir() else "names no sweep file"
+        print(f"symtrain sweep: error: {args.sweep!r} {what}", file=sys.stderr)
         return 2
     if args.run is not None:
         run_point = import_function(args.run)
@@ -63,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
         run_point = functools.partial(train_point, recipe_dirs=tuple(args.recipes), imports=tuple(args.imports))
     out = Path(args.out) if args.out else Path("sweeps") / path.stem
     outcome = run_sweep(path, run_point, out, backend=args.backend, address=args.address,
-                        num_cpus=args.num_cpus, cpus_per_point=args.cpus_per_point,
-                        gpus_per_point=args.gpus_per_point)
+                        num_cpus=args.num_cpus, cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
+                        gpus_per_point=args.gpus_per_point or 0)
     log.info("ran %d, skipped %d, failed %d -> %s", len(outcome.ran), len(outcome.skipped),
              len(outcome.failed), out / RESULTS)
     return 1 if outcome.failed else 0

@@ -413,8 +413,10 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     ``results``); returns the fits."""
     from .plots import plot_fits
 
-    results = Path(results)
-    out = Path(out_dir) if out_dir is not None else results.parent
+    from ..paths import input_file, output_folder
+
+    results = input_file(results, "results")
+    out = output_folder(out_dir if out_dir is not None else results.parent, "out_dir")
     out.mkdir(parents=True, exist_ok=True)
     rows = read_results(results)
     if not rows:

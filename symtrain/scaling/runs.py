@@ -59,19 +59,22 @@ def train_point(point: Mapping[str, Any], out_dir: str | Path, *, recipe_dirs: I
     datasets, models or methods, imported first (``--import``; in the worker, for Ray)."""
     from ..user_code import import_user_code
     from ..train.config import load_recipe
+    from ..train.build import build_task
     from ..train.recipes import find_recipe, recipe_folders
+    from ..train.run_folder import holds_run
     from ..train.trainer import Trainer
 
     for target in imports:
         import_user_code(target)
     recipe = load_recipe(find_recipe(point["recipe"], recipe_folders(list(recipe_dirs))),
                          point_overrides(point) + ["train.progress=false"], point.get("budget"))
-    trainer = Trainer(recipe, out_dir, resume=True)
+    trainer = Trainer(recipe, out_dir, resume=holds_run(out_dir))
     metrics = trainer.fit()
-    main = trainer.task.main_metric
+    task = trainer.task if trainer.task is not None else build_task(recipe)  # a finished run is not rebuilt
+    main = task.main_metric
     return {"method": point.get("label", recipe.name), "params": metrics["base_params"],
             "params_total": metrics["params"], "steps": metrics["steps"],
-            "dataset_size": len(trainer.task.train), "batch_size": recipe.data.batch_size,
+            "dataset_size": len(task.train), "batch_size": recipe.data.batch_size,
             "seed": recipe.train.seed, "flops": metrics["train_flops"],
             "flops_per_step": metrics["flops_per_step"], "test_loss": metrics[f"test/{main}"],
             "val_loss": metrics[f"val/{main}"], "test_equivariance_error": metrics.get("test/equivariance_error"),

@@ -238,8 +238,10 @@ def run_sweep(sweep: str | Path | Mapping, run_point: RunPoint, out_dir: str | P
     a Ray instance already initialised by the caller is used as it is."""
     if backend not in ("local", "ray"):
         raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
-    out = Path(out_dir)
-    results = out / RESULTS
+    from ..paths import output_file, output_folder
+
+    out = output_folder(out_dir, "out_dir")
+    results = output_file(out / RESULTS, "out_dir")
     done = finished_ids(results)
     outcome = SweepResult()
     todo = []

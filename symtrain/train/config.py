@@ -303,6 +303,10 @@ def resolve(data: dict, overrides: list[str] | None = None, budget: str | None =
     chosen = train.get("budget", TrainConfig.model_fields["budget"].default) if isinstance(train, dict) else None
     if budgets and chosen not in budgets:
         raise ConfigError(f"train.budget: unknown preset {chosen!r}; this recipe has {', '.join(budgets)}")
+    asked = budget is not None or any(o.split("=", 1)[0].strip() == "train.budget" for o in overrides)
+    if not budgets and asked:  # the preset asked for cannot be applied: not silently ignored
+        raise ConfigError(f"train.budget: {chosen!r} asked for, but this recipe has no budget presets (no "
+                          "budgets section); drop --budget, or add the preset to the recipe")
     preset = budgets.get(chosen) or {}
     if not isinstance(preset, dict):
         raise ConfigError(f"budgets.{chosen}: expected a mapping of sections, got {preset!r}")
@@ -313,11 +317,22 @@ def resolve(data: dict, overrides: list[str] | None = None, budget: str | None =
     return _check(apply_overrides(deep_merge(data, preset), overrides), _KNOWN)
 
 
+def resolve_recorded(saved: dict, overrides: list[str] | None = None) -> Recipe:
+    """The recipe a run recorded (its ``config.yaml``: presets already applied, so none is
+    applied again) with ``overrides`` on top."""
+    if not isinstance(saved, dict):
+        raise ConfigError(f"a recorded recipe is a mapping of sections, got {type(saved).__name__}")
+    return _check(apply_overrides(saved, list(overrides or [])), _KNOWN)
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None,
                 budget: str | None = None) -> Recipe:
     """Read, resolve and validate a recipe file (a path, or any
     :class:`importlib.resources.abc.Traversable`; see the module docstring)."""
     path = Path(path) if isinstance(path, str) else path
+    if path.is_dir():
+        raise ConfigError(f"recipe file {str(path)!r} is a folder, not a recipe file (to add a folder of "
+                          "recipes, give it to --recipes)")
     if not path.is_file():
         raise ConfigError(f"recipe file {str(path)!r} does not exist; `symtrain recipes` lists "
                           "the provided ones")

@@ -5,9 +5,26 @@ tracker, :mod:`.tracking`), ``checkpoints/`` (:mod:`.checkpoints`), ``metrics.js
 the exported weights ``model.safetensors`` / ``best.safetensors``, written atomically.
 
 A folder holding any of :data:`RUN_OUTPUTS` is a previous run's: it is refused unless the
-run resumes it or overwrites it. A resume whose recipe changes what is trained is refused
-unless the change is allowed (``--allow-changes``); an allowed change of the learning
-rates or schedule, or a changed ``train.steps``, rebuilds the schedule at the restored step.
+run resumes it or overwrites it; ``--resume`` of a folder that holds no run is refused
+too (it would silently start a fresh one). A path that is a file, or under a file, or
+where nothing can be written is refused (:func:`symtrain.paths.output_folder`). One
+process at a time works in the folder (:class:`symtrain.lock.FolderLock`, taken by
+:meth:`RunFolder.prepare`; a second one gets :class:`~symtrain.lock.FolderInUseError`).
+
+Resume. A resume whose recipe changes what is trained is refused unless the change is
+allowed (``--allow-changes``); :func:`recorded_recipe` is the recipe a run recorded
+(``config.yaml``), which ``symtrain train --resume`` continues with. Records describe the
+whole run: ``metrics.json``'s wall time and FLOPs add up the pieces
+(:class:`~.state.TrainState`) and ``metrics.csv`` is cut back to the checkpoint, so no row
+appears twice. Resuming a finished run with the same recipe changes nothing (not one
+byte) and logs so (:meth:`RunFolder.finished`).
+
+A changed ``train.steps`` (extending a finished run, or shortening one), or an allowed
+change of the learning rates or schedule, rebuilds the schedule: the rates from the
+restored step on are those of a run of the new recipe, as if it had been asked for from
+the start (for a cosine extended from 1000 to 2000 steps, the rate at step 1000 goes from
+its floor back up to the middle of the longer cosine and decays to the floor at 2000; it
+does not restart a warm-up). ``train.log`` says so, with the rate before and after.
 """
 
 from __future__ import annotations
@@ -24,8 +41,11 @@ from typing import Iterator
 import yaml
 from torch import nn
 
+from ..errors import SymmetryError
+from ..lock import FolderLock
+from ..paths import output_folder
 from .checkpoints import CheckpointError, Checkpoints, recipe_changes, split_changes
-from .config import ConfigError, Recipe, with_defaults
+from .config import ConfigError, Recipe, resolve_recorded, with_defaults
 from .optim import create_scheduler
 from .state import TrainState
 from .tracking import flat_config
@@ -36,6 +56,41 @@ logger = logging.getLogger("symtrain.train")
 RUN_OUTPUTS = ("metrics.json", "model.safetensors", "metrics.csv", "checkpoints", "config.yaml", "train.log")
 # Keys whose change on resume (allowed by --allow-changes) calls for the new lr schedule.
 SCHEDULE_KEYS = ("optim.lr", "optim.warmup_steps", "optim.schedule", "optim.min_lr_ratio", "optim.param_groups")
+# Keys that change nothing a finished run recorded: resuming it with only these changed is a no-op.
+NO_EFFECT_KEYS = ("train.progress", "train.out_dir", "train.threads", "data.num_workers", "data.cache_dir",
+                  "train.budget")
+
+
+def holds_run(path: str | Path) -> bool:
+    """Whether the folder ``path`` holds a run (any of :data:`RUN_OUTPUTS`)."""
+    return any((Path(path) / name).exists() for name in RUN_OUTPUTS)
+
+
+def run_dir(recipe: Recipe, out_dir: str | Path | None = None) -> Path:
+    """The run folder of ``recipe``: ``out_dir``, else ``train.out_dir``, else ``runs/<name>``."""
+    return Path(out_dir or recipe.train.out_dir or Path("runs") / recipe.name)
+
+
+def recorded_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                    budget: str | None = None) -> Recipe | None:
+    """The recipe the run in ``path`` recorded (its ``config.yaml``, presets already
+    applied) with ``overrides`` (``key=value``) on top, which a resume continues with, so
+    a run started with ``--budget smoke`` (or ``--set``) resumes as it was started. None
+    when ``path`` holds no ``config.yaml``, or when ``budget`` (or a ``train.budget``
+    override) names another preset than the recorded one: the recipe file is then resolved
+    with that preset, and the resume refuses what it changes unless allowed."""
+    saved = Path(path) / "config.yaml"
+    if not saved.is_file():
+        return None
+    data = yaml.safe_load(saved.read_text()) or {}
+    asked = [o.split("=", 1)[1].strip() for o in overrides if o.split("=", 1)[0].strip() == "train.budget"]
+    asked += [budget] if budget is not None else []
+    if any(b != data.get("train", {}).get("budget") for b in asked):
+        return None
+    recipe = resolve_recorded(data, list(overrides))
+    logger.info("resuming with the recipe recorded in %s%s", saved,
+                f" and --set {' '.join(overrides)}" if overrides else "")
+    return recipe
 
 
 def write_weights(model: nn.Module, path: Path) -> None:
@@ -66,8 +121,10 @@ class RunFolder:
         self.path, self.recipe = Path(path), recipe
         self.resume, self.overwrite, self.allow_changes = resume, overwrite, tuple(allow_changes)
         self.checkpoints = Checkpoints(self.path / "checkpoints", recipe.train.keep_checkpoints)
+        self.lock = FolderLock(self.path, "run folder")
         self.allowed: list[str] = []  # the allowed changes found by check()
         self.steps_changed = False
+        self.effective: list[str] = []  # keys that differ from config.yaml and change the outputs
 
     @property
     def best_weights(self) -> Path:
@@ -81,7 +138,14 @@ class RunFolder:
                               f"{self.path}, or replace it")
         if self.allow_changes and not self.resume:
             raise ConfigError("--allow-changes only applies with --resume")
+        try:
+            output_folder(self.path, "train.out_dir")
+        except SymmetryError as err:
+            raise ConfigError(str(err)) from None
         found = [name for name in RUN_OUTPUTS if (self.path / name).exists()]
+        if self.resume and not found:
+            raise ConfigError(f"--resume: {self.path} holds no run to resume (none of {', '.join(RUN_OUTPUTS)}); "
+                              "check --out, or drop --resume to start a new run there")
         if found and not (self.resume or self.overwrite):
             raise ConfigError(f"train.out_dir: {self.path} holds a previous run ({', '.join(found)}); pass "
                               "--resume to continue it, --overwrite to replace it, or choose another --out")
@@ -94,6 +158,8 @@ class RunFolder:
             return
         old, new = with_defaults(yaml.safe_load(saved.read_text()) or {}), self.recipe.to_dict()
         self.steps_changed = old.get("train", {}).get("steps") != self.recipe.train.steps
+        self.effective = [k for k in dict.fromkeys([*flat_config(old), *flat_config(new)])
+                          if flat_config(old).get(k) != flat_config(new).get(k) and k not in NO_EFFECT_KEYS]
         refused, self.allowed = split_changes(recipe_changes(old, new), self.allow_changes, old, new)
         if refused:
             keys = [c.split(":")[0] for c in refused]
@@ -101,11 +167,43 @@ class RunFolder:
                               f"with ({'; '.join(refused)}); resume with that recipe, pass --allow-changes "
                               f"{' '.join(keys)} to continue with the new values, or choose another --out")
 
+    def finished(self) -> dict | None:
+        """When resuming a run that reached ``train.steps`` with the same recipe (keys of
+        :data:`NO_EFFECT_KEYS` aside): its recorded ``metrics.json``, after logging that
+        there is nothing to do; the folder is left as it is, byte for byte. Otherwise None.
+        Checks the folder first (:meth:`check`)."""
+        self.check()
+        pointer, metrics = self.checkpoints.pointer, self.path / "metrics.json"
+        if not (self.resume and pointer.is_file() and metrics.is_file()) or self.effective:
+            return None
+        step = json.loads(pointer.read_text()).get("step")
+        if step != self.recipe.train.steps:
+            return None
+        logger.info("%s holds a finished run (step %d of %d, same recipe): nothing to do; its records are "
+                    "unchanged. To train longer, resume with --set train.steps=N", self.path, step, step)
+        return json.loads(metrics.read_text())
+
     def prepare(self, shared) -> None:
-        """Remove a previous run's outputs when overwriting (the main process, once every
-        process has checked the folder) and create the folder. ``shared``: Accelerate's
-        ``PartialState``."""
+        """Take the folder's lock, check the folder again under it (another process may
+        have written there since :meth:`check`), remove a previous run's outputs when
+        overwriting (the main process, once every process has checked the folder) and
+        create the folder. ``shared``: Accelerate's ``PartialState``. The lock is released
+        when :meth:`opened` ends (or by ``self.lock.release()``)."""
         shared.wait_for_everyone()  # every process checked the folder before any writes
+        error = None
+        if shared.is_main_process:
+            try:
+                self.lock.acquire()
+                self.check()
+            except SymmetryError as err:
+                self.lock.release()
+                error = err
+        if shared.num_processes > 1:  # every process stops, not only the main one
+            from accelerate.utils import broadcast_object_list
+
+            error = broadcast_object_list([error])[0]
+        if error is not None:
+            raise error
         if shared.is_main_process and self.overwrite:
             for name in RUN_OUTPUTS:
                 target = self.path / name
@@ -117,12 +215,16 @@ class RunFolder:
         self.path.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def log_file(self, main: bool) -> Iterator[None]:
-        """``train.log`` for the main process (other processes log warnings only); an error
-        that leaves the block is written there before it propagates."""
+    def opened(self, main: bool) -> Iterator[None]:
+        """The run in progress: ``train.log`` for the main process (other processes log
+        warnings only; an error that leaves the block is written there before it
+        propagates), and the folder's lock, released when the block ends."""
         if not main:
             logger.setLevel(logging.WARNING)  # one process reports progress
-            yield
+            try:
+                yield
+            finally:
+                self.lock.release()
             return
         handler = logging.FileHandler(self.path / "train.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -136,6 +238,7 @@ class RunFolder:
         finally:
             logger.removeHandler(handler)
             handler.close()
+            self.lock.release()
 
     def restore(self, acc, optimizer, scheduler, state: TrainState, *parts) -> None:
         """Register ``state`` and the other stateful ``parts`` (``state_dict`` /
@@ -167,8 +270,13 @@ class RunFolder:
                 logger.info("changed on resume (--allow-changes): %s", "; ".join(self.allowed))
             if self.steps_changed or any(c.startswith(SCHEDULE_KEYS) for c in self.allowed):
                 # the schedule's length is train.steps: the restored one would keep the old length
-                logger.info("learning-rate schedule rebuilt for the new recipe at step %d", state.step)
+                before = scheduler.get_last_lr()[0]
                 self.reschedule(optimizer, scheduler, rates, state.step)
+                logger.info("learning-rate schedule rebuilt for the new recipe (%s, %d steps) at step %d: the rate "
+                            "goes from %.4g to %.4g, as in a run of the new recipe from the start",
+                            r.optim.schedule, r.train.steps, state.step, before, scheduler.get_last_lr()[0])
+        elif self.resume:
+            logger.info("no complete checkpoint in %s: the run starts again from step 0", self.checkpoints.folder)
         if acc.is_main_process and (latest is not None or getattr(tracker, "rows", None)):
             tracker.truncate(state.step)
 

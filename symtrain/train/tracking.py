@@ -34,8 +34,11 @@ def csv_tracker(logging_dir: str | Path):
             return self
 
         def truncate(self, step: int) -> None:
-            """Drop rows logged after ``step`` (a resumed run logs them again)."""
-            self.rows = [r for r in self.rows if int(r["step"]) <= step]
+            """Drop the rows logged after the checkpoint of ``step`` (a resumed run logs
+            them again): those of later steps, and the final test row of a run that
+            finished at ``step`` (logged after its last checkpoint)."""
+            self.rows = [r for r in self.rows if int(float(r["step"])) < step or (
+                int(float(r["step"])) == step and not any(k.startswith("test/") for k in r))]
             self._write()
 
         def store_init_configuration(self, values: dict) -> None:

@@ -45,7 +45,7 @@ from .guard import GradientGuard, TrainingDiverged
 from .loss import TrainingLoss
 from .methods import Built
 from .optim import create_optimizer, create_scheduler
-from .run_folder import RunFolder
+from .run_folder import RunFolder, run_dir
 from .selection import ModelSelection
 from .state import TrainState, make_loaders
 from .tracking import csv_tracker
@@ -62,8 +62,10 @@ class Trainer:
     Args:
         recipe: a resolved :class:`~symtrain.train.config.Recipe`.
         out_dir: the run directory (default ``train.out_dir`` or ``runs/<name>``).
-        resume: continue from the last complete checkpoint in ``out_dir`` (a fresh start
-            if there is none).
+        resume: continue from the last complete checkpoint in ``out_dir`` (from step 0 if
+            the run there stopped before its first one; a folder holding no run is an
+            error). Resuming a finished run with the same recipe changes nothing and
+            returns its recorded metrics; ``model`` and ``task`` are then not set.
         task: a prebuilt task (the data), to share it between runs.
         overwrite: replace a previous run's outputs in ``out_dir`` (otherwise a folder that
             holds any of :data:`~.run_folder.RUN_OUTPUTS` is refused, unless resuming).
@@ -80,7 +82,7 @@ class Trainer:
     def __init__(self, recipe: Recipe, out_dir: str | Path | None = None, resume: bool = False,
                  task: Task | None = None, *, overwrite: bool = False, allow_changes: tuple[str, ...] | list[str] = ()):
         self.recipe, self.task = recipe, task
-        self.out = Path(out_dir or recipe.train.out_dir or Path("runs") / recipe.name)
+        self.out = run_dir(recipe, out_dir)
         self.run = RunFolder(self.out, recipe, resume=resume, overwrite=overwrite, allow_changes=allow_changes)
         self.checkpoints = self.run.checkpoints
         self.evaluate = Evaluator(recipe)
@@ -88,12 +90,14 @@ class Trainer:
     def fit(self) -> dict:
         """Train and return the final metrics; an error that stops the run once it has
         started is also written to ``train.log``."""
+        if (recorded := self.run.finished()) is not None:
+            return recorded  # a resumed run that is already finished: nothing changes
         r, t = self.recipe, self.recipe.train
         task, built = self._build()
         self.task, loss_fn = task, TrainingLoss(built, task)
         cost = {**model_size(built.model), "flops_per_step": step_flops(loss_fn, built.model, task.train, r)}
         acc = self._accelerator()
-        with self.run.log_file(acc.is_main_process):
+        with self.run.opened(acc.is_main_process):
             model, criterion = built.model, built.criterion
             optimizer = create_optimizer(model if criterion is None else nn.ModuleList([model, criterion]), r)
             scheduler = create_scheduler(optimizer, r)
@@ -108,7 +112,8 @@ class Trainer:
             logger.info("training %s: %s, %d steps, %d processes, device %s", r.name, r.symmetrization.method,
                         t.steps, acc.num_processes, acc.device)
             bar = _progress_bar(r, state.step, acc.is_local_main_process)
-            window, last_eval, paused, start = {}, {}, 0.0, time.perf_counter()
+            window, last_eval = {}, {}
+            state.start_clock()
             model.train()
             while state.step < t.steps:
                 loader = acc.skip_first_batches(train_loader, state.batches) if state.batches else train_loader
@@ -128,7 +133,7 @@ class Trainer:
                         window.setdefault(k, []).append(torch.as_tensor(v, device=acc.device).float())
                     if not acc.sync_gradients:
                         continue
-                    state.step += 1
+                    state.advance(cost["flops_per_step"])
                     bar.update(1)
                     pause, last = time.perf_counter(), state.step == t.steps
                     if state.step % t.log_every == 0 or last:
@@ -144,15 +149,15 @@ class Trainer:
                         selection.update(acc, model, last_eval, state.step)
                     if state.step % t.checkpoint_every == 0 or last:
                         self.checkpoints.save(acc, state.step)
-                    paused += time.perf_counter() - pause
+                    state.paused += time.perf_counter() - pause
                     if last:
                         break
                 else:
                     state.epoch, state.batches = state.epoch + 1, 0
             bar.close()
-            elapsed = time.perf_counter() - start
-            final = {"steps": state.step, "skipped_steps": guard.skipped, "seconds": elapsed,
-                     "train_loop_seconds": elapsed - paused, **cost, "train_flops": cost["flops_per_step"] * state.step}
+            seconds, loop_seconds = state.times()  # of the whole run, over its resumed pieces
+            final = {"steps": state.step, "skipped_steps": guard.skipped, "seconds": seconds,
+                     "train_loop_seconds": loop_seconds, **cost, "train_flops": state.flops}
             # the weights train.select picks, measured against the data's symmetry (whatever the wrapper's group)
             final.update(selection.load(acc, model, state.step))
             final.update(self.evaluate(acc, model, task, val_loader, task.symmetry, "val"))
@@ -204,15 +209,19 @@ class Trainer:
         if t.mixed_precision == "fp16" and not (torch.cuda.is_available() and not self.cpu):
             raise ConfigError("train.mixed_precision: fp16 needs a CUDA device; use bf16 or no")
         shared = PartialState(cpu=self.cpu)
-        self.run.prepare(shared)
-        trackers = ([csv_tracker(self.out)] if shared.is_main_process else []) + (
-            ["tensorboard"] if is_tensorboard_available() else [])  # one process writes metrics.csv
-        return Accelerator(
-            cpu=self.cpu, mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
-            log_with=trackers, project_config=ProjectConfiguration(project_dir=str(self.out),
-                                                                   logging_dir=str(self.out)),
-            dataloader_config=DataLoaderConfiguration(split_batches=True),
-            step_scheduler_with_optimizer=True)
+        self.run.prepare(shared)  # takes the folder's lock, released when fit's run.opened() block ends
+        try:
+            trackers = ([csv_tracker(self.out)] if shared.is_main_process else []) + (
+                ["tensorboard"] if is_tensorboard_available() else [])  # one process writes metrics.csv
+            return Accelerator(
+                cpu=self.cpu, mixed_precision=t.mixed_precision, gradient_accumulation_steps=t.grad_accum,
+                log_with=trackers, project_config=ProjectConfiguration(project_dir=str(self.out),
+                                                                       logging_dir=str(self.out)),
+                dataloader_config=DataLoaderConfiguration(split_batches=True),
+                step_scheduler_with_optimizer=True)
+        except BaseException:
+            self.run.lock.release()
+            raise
 
 
 def _progress_bar(recipe: Recipe, initial: int, shown: bool):
