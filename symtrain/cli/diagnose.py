@@ -17,6 +17,7 @@ import argparse
 import sys
 
 from . import COMMANDS
+from ._paths import INPUT_FOLDER, module_or_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--permutations", type=int, default=1000, help="label shufflings for the p-value")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the recipe's train.threads)")
-    parser.add_argument("--recipes", action="append", default=[], metavar="DIR",
+    parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes, searched before the provided ones (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
-                        help="import a module or a .py file first (datasets it registers can be named)")
+                        type=module_or_file, help="import a module or a .py file first (datasets it registers can be named)")
 
 
 @COMMANDS.register("diagnose")
