@@ -109,7 +109,7 @@ def test_monte_carlo_error_falls_with_samples(case):
     errs = []
     for k in (2, 32, 512):
         wrapped = wrap("mc", model, case.symmetry, samples=k).eval()
-        errs.append(st.equivariance_error(wrapped, case.symmetry, x, samples=8).mean)
+        errs.append(st.equivariance_error(wrapped, case.symmetry, x, samples=8, exact=False).mean)
     assert errs[2] < 0.5 * errs[0] and errs[2] < errs[1], errs
 
 

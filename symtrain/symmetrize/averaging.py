@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
+
+from torch import Tensor, nn
 
 from ..errors import SymmetryError
-from ..groups.base import element_batch_size
+from ..groups.base import Element, GroupContext, element_batch_size, element_repeat, element_take
 from ..symmetry import Symmetry
-from ..symmetry import reference_tensor
-from .base import Symmetrizer, check_samples, uniform_weights
+from ..tree import reference_tensor
+from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .registry import register_symmetrizer
 
 
@@ -58,7 +60,18 @@ class GroupAveraging(Symmetrizer):
         k = element_batch_size(elems)
         return self.average_shared(x, context, elems, uniform_weights(context.batch_size, k, ref))
 
-    def elements(self, x, context):
+    @property
+    def stochastic(self) -> bool:
+        """Monte-Carlo averaging (``samples`` set) draws new elements at every call."""
+        return self.num_samples is not None
+
+    def fixed_draw(self, x: Any, context: GroupContext) -> "SampledElements | None":
+        """The ``K`` sampled elements of each input, fixed (``None`` for exact averaging)."""
+        if not self.stochastic:
+            return None
+        return SampledElements(self, *self.weighted_elements(x, context))
+
+    def weighted_elements(self, x, context):
         ref = reference_tensor(x)
         k = self.num_samples
         if k is None:
@@ -70,3 +83,23 @@ class GroupAveraging(Symmetrizer):
 
     def extra_repr(self):
         return f"{super().extra_repr()}, samples={self.samples}, eval_samples={self.eval_samples}"
+
+
+class SampledElements(FixedDraw):
+    """Monte-Carlo group averaging with its elements ``[B·K]`` and weights ``[B, K]``
+    fixed. Moved by ``g``, the draws for ``g·x`` are ``g h_i``: the sampling distribution
+    is invariant, so the averaged model satisfies ``f(g·x; g h) = g·f(x; h)`` exactly."""
+
+    def __init__(self, wrapper: GroupAveraging, elements: Element, weights: Tensor):
+        self.wrapper, self.elements, self.weights = wrapper, elements, weights
+
+    def __call__(self, x: Any) -> Any:
+        sym = self.wrapper.symmetry
+        sym.check_input(x)
+        return self.wrapper.average(x, sym.context(x), self.elements, self.weights)
+
+    def moved(self, g: Element, k: int, context: GroupContext) -> "SampledElements":
+        batch, per_input = self.weights.shape
+        own = element_take(self.elements, draw_rows(batch, k, per_input, self.weights.device))
+        moved = self.wrapper.symmetry.group.compose(element_repeat(g, per_input), own)
+        return SampledElements(self.wrapper, moved, self.weights.repeat_interleave(k, 0))

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ..errors import UnsupportedGroupError
-from ..symmetry import Symmetry, reference_tensor
+from ..symmetry import Symmetry
+from ..tree import reference_tensor
 from .base import Symmetrizer
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
@@ -44,7 +45,7 @@ class Canonicalization(Symmetrizer):
         else:
             raise UnsupportedGroupError(f"canonicalizer must be 'auto', frames or a callable, got {canonicalizer!r}")
 
-    def elements(self, x, context):
+    def weighted_elements(self, x, context):
         if self.frames is not None:
             g, weights = frame_elements(self.frames, self.symmetry, x, context)
             if weights.shape[1] != 1:

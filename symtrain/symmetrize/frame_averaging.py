@@ -37,7 +37,7 @@ class FrameAveraging(Symmetrizer):
             raise ValueError(f"{symmetry.group} has {len(factors)} factors but {len(frames)} frames were given")
         self.frames = frames
 
-    def elements(self, x, context):
+    def weighted_elements(self, x, context):
         return frame_elements(self.frames, self.symmetry, x, context)
 
     def extra_repr(self):
