@@ -184,8 +184,9 @@ class ProbabilisticSymmetrization(Symmetrizer):
 
     @property
     def stochastic(self) -> bool:
-        """Whether calls draw noise (``noise_scale > 0``)."""
-        return self.noise_scale > 0
+        """Always: every call draws the interface's noise (scaled by ``noise_scale``, plus
+        the tie-breaking noise that is drawn even when ``noise_scale == 0``)."""
+        return True
 
     def fixed_draw(self, x: Any, context: GroupContext) -> "FixedNoise":
         """One noise draw for the ``B·k`` replicated inputs, fixed (see :class:`FixedNoise`)."""

@@ -60,20 +60,26 @@ class Evaluator:
 
     def equivariance(self, model: nn.Module, symmetry: Symmetry, x: Any, split: str) -> dict[str, float]:
         """Equivariance error (mean and max) on the first ``equivariance_inputs`` inputs of
-        ``x``, and Lie derivatives for continuous groups."""
+        ``x``, and Lie derivatives for continuous groups. A stochastic wrapper is checked
+        with a fixed draw of its randomness (exact); when it offers none, the error is a
+        Monte-Carlo estimate and its keys end in ``_mc`` (``equivariance_error_mc``)."""
         from ..metrics import equivariance_error
 
         s = self.recipe.symmetrization
         x = take_examples(x, slice(0, s.equivariance_inputs))
         err = equivariance_error(model, symmetry, x, samples=s.equivariance_samples)
-        out = {f"{split}/equivariance_error": err.mean, f"{split}/equivariance_error_max": err.max}
+        suffix = "" if err.exact else "_mc"
+        out = {f"{split}/equivariance_error{suffix}": err.mean,
+               f"{split}/equivariance_error_max{suffix}": err.max}
         if s.lie_derivative and not symmetry.group.is_finite:
             out.update(self.lie(model, symmetry, x, split))
         return out
 
     def lie(self, model: nn.Module, symmetry: Symmetry, x: Any, split: str) -> dict[str, float]:
-        """Squared Lie derivative along each generator (``{split}/lie/<name>``) and their
-        mean (``{split}/lie_derivative``); nothing when forward-mode AD fails."""
+        """Squared Lie derivative along each generator, keyed by its name
+        (``{split}/lie/E3/rotate_xy``, ``{split}/lie/E3/translate_x``, … see
+        :func:`~symtrain.lie.generators.generator_name`) and their mean
+        (``{split}/lie_derivative``); nothing when forward-mode AD fails."""
         from ..lie import lie_derivatives
 
         continuous = [f for f in symmetry.group.factors if not f.is_finite]
