@@ -55,20 +55,6 @@ def test_fixed_noise_padded_adjacency_invariant():
     assert st.equivariance_error(model.base, sym, (adj, mask), samples=4).max > 0.05
 
 
-def test_equivariance_error_checks_ps_exactly_and_catches_a_broken_interface():
-    """In eval mode the default check fixes the noise and moves it with the input: a
-    correct model is exact, one whose noise does not move with the input is not; the
-    Monte-Carlo estimate cannot tell them apart."""
-    model = nodes_model().eval()
-    x = torch.randn(5, 6, 3)
-    err = st.equivariance_error(model, None, x, samples=4)
-    assert err.estimate == "fixed draw" and err.exact and err.max < 1e-5, err
-    mc = st.equivariance_error(model, None, x, samples=4, exact=False)
-    assert mc.estimate == "monte-carlo" and not mc.exact and mc.mean > 1e-3 and "monte-carlo" in repr(mc)
-    model.interface.noise_action = Trivial()  # broken: the noise stays put under permutations
-    assert st.equivariance_error(model, None, x, samples=4).max > 1e-3
-
-
 def test_error_of_sample_mean_falls_with_k():
     model = nodes_model().eval()
     x = torch.randn(16, 6, 3)
@@ -343,8 +329,10 @@ def test_equivariance_error_tells_a_correct_ps_model_from_a_broken_one_in_eval_m
     good, bad = st.equivariance_error(correct, None, x), st.equivariance_error(broken, None, x)
     assert (good.estimate, good.exact, bad.estimate) == ("fixed draw", True, "fixed draw")
     assert good.max <= 1e-5 and bad.max > 1e-2, (good, bad)
-    # The fixed draw is the private helper's check, now the library's default.
-    assert fixed_noise_error(correct, x) <= 1e-6
+    # Declaring the noise's action wrongly is caught too: the noise then stays put.
+    declared_wrong = nodes_model().eval()
+    declared_wrong.interface.noise_action = Trivial()
+    assert st.equivariance_error(declared_wrong, None, x).max > 1e-3
     # Comparing independent draws (today's Monte-Carlo estimate) cannot tell them apart.
     mc = st.equivariance_error(correct, None, x, exact=False)
     assert mc.estimate == "monte-carlo" and not mc.exact and "monte-carlo" in repr(mc)

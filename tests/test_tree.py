@@ -1,7 +1,9 @@
 """symtrain.tree: one walker over nested inputs, PyG graphs included."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,11 +59,34 @@ def test_nan_in_a_graph_is_named_by_its_path():
         sym.check_input(b)
 
 
-def test_monte_carlo_averaging_is_checked_exactly_with_its_samples_moved():
-    sym = st.Symmetry("SO3", st.actions.Points(), st.actions.Points())
-    model = st.GroupAveraging(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(15, 15),
-                                                  torch.nn.Unflatten(1, (5, 3))), sym, samples=4).eval()
-    x = torch.randn(3, 5, 3)
-    err = st.equivariance_error(model, sym, x, samples=4)
-    assert err.estimate == "fixed draw" and err.max < 1e-5, err
-    assert st.equivariance_error(model, sym, x, samples=4, exact=False).max > 1e-3
+def hand_walkers(root: Path) -> list[str]:
+    """Places that import ``torch.utils._pytree`` or recognise a PyG object by
+    ``hasattr(x, "to_dict" | "apply" | "items")``."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                if any("_pytree" in n for n in names):
+                    found.append(f"{path.name}:{node.lineno} imports _pytree")
+            elif isinstance(node, ast.Attribute) and node.attr == "_pytree":
+                found.append(f"{path.name}:{node.lineno} uses _pytree")
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr" \
+                    and len(node.args) == 2 and isinstance(node.args[1], ast.Constant) \
+                    and node.args[1].value in ("to_dict", "apply", "items"):
+                found.append(f"{path.name}:{node.lineno} hasattr(..., {node.args[1].value!r})")
+    return found
+
+
+def test_no_module_walks_trees_by_hand(tmp_path):
+    assert hand_walkers(Path(st.__file__).parent) == []
+    (tmp_path / "bad.py").write_text("import torch.utils._pytree as p\n"
+                                     "def f(x):\n    return hasattr(x, 'to_dict')\n")
+    assert len(hand_walkers(tmp_path)) == 2  # the check can fail
+
+
+def test_detach_leaves_the_callers_graph_alone():
+    g = graphs()
+    g.x.requires_grad_(True)
+    d = tree.detach((g, torch.ones(1, requires_grad=True)))
+    assert not d[0].x.requires_grad and not d[1].requires_grad and g.x.requires_grad
