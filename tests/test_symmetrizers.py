@@ -222,11 +222,11 @@ def test_monte_carlo_error_falls_with_samples(name, case):
     stochastic wrapper falls as it averages over more samples."""
     base, x = base_and_input(case)
     errs = []
-    for k in (2, 32, 512):
+    for k in (2, 16, 256):  # 4 elements per input: B·4·k copies, affordable for PS too
         wrapped = build(name, "sampled", case, base, x, samples=k).eval()
         with torch.no_grad():
             run(wrapped, x)
         if not wrapped.stochastic:
             pytest.skip(f"{name} draws nothing at random on {case.name}")
-        errs.append(st.equivariance_error(wrapped, case.symmetry, x, samples=8, exact=False).mean)
+        errs.append(st.equivariance_error(wrapped, case.symmetry, x, samples=4, exact=False).mean)
     assert errs[2] < 0.5 * errs[0] and errs[2] < errs[1], errs
