@@ -179,11 +179,14 @@ class Probe:
         ``fixed_draw``, see :class:`~symtrain.symmetrize.Symmetrizer`), one draw of its
         randomness is fixed for ``x`` and moved with the input for ``g·x`` (noise
         transformed, sampled elements ``h`` becoming ``g h``), so a correct model matches
-        to rounding. ``exact=False``: every call draws anew (a Monte-Carlo comparison).
+        to rounding. The draw moves with elements of the wrapper's own symmetry, so this
+        needs ``model.symmetry`` to be this probe's; otherwise, and with ``exact=False``,
+        every call draws anew (a Monte-Carlo comparison).
         ``fx``: ``f(x)`` if already computed (not used with a fixed draw).
         """
         stochastic = bool(getattr(model, "stochastic", False))
-        fix = getattr(model, "fixed_draw", None) if exact and stochastic else None
+        own = getattr(model, "symmetry", None) == self.symmetry
+        fix = getattr(model, "fixed_draw", None) if exact and stochastic and own else None
         draw = fix(self.x, self.context) if callable(fix) else None
         if draw is not None:
             fx = draw(self.x)

@@ -20,8 +20,8 @@ from torch_geometric.data import Batch, Data
 
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Graph, GraphNodes, Image, Mask, Nodes, Points, Trivial, Vectors
-from symtrain.groups.base import element_batch_size
 from symtrain.symmetrize import Symmetrizer, register_symmetrizer, symmetrizer_options
+from symtrain.symmetrize.averaging import SampledElements
 from symtrain.symmetrize.base import uniform_weights
 from symtrain.tree import leaves, reference_tensor, tree_map
 
@@ -34,24 +34,27 @@ except ImportError:  # pragma: no cover - until every symmetrizer declares suppo
 
 
 # --- a symmetrizer registered by a test module is tested like the library's -------------
-@register_symmetrizer("test_finite_reynolds")
-class FiniteReynolds(Symmetrizer):
-    """The Reynolds operator of a finite group, written as a user would: the catalogue
+@register_symmetrizer("test_sampled_averaging")
+class SampledAveraging(Symmetrizer):
+    """Monte-Carlo averaging over ``samples`` random elements, written as a user would
+    (stochastic, with the fixed draw that makes the exact check possible): the catalogue
     below picks it up from the registry without being edited."""
 
-    def __init__(self, base: nn.Module, symmetry: st.Symmetry):
-        if not symmetry.group.is_finite:
-            raise st.UnsupportedGroupError(f"{symmetry.group} is infinite: no list of elements")
+    def __init__(self, base: nn.Module, symmetry: st.Symmetry, samples: int = 2):
         super().__init__(base, symmetry)
+        self.samples = samples
+
+    @property
+    def stochastic(self) -> bool:
+        return True
 
     def weighted_elements(self, x, context):
         ref = reference_tensor(x)
-        try:
-            g = self.symmetry.all_elements(context, device=ref.device, dtype=ref.dtype)
-        except ValueError as err:  # e.g. S_n on a padded batch
-            raise st.UnsupportedGroupError(str(err)) from err
-        k = element_batch_size(g) // context.batch_size
-        return g, uniform_weights(context.batch_size, k, ref)
+        g = self.symmetry.sample(context, self.samples, device=ref.device, dtype=ref.dtype)
+        return g, uniform_weights(context.batch_size, self.samples, ref)
+
+    def fixed_draw(self, x, context):
+        return SampledElements(self, *self.weighted_elements(x, context))
 
 
 # --- the catalogue -----------------------------------------------------------------------
@@ -177,7 +180,7 @@ def tolerance(wrapped: nn.Module, base: nn.Module, dtype) -> float:
 
 
 def test_catalogue_covers_every_method_and_case():
-    assert "test_finite_reynolds" in NAMES  # registered above, collected without editing the list
+    assert "test_sampled_averaging" in NAMES  # registered above, collected without editing the list
     assert {"group_averaging", "frame_averaging", "canonicalization", "ps"} <= set(NAMES)
 
 

@@ -86,11 +86,13 @@ class GroupAveraging(Symmetrizer):
 
 
 class SampledElements(FixedDraw):
-    """Monte-Carlo group averaging with its elements ``[B·K]`` and weights ``[B, K]``
-    fixed. Moved by ``g``, the draws for ``g·x`` are ``g h_i``: the sampling distribution
-    is invariant, so the averaged model satisfies ``f(g·x; g h) = g·f(x; h)`` exactly."""
+    """A wrapper that averages ``Σ_k w_k h_k·f(h_k⁻¹·x)`` over sampled elements
+    (Monte-Carlo group averaging, or any :class:`Symmetrizer` doing so) with its elements
+    ``[B·K]`` and weights ``[B, K]`` fixed. Moved by ``g``, the draws for ``g·x`` are
+    ``g h_k``, and the average over them at ``g·x`` is exactly ``g`` times the average over
+    ``h_k`` at ``x``, whatever the elements are."""
 
-    def __init__(self, wrapper: GroupAveraging, elements: Element, weights: Tensor):
+    def __init__(self, wrapper: Symmetrizer, elements: Element, weights: Tensor):
         self.wrapper, self.elements, self.weights = wrapper, elements, weights
 
     def __call__(self, x: Any) -> Any:
