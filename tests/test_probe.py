@@ -53,15 +53,21 @@ def test_probe_outputs_of_a_deterministic_model_match_equivariance_error():
     assert torch.allclose(measured.per_element, err)
 
 
+class ForgetsTheOutputs(st.GroupAveraging):
+    """A broken Monte-Carlo average: the outputs are not moved back by g."""
+
+    def transform_output(self, g, ys, context):
+        return ys
+
+
 def test_monte_carlo_averaging_is_checked_exactly_and_a_broken_one_fails():
     """The draws for h·x are h·g_i: a correct Monte-Carlo average then matches to
-    rounding; one built for the wrong output action (it averages f(g⁻¹x) without moving
-    the outputs back) does not, though both give an error of the same order when their
-    draws are independent."""
+    rounding; a broken one (it averages f(g⁻¹x) without moving the outputs back) does
+    not, though both give an error of the same order when their draws are independent."""
     sym = st.Symmetry("SO3", Points(), Points())
     base, x = PointMLP(10, 3, 3), torch.randn(4, 10, 3)
     correct = st.GroupAveraging(base, sym, samples=4).eval()
-    broken = st.GroupAveraging(base, st.Symmetry("SO3", Points(), Trivial()), samples=4).eval()
+    broken = ForgetsTheOutputs(base, sym, samples=4).eval()
     good, bad = st.equivariance_error(correct, sym, x, samples=8), st.equivariance_error(broken, sym, x, samples=8)
     assert good.estimate == bad.estimate == "fixed draw"
     assert good.max <= 1e-5 and bad.max > 1e-2, (good, bad)
