@@ -19,7 +19,7 @@ import sys
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
+from symtrain.tree import tree_map
 
 from symtrain import Symmetry
 from symtrain.symmetrize import Symmetrizer, register_symmetrizer
@@ -44,7 +44,7 @@ class AntitheticAveraging(Symmetrizer):
         self.eval_samples = check_samples("eval_samples", eval_samples)
         self.generator = generator
 
-    def elements(self, x, context):
+    def weighted_elements(self, x, context):
         ref = reference_tensor(x)
         k = self.eval_samples if not self.training and self.eval_samples is not None else self.samples
         g = self.symmetry.sample(context, k, self.generator, device=ref.device, dtype=ref.dtype)
@@ -54,7 +54,7 @@ class AntitheticAveraging(Symmetrizer):
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         self.symmetry.check_input(x)
         context = self.symmetry.context(x)
-        g, weights = self.elements(x, context)
+        g, weights = self.weighted_elements(x, context)
         first = self.average(x, context, g, weights)
         second = self.average(x, context, self.symmetry.group.inverse(g), weights)
         return tree_map(lambda a, b: (a + b) / 2, first, second)

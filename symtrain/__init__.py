@@ -18,7 +18,8 @@ from .symmetrize import (Canonicalization, FrameAveraging, GroupAveraging, Learn
                          ProbabilisticSymmetrization, Symmetrizer, create_symmetrizer, list_symmetrizers,
                          register_symmetrizer)
 from .symmetrize import interfaces
-from .symmetry import Symmetry, call_model, reference_tensor
+from . import tree
+from .symmetry import Probe, Symmetry, call_model, reference_tensor
 from .augment import Augment
 from .losses import EquivarianceLoss, GradNorm
 from . import lie
@@ -28,7 +29,7 @@ from .metrics.grid import Shift, input_size_check, layer_equivariance
 __version__ = "0.1.0"
 
 __all__ = [
-    "actions", "groups", "create_group", "Symmetry", "call_model", "reference_tensor",
+    "actions", "groups", "create_group", "Symmetry", "Probe", "call_model", "reference_tensor", "tree",
     "Symmetrizer", "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "GroupAveraging",
     "FrameAveraging", "Canonicalization", "ProbabilisticSymmetrization", "LearnedCanonicalizer",
     "interfaces", "equivariance_error", "assert_equivariant",

@@ -17,29 +17,13 @@ products such as S_n × E(3), planar symmetries of images).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
 
-from .groups.base import Element, GroupContext
-from .symmetry import Symmetry
-
-
-def random_elements(symmetry: Symmetry, x: Any, context: GroupContext, k: int = 1,
-                    generator: torch.Generator | None = None) -> Element:
-    """``k`` random group elements per example of ``x`` (``[B·k]``, b-major).
-
-    Compact factors are Haar-random. Translations (E(d), SE(d)) are drawn from
-    ``N(0, translation_scale² I)`` rather than set to the centroid (which is what the
-    averaging wrappers use to centre the data), so augmented copies really move.
-    """
-    from .symmetry import reference_tensor
-
-    ref = reference_tensor(x)
-    dtype = ref.dtype if ref.is_floating_point() else None
-    return symmetry.sample(replace(context, centroid=None), k, generator,
-                           device=ref.device, dtype=dtype)
+from .groups.base import Element
+from .symmetry import Probe, Symmetry
+from .tree import is_single_graph
 
 
 class Augment:
@@ -65,10 +49,16 @@ class Augment:
         self.symmetry = symmetry
         self.generator = generator
 
+    def probe(self, x: Any) -> Probe:
+        """One random element per example of ``x`` and the moved inputs (see
+        :meth:`Symmetry.probe`). Compact factors are Haar-random; translations (E(d),
+        SE(d)) are drawn from ``N(0, translation_scale² I)`` rather than set to the
+        centroid, so augmented copies really move."""
+        return self.symmetry.probe(x, 1, self.generator, random_translations=True)
+
     def sample(self, x: Any) -> Element:
         """One random element per example of ``x`` (``[B]``)."""
-        self.symmetry.check_input(x)
-        return random_elements(self.symmetry, x, self.symmetry.context(x), 1, self.generator)
+        return self.probe(x).elements
 
     def apply(self, g: Element, x: Any, y: Any = None) -> Any:
         """``g·x`` (and ``g·y`` if ``y`` is given) for given elements ``g`` (``[B]``)."""
@@ -79,21 +69,12 @@ class Augment:
         return gx, self.symmetry.act_output(g, y, context)
 
     def __call__(self, x: Any, y: Any = None) -> Any:
-        single = _is_single_graph(x)
-        out = self.apply(self.sample(x), x, y)
-        if single:  # PyG transform: Data in, Data out
-            if y is None:
-                return out.get_example(0)
-            return out[0].get_example(0), out[1]
-        return out
+        probe = self.probe(x)
+        gx = probe.inputs
+        if is_single_graph(x):  # PyG transform: Data in, Data out
+            gx = gx.get_example(0)
+        return gx if y is None else (gx, probe.act_output(y))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(symmetry={self.symmetry}, generator={self.generator!r})"
 
-
-def _is_single_graph(x: Any) -> bool:
-    if not hasattr(x, "to_dict"):
-        return False
-    from torch_geometric.data import Batch, Data
-
-    return isinstance(x, Data) and not isinstance(x, Batch)

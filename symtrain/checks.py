@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from .errors import NonFiniteError, ShapeError, SymmetryError
+from .tree import walk
 
 
 def can_read_values(t: Tensor) -> bool:
@@ -85,26 +86,9 @@ def check_samples(name: str, value: Any, optional: bool = True) -> int | None:
     return int(value)
 
 
-def walk_tensors(x: Any):
-    """Every tensor of a tensor, tuple, list, dict or PyG ``Data``/``Batch``, with a path."""
-    if isinstance(x, Tensor):
-        yield "", x
-    elif isinstance(x, (tuple, list)):
-        for i, v in enumerate(x):
-            for path, t in walk_tensors(v):
-                yield f"[{i}]{path}", t
-    elif isinstance(x, dict):
-        for k, v in x.items():
-            for path, t in walk_tensors(v):
-                yield f"[{k!r}]{path}", t
-    elif hasattr(x, "to_dict"):
-        for k, v in x.to_dict().items():
-            if isinstance(v, Tensor):
-                yield f".{k}", v
-
-
 def check_finite_input(x: Any, what: str = "the input") -> None:
-    """:func:`check_finite` on every float tensor of ``x`` (named by its path)."""
-    for path, t in walk_tensors(x):
-        if t.is_floating_point():
+    """:func:`check_finite` on every float tensor of ``x`` (named by its path, see
+    :func:`symtrain.tree.walk`)."""
+    for path, t in walk(x):
+        if isinstance(t, Tensor) and t.is_floating_point():
             check_finite(t, f"{what}{path}")

@@ -1,44 +1,27 @@
-"""A :class:`Symmetry` binds a group to how it acts on a model's input and output, and
-the two helpers every consumer of a model shares: :func:`call_model` and
-:func:`reference_tensor`."""
+"""A :class:`Symmetry` binds a group to how it acts on a model's input and output;
+:meth:`Symmetry.probe` is the one "sample g, transform, compare" that the equivariance
+metric, the REMUL loss and :class:`~symtrain.augment.Augment` share. Also the two helpers
+every consumer of a model shares: :func:`call_model` and :func:`reference_tensor`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from .actions.base import Action
 from .actions.registry import create_action
-from .checks import check_finite_input
+from .checks import check_finite_input, check_samples
 from .groups.base import Element, Group, GroupContext, element_batch_size, element_tile
 from .groups.registry import create_group
+from .tree import reference_tensor  # noqa: F401  (re-exported: symtrain.reference_tensor)
 
 
 def call_model(model, x: Any) -> Any:
     """Call ``model`` on an input; a tuple is unpacked into positional arguments."""
     return model(*x) if isinstance(x, tuple) else model(x)
-
-
-def reference_tensor(x: Any) -> Tensor:
-    """A floating tensor of the input (else any tensor), to read device and dtype from."""
-    if isinstance(x, Tensor):
-        return x
-    if isinstance(x, dict):
-        items = list(x.values())
-    elif isinstance(x, (tuple, list)):
-        items = list(x)
-    elif hasattr(x, "to_dict"):  # a PyG Data / Batch
-        items = [v for v in x.to_dict().values() if isinstance(v, Tensor)]
-    else:
-        raise TypeError(f"cannot find a tensor in input of type {type(x).__name__}")
-    tensors = [reference_tensor(v) for v in items if isinstance(v, (Tensor, dict, tuple, list))]
-    floats = [t for t in tensors if t.is_floating_point()]
-    if not tensors:
-        raise TypeError("the input holds no tensors")
-    return floats[0] if floats else tensors[0]
 
 
 @dataclass(frozen=True)
@@ -105,22 +88,111 @@ class Symmetry:
         elems = self.group.elements(context=context, device=device, dtype=dtype)
         return element_tile(elems, context.batch_size)
 
-    def transformed_outputs(self, model, x: Any, g: Element, context: GroupContext | None = None,
-                            fx: Any = None) -> tuple[Any, Any]:
-        """``f(g·x)`` and ``g·f(x)`` for elements ``g`` ``[B·k]`` (``k`` per input,
-        b-major), each computed as one batch of ``B·k``. ``fx``: ``f(x)`` if already
-        computed (else it is computed). The input and the outputs are checked against
-        the actions."""
+    def probe(self, x: Any, samples: int | None = None, generator: torch.Generator | None = None, *,
+              random_translations: bool = False) -> "Probe":
+        """Group elements for the inputs ``x`` and the transformed inputs ``g·x``.
+
+        Args:
+            x: a batch of ``B`` inputs of :attr:`input` (checked here, once).
+            samples: ``k`` random elements per input; ``None``: every element of a finite
+                group (``k = |G|``, shared by all inputs; 16 random ones when the group
+                cannot list them for this batch, or is infinite).
+            generator: ``torch.Generator`` for the draws.
+            random_translations: translations of E(d)/SE(d) drawn from
+                ``N(0, translation_scale² I)`` (augmented copies really move) instead of
+                set to the inputs' centroids (see :mod:`symtrain.groups.euclidean`).
+        """
+        samples = check_samples("samples", samples)
         self.check_input(x)
-        if context is None:
-            context = self.context(x)
+        context = self.context(x)
+        ref = reference_tensor(x)
+        device, dtype = ref.device, ref.dtype if ref.is_floating_point() else None
+        g = None
+        if samples is None and self.group.is_finite:
+            try:
+                g = self.all_elements(context, device=device, dtype=dtype)
+            except ValueError:  # e.g. S_n on a padded batch, or too large to list
+                g = None
+        if g is None:
+            drawn = replace(context, centroid=None) if random_translations else context
+            g = self.sample(drawn, samples or 16, generator, device=device, dtype=dtype)
         k = element_batch_size(g) // context.batch_size
-        context_k = context.repeat(k)
-        gx = self.act_input(g, self.input.repeat(x, k, context), context_k, check=False)
-        f_gx = call_model(model, gx)
-        if fx is None:
-            fx = call_model(model, x)
-        return f_gx, self.act_output(g, self.output.repeat(fx, k, context), context_k)
+        inputs = self.act_input(g, self.input.repeat(x, k, context), context.repeat(k), check=False)
+        return Probe(self, x, context, g, k, inputs)
 
     def __str__(self) -> str:
         return f"{self.group} acting on {self.input!r} -> {self.output!r}"
+
+
+class Compared(NamedTuple):
+    """A model's outputs on a :class:`Probe`: ``f(g·x)`` and ``g·f(x)`` for the ``B·k``
+    copies (b-major), and how they were measured (:meth:`Probe.outputs`)."""
+
+    f_gx: Any
+    g_fx: Any
+    estimate: str
+
+
+#: How :meth:`Probe.outputs` ran the model: ``"deterministic"`` (it has no randomness),
+#: ``"fixed draw"`` (a stochastic wrapper run with one draw of its randomness, transformed
+#: with the input: an exact check), ``"monte-carlo"`` (a stochastic model, every call
+#: drawing anew: the comparison is itself random).
+ESTIMATES = ("deterministic", "fixed draw", "monte-carlo")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One "sample ``g``, transform, compare" on a batch (made by :meth:`Symmetry.probe`).
+
+    - ``x``: the ``B`` inputs; ``context``: their :class:`GroupContext`;
+    - ``elements``: ``[B·k]`` group elements, b-major (row ``b·k + j`` is the ``j``-th
+      element of input ``b``); ``k``: elements per input;
+    - ``inputs``: ``g·x``, the ``B·k`` transformed copies (b-major).
+    """
+
+    symmetry: Symmetry
+    x: Any
+    context: GroupContext
+    elements: Element
+    k: int
+    inputs: Any
+
+    @property
+    def copies_context(self) -> GroupContext:
+        """The context of the ``B·k`` copies."""
+        return self.context.repeat(self.k)
+
+    def act_output(self, y: Any) -> Any:
+        """``g·y`` for outputs or labels ``y`` of the ``B`` inputs: ``B·k`` rows, b-major
+        (checked against the output action)."""
+        sym = self.symmetry
+        return sym.act_output(self.elements, sym.output.repeat(y, self.k, self.context), self.copies_context)
+
+    def rows(self, y: Any) -> Tensor:
+        """Outputs of the ``B·k`` copies as rows ``[B·k, D]`` (see :meth:`Action.rows`)."""
+        return self.symmetry.output.rows(y, self.copies_context)
+
+    def outputs(self, model, fx: Any = None, *, exact: bool = True) -> Compared:
+        """``f(g·x)`` and ``g·f(x)``, each one batch of ``B·k`` (``f(x)`` one of ``B``).
+
+        ``exact``: when ``model`` is stochastic and offers it (a symtrain wrapper's
+        ``fixed_draw``, see :class:`~symtrain.symmetrize.Symmetrizer`), one draw of its
+        randomness is fixed for ``x`` and moved with the input for ``g·x`` (noise
+        transformed, sampled elements ``h`` becoming ``g h``), so a correct model matches
+        to rounding. The draw moves with elements of the wrapper's own symmetry, so this
+        needs ``model.symmetry`` to be this probe's; otherwise, and with ``exact=False``,
+        every call draws anew (a Monte-Carlo comparison).
+        ``fx``: ``f(x)`` if already computed (not used with a fixed draw).
+        """
+        stochastic = bool(getattr(model, "stochastic", False))
+        own = getattr(model, "symmetry", None) == self.symmetry
+        fix = getattr(model, "fixed_draw", None) if exact and stochastic and own else None
+        draw = fix(self.x, self.context) if callable(fix) else None
+        if draw is not None:
+            fx = draw(self.x)
+            f_gx = draw.moved(self.elements, self.k, self.context)(self.inputs)
+            return Compared(f_gx, self.act_output(fx), "fixed draw")
+        f_gx = call_model(model, self.inputs)
+        if fx is None:
+            fx = call_model(model, self.x)
+        return Compared(f_gx, self.act_output(fx), "monte-carlo" if stochastic else "deterministic")

@@ -12,7 +12,7 @@ from symtrain.symmetrize.base import reference_tensor
 from symtrain.symmetrize.interfaces import (PermutationInterface, log_sinkhorn, permutation_entropy,
                                             soft_sort_logits)
 
-from test_wrappers import padded_adjacency, pyg_batch
+from test_symmetrizers import padded_adjacency, pyg_batch
 
 
 def check_interface(interface, sym, x, k=3, atol=1e-5, exact=False):

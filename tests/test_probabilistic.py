@@ -9,29 +9,23 @@ import torch
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Mask, Nodes, Trivial
 from symtrain.groups.base import element_repeat
-from symtrain.symmetrize.base import reference_tensor
+from symtrain.tree import leaves
 from symtrain.symmetrize.interfaces import PermutationInterface
 from symtrain.symmetrize.probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
 
 from models import MaskedAdjacencyMLP, PointMLP
-from test_wrappers import padded_adjacency
+from test_symmetrizers import padded_adjacency
 
 
 @torch.no_grad()
 def fixed_noise_error(model, x):
-    """Max |f(h·x, h·ε) − h·f(x, ε)| for one noise draw ε of the B·k replicated inputs."""
-    sym, itf = model.symmetry, model.interface
-    k = model.num_samples
-    ctx = sym.context(x)
-    ctx_k = ctx.repeat(k)
-    noise = itf.sample_noise(sym.input.repeat(x, k, ctx), ctx_k, model.noise_scale)
-    ref = reference_tensor(x)
-    h = sym.sample(ctx, dtype=ref.dtype if ref.is_floating_point() else None)
-    y = model(*as_tuple(x), noise=noise)
-    hx = sym.act_input(h, x, ctx)
-    y_h = model(*as_tuple(hx), noise=itf.noise_action.act(itf.group, element_repeat(h, k), noise, ctx_k))
-    pairs = zip(as_tuple(y_h), as_tuple(sym.act_output(h, y, ctx)))
-    return max(float((a - b).abs().max() / b.abs().max()) for a, b in pairs)
+    """Max |f(h·x, h·ε) − h·f(x, ε)| / max |h·f(x, ε)| for one noise draw ε of the B·k
+    replicated inputs and one random h: the library's exact check (the wrapper's
+    ``fixed_draw``, moved with the input by ``Probe.outputs``)."""
+    probe = model.symmetry.probe(x, samples=1)
+    f_gx, g_fx, estimate = probe.outputs(model)
+    assert estimate != "monte-carlo"
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(leaves(f_gx), leaves(g_fx)))
 
 
 def as_tuple(x):
@@ -67,7 +61,7 @@ def test_error_of_sample_mean_falls_with_k():
     errors = {}
     for k in (1, 32):
         model.eval_samples = k
-        errors[k] = st.equivariance_error(model, model.symmetry, x, samples=4).mean
+        errors[k] = st.equivariance_error(model, model.symmetry, x, samples=4, exact=False).mean
     assert errors[32] < 0.5 * errors[1], errors
 
 
@@ -193,7 +187,7 @@ def test_nbody_error_of_sample_mean_falls_with_k():
     errors = {}
     for k in (1, 32):
         model.eval_samples = k
-        errors[k] = st.equivariance_error(model, None, x, samples=4).mean
+        errors[k] = st.equivariance_error(model, None, x, samples=4, exact=False).mean
     assert errors[32] < 0.6 * errors[1], errors
 
 
@@ -221,7 +215,7 @@ def test_image_lps_fixed_noise_and_straight_through_gradients():
 from symtrain.actions import Graph, GraphNodes  # noqa: E402
 
 from models import NodeIndexGNN  # noqa: E402
-from test_wrappers import pyg_batch  # noqa: E402
+from test_symmetrizers import pyg_batch  # noqa: E402
 
 
 def test_pyg_graph_lps_is_equivariant_with_fixed_noise_and_trains_the_interface():
@@ -314,3 +308,51 @@ def test_straight_through_gradient_equals_matrix_estimator(action):
     base(xs).sum().backward()
     assert torch.allclose(ours, soft.grad, atol=1e-6)
     assert float(ours.abs().sum()) > 0
+
+
+# --- equivariance_error checks a stochastic wrapper exactly ------------------------------
+class PositionBiasedInterface(PermutationInterface):
+    """A broken interface: its scores depend on where a node sits in the input, so the
+    permutations it draws do not move with the input."""
+
+    def scores(self, x, noise, context=None):
+        s, mask = super().scores(x, noise, context)
+        return s + torch.arange(s.shape[1], dtype=s.dtype, device=s.device), mask
+
+
+def test_equivariance_error_tells_a_correct_ps_model_from_a_broken_one_in_eval_mode():
+    x = torch.randn(5, 6, 3)
+    correct = nodes_model().eval()
+    broken = ProbabilisticSymmetrization(PointMLP(6, 3, 2), correct.symmetry,
+                                         PositionBiasedInterface(in_features=3, hidden=16),
+                                         samples=4, noise_scale=1.0).eval()
+    good, bad = st.equivariance_error(correct, None, x), st.equivariance_error(broken, None, x)
+    assert (good.estimate, good.exact, bad.estimate) == ("fixed draw", True, "fixed draw")
+    assert good.max <= 1e-5 and bad.max > 1e-2, (good, bad)
+    # Declaring the noise's action wrongly is caught too: the noise then stays put.
+    declared_wrong = nodes_model().eval()
+    declared_wrong.interface.noise_action = Trivial()
+    assert st.equivariance_error(declared_wrong, None, x).max > 1e-3
+    # Comparing independent draws (today's Monte-Carlo estimate) cannot tell them apart.
+    mc = st.equivariance_error(correct, None, x, exact=False)
+    assert mc.estimate == "monte-carlo" and not mc.exact and "monte-carlo" in repr(mc)
+    assert mc.mean > 1e-3 and st.equivariance_error(broken, None, x, exact=False).mean > 1e-3
+
+
+def test_exact_check_of_padded_and_nbody_ps_models():
+    sym = st.Symmetry("S_n", Fields(Adjacency(), Mask()), Trivial())
+    model = ProbabilisticSymmetrization(MaskedAdjacencyMLP(7), sym, PermutationInterface(0, hidden=16),
+                                        samples=3).eval()
+    err = st.equivariance_error(model, None, padded_adjacency())
+    assert err.estimate == "fixed draw" and err.max <= 1e-5, err
+    assert st.equivariance_error(model.base, sym, padded_adjacency(), samples=4).max > 0.05
+
+
+def test_noise_free_ps_is_checked_with_its_tie_break_noise_fixed():
+    """Learned canonicalization (``noise_scale=0``) still draws tie-breaking noise, so it
+    is checked with a fixed draw too."""
+    model = ProbabilisticSymmetrization(PointMLP(6, 3, 2), st.Symmetry("S_n", Nodes(), Nodes()),
+                                        PermutationInterface(in_features=3, hidden=16), samples=1,
+                                        noise_scale=0.0).eval()
+    err = st.equivariance_error(model, None, torch.randn(3, 6, 3))
+    assert model.stochastic and err.estimate == "fixed draw" and err.max <= 1e-5, err

@@ -316,7 +316,7 @@ def test_a_symmetrizer_declares_supports_and_create_symmetrizer_raises_its_reaso
         def supports(cls, group, **options):
             return None if group.is_finite else f"{group} is not finite"
 
-        def elements(self, x, context):
+        def weighted_elements(self, x, context):
             raise NotImplementedError
 
     try:

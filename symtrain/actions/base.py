@@ -35,6 +35,7 @@ from torch import Tensor
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_batch_size, element_tile, iter_factors
 from ..groups.permutation import invert_permutation
+from ..tree import leaves
 
 
 @dataclass
@@ -233,15 +234,17 @@ class Action(ABC):
 
 
 def flatten_rows(y: Any, batch: int) -> Tensor:
-    """Tensors (and tuples / dicts of them) flattened to ``[batch, D]``; a tensor without
-    the batch axis is broadcast over it."""
-    if isinstance(y, Tensor):
-        return y.reshape(batch, -1) if y.dim() and y.shape[0] == batch else y.reshape(1, -1).expand(batch, -1)
-    if isinstance(y, dict):
-        y = list(y.values())
-    if isinstance(y, (tuple, list)):
-        return torch.cat([flatten_rows(v, batch) for v in y], 1)
-    raise TypeError(f"cannot compare outputs of type {type(y).__name__}")
+    """The tensors of ``y`` (a tensor, or a tuple / dict of them) flattened to
+    ``[batch, D]`` and concatenated; a tensor without the batch axis is broadcast over it."""
+    rows = []
+    for t in leaves(y):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"cannot compare outputs of type {type(t).__name__}")
+        rows.append(t.reshape(batch, -1) if t.dim() and t.shape[0] == batch
+                    else t.reshape(1, -1).expand(batch, -1))
+    if not rows:
+        raise TypeError(f"cannot compare outputs of type {type(y).__name__}: they hold no tensors")
+    return torch.cat(rows, 1)
 
 
 def matrix_on_nodes(m: Tensor, x: Tensor, dim: int = 1) -> Tensor:

@@ -38,12 +38,11 @@ from typing import Any, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.utils import _pytree as pytree
 
 from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
-from ..symmetry import call_model
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, call_model
+from ..tree import leaves as tree_leaves, tree_map
 from .tangents import TangentRules
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
 
@@ -129,7 +128,7 @@ def per_example_norm(d: Any, norm: str = "squared") -> Tensor:
     over output entries (the reference code's)."""
     if norm not in NORMS:
         raise SymmetryError(f"norm must be one of {NORMS}, got {norm!r}")
-    leaves = [t for t in pytree.tree_leaves(d) if isinstance(t, Tensor)]
+    leaves = [t for t in tree_leaves(d) if isinstance(t, Tensor)]
     flat = torch.cat([t.reshape(t.shape[0], -1) for t in leaves], 1)
     return flat.pow(2).sum(1) if norm == "squared" else flat.abs().mean(1)
 
@@ -160,11 +159,11 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
         return torch.func.jvp(lambda *p: call_model(model, p if isinstance(x, tuple) else p[0]), primals, vs)
 
     if share_primal and len(tangents) > 1:
-        stacked = pytree.tree_map(lambda *ts: torch.stack(ts), *tangents)
+        stacked = tree_map(lambda *ts: torch.stack(ts), *tangents)
         try:
             y, jv = torch.func.vmap(jvp, chunk_size=chunk_size)(stacked)
-            y = pytree.tree_map(lambda t: t[0], y)
-            return y, [pytree.tree_map(lambda t, i=i: t[i], jv) for i in range(len(tangents))]
+            y = tree_map(lambda t: t[0], y)
+            return y, [tree_map(lambda t, i=i: t[i], jv) for i in range(len(tangents))]
         except (RuntimeError, NotImplementedError) as err:  # an op without a batching rule
             warnings.warn(f"vmap over tangents failed ({err}); computing generators one by one",
                           RuntimeWarning, stacklevel=3)
@@ -173,7 +172,7 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
 
 
 def _float_leaves(tree: Any) -> list[Tensor]:
-    return [t for t in pytree.tree_leaves(tree) if isinstance(t, Tensor) and t.is_floating_point()]
+    return [t for t in tree_leaves(tree) if isinstance(t, Tensor) and t.is_floating_point()]
 
 
 def _norm(tree: Any) -> Tensor:
@@ -306,7 +305,7 @@ def resolve_method(model: Any, x: Any, method: str = "auto",
 
 def _batch_axis(x: Any) -> int | None:
     """The common leading size of every tensor leaf of ``x`` (``None`` if there is none)."""
-    sizes = {t.shape[0] if t.dim() else None for t in pytree.tree_leaves(x) if isinstance(t, Tensor)}
+    sizes = {t.shape[0] if t.dim() else None for t in tree_leaves(x) if isinstance(t, Tensor)}
     return sizes.pop() if len(sizes) == 1 else None
 
 
@@ -314,13 +313,11 @@ def _evaluate(model: Any, copies: list[Any], batch: int | None) -> list[Any]:
     """``[f(c) for c in copies]``, in one call on the copies concatenated along the batch
     axis when every input and output leaf has it; one call per copy otherwise."""
     if batch is not None and len(copies) > 1:
-        joined = pytree.tree_map(lambda *ls: torch.cat(ls) if isinstance(ls[0], Tensor) else ls[0], *copies)
+        joined = tree_map(lambda *ls: torch.cat(ls) if isinstance(ls[0], Tensor) else ls[0], *copies)
         y = call_model(model, joined)
         k = len(copies)
-        if all(isinstance(t, Tensor) and t.dim() and t.shape[0] == k * batch for t in pytree.tree_leaves(y)):
-            parts = [t.split(batch) for t in pytree.tree_leaves(y)]
-            spec = pytree.tree_structure(y)
-            return [pytree.tree_unflatten([p[i] for p in parts], spec) for i in range(k)]
+        if all(isinstance(t, Tensor) and t.dim() and t.shape[0] == k * batch for t in tree_leaves(y)):
+            return [tree_map(lambda t, i=i: t[i * batch:(i + 1) * batch], y) for i in range(k)]
     return [call_model(model, c) for c in copies]
 
 
@@ -333,7 +330,7 @@ def _fd_many(model: Any, x: Any, tangents: list[Any],
     steps = [fd_step(x, v) for v in tangents]
 
     def moved(v: Any, h: float) -> Any:
-        return pytree.tree_map(lambda a, b: a + h * b if isinstance(a, Tensor) and a.is_floating_point() else a,
+        return tree_map(lambda a, b: a + h * b if isinstance(a, Tensor) and a.is_floating_point() else a,
                                x, v)
 
     copies = [moved(v, s * h) for v, h in zip(tangents, steps) for s in (1.0, -1.0)]
@@ -341,8 +338,8 @@ def _fd_many(model: Any, x: Any, tangents: list[Any],
     outs: list[Any] = []
     for start in range(0, len(copies), per_call):
         outs.extend(_evaluate(model, copies[start:start + per_call], batch))
-    y = pytree.tree_map(lambda *ts: torch.stack(ts).mean(0), *outs)
-    diffs = [pytree.tree_map(lambda a, b, h=h: (a - b) / (2 * h), outs[2 * i], outs[2 * i + 1])
+    y = tree_map(lambda *ts: torch.stack(ts).mean(0), *outs)
+    diffs = [tree_map(lambda a, b, h=h: (a - b) / (2 * h), outs[2 * i], outs[2 * i + 1])
              for i, h in enumerate(steps)]
     return y, diffs
 
@@ -394,7 +391,7 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
             y, jvs = _jvp_many(model, x, tangents, share_primal, chunk_size)
         out = {}
         for b, jv in zip(bound, jvs):
-            d = pytree.tree_map(torch.sub, jv, b.output_tangent(y))
+            d = tree_map(torch.sub, jv, b.output_tangent(y))
             out[b.name] = d if norm is None else per_example_norm(d, norm)
     return out
 

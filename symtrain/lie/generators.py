@@ -32,6 +32,7 @@ from torch import Tensor
 from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
 from ..symmetry import Symmetry
+from ..tree import reference_tensor, tree_map
 
 #: Generators of the plane's affine group, ``v(x, y) = A (x, y)ᵀ + b``, as ``(A, b)``.
 _AFFINE: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {
@@ -236,7 +237,7 @@ class ActionGenerator(Generator):
         index = self.factor if self.factor is not None else _continuous_factor(factors)
         target = factors[index]
         one = target.exp((t * self.xi.to(t.dtype))[None])
-        elem = torch.utils._pytree.tree_map(lambda c: c.expand(batch, *c.shape[1:]), one)
+        elem = tree_map(lambda c: c.expand(batch, *c.shape[1:]), one)
         if len(factors) == 1:
             return elem
         # The other factors stay at the identity (S_n reads its size from the data's context).
@@ -248,7 +249,7 @@ class ActionGenerator(Generator):
         """``d/dt act(exp(tξ), x)`` at ``t = 0`` through ``action``."""
         if action.is_invariant:
             return _zeros_like(x)
-        ref = _first_float(x)
+        ref = reference_tensor(x)
         ctx = action.context(x)
         batch = action.batch_size(x)
         t0 = torch.zeros((), device=ref.device, dtype=ref.dtype)
@@ -275,33 +276,51 @@ def _continuous_factor(factors) -> int:
                         "Lie algebra, so there is no Lie derivative; use equivariance_error")
 
 
-def _first_float(x: Any) -> Tensor:
-    from ..symmetry import reference_tensor
-
-    return reference_tensor(x)
-
-
 def _zeros_like(x: Any) -> Any:
-    return torch.utils._pytree.tree_map(torch.zeros_like, x)
+    return tree_map(torch.zeros_like, x)
 
 
 def group_generators(symmetry: Symmetry | str, input: Action | None = None,
                      output: Action | None = None) -> list[ActionGenerator]:
     """One :class:`ActionGenerator` per basis element of the Lie algebra of the
     symmetry's continuous factor (e.g. rotations about x, y, z for SO(3); then
-    translations along each axis for E(d)).
+    translations along each axis for E(d)), named ``<group>/<motion>`` (see
+    :func:`generator_name`).
 
     >>> import symtrain as st
-    >>> sym = st.Symmetry("SO3", input=st.actions.Points(), output=st.actions.Trivial())
+    >>> sym = st.Symmetry("E3", input=st.actions.Points(), output=st.actions.Trivial())
     >>> [g.name for g in group_generators(sym)]
-    ['SO3[0]', 'SO3[1]', 'SO3[2]']
+    ['E3/rotate_yz', 'E3/rotate_zx', 'E3/rotate_xy', 'E3/translate_x', 'E3/translate_y', 'E3/translate_z']
     """
     if not isinstance(symmetry, Symmetry):
         symmetry = Symmetry(symmetry, input=input, output=output or "trivial")
     index = _continuous_factor(symmetry.group.factors)
     group = symmetry.group.factors[index]
     basis = group.lie_algebra()
-    return [ActionGenerator(symmetry, basis[m], f"{group}[{m}]", index) for m in range(basis.shape[0])]
+    return [ActionGenerator(symmetry, basis[m], f"{group}/{generator_name(basis[m], group.vector_dim, m)}", index)
+            for m in range(basis.shape[0])]
+
+
+def generator_name(xi: Tensor, dim: int | None, index: int) -> str:
+    """A reader's name for a Lie-algebra element ``xi`` of rotations ``(d, d)`` or of
+    Euclidean motions ``(d+1, d+1)`` (homogeneous coordinates): ``"rotate_xy"`` for the
+    rotation taking the x axis towards y, ``"translate_z"`` for a translation along z
+    (axes ``x, y, z`` up to 3 dimensions, ``x0, x1, …`` above); ``"generator_<index>"``
+    for any other element."""
+    if dim is None or xi.shape[-1] not in (dim, dim + 1):
+        return f"generator_{index}"
+    axes = list("xyz") if dim <= 3 else [f"x{i}" for i in range(dim)]
+    sep = "" if dim <= 3 else "_"
+    rot = xi[:dim, :dim]
+    shift = xi[:dim, dim] if xi.shape[-1] == dim + 1 else xi.new_zeros(dim)
+    moved = (rot == 1).nonzero().tolist()  # (j, i): the axis e_i turns towards e_j
+    if len(moved) == 1 and not shift.any() and int((rot != 0).sum()) == 2:
+        j, i = moved[0]
+        return f"rotate_{axes[i]}{sep}{axes[j]}"
+    along = shift.nonzero().flatten().tolist()
+    if len(along) == 1 and not rot.any() and float(shift[along[0]]) == 1.0:
+        return f"translate_{axes[along[0]]}"
+    return f"generator_{index}"
 
 
 def resolve_generators(transforms: Any, symmetry: Symmetry | None = None, *, order: int = 2,

@@ -26,12 +26,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..augment import random_elements
-from ..groups.base import GroupContext
-from ..metrics.equivariance import output_rows
 from ..checks import check_samples
 from ..registry import Registry
-from ..symmetry import Symmetry, call_model
+from ..symmetry import Probe, Symmetry, call_model
+from ..tree import detach, flatten
 from .gradnorm import GradNorm
 
 DISTANCES: Registry[Tensor] = Registry("distance", hint="or pass a callable (pred, target) -> loss")
@@ -40,32 +38,25 @@ DISTANCES.register("l2", F.mse_loss)
 
 
 def structured_loss(fn: Callable[[Tensor, Tensor], Tensor], pred: Any, target: Any) -> Tensor:
-    """``fn(pred, target)`` on tensors, summed over the fields of tuple/dict outputs."""
+    """``fn(pred, target)`` on tensors, summed over the fields of tuple/dict outputs
+    (``target`` has the structure of ``pred``)."""
     if isinstance(pred, Tensor):
         return fn(pred, target)
-    if isinstance(pred, dict):
-        return sum(structured_loss(fn, pred[k], target[k]) for k in pred)
-    if isinstance(pred, (tuple, list)):
-        return sum(structured_loss(fn, p, t) for p, t in zip(pred, target))
-    raise TypeError(f"cannot compute a loss on outputs of type {type(pred).__name__}")
+    flat, spec = flatten(pred)
+    for p in flat:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"cannot compute a loss on outputs of type {type(p).__name__}")
+    if not flat:
+        raise TypeError(f"cannot compute a loss on outputs of type {type(pred).__name__}")
+    return sum(fn(p, t) for p, t in zip(flat, spec.flatten_up_to(target)))
 
 
-def _detach(y: Any) -> Any:
-    if isinstance(y, Tensor):
-        return y.detach()
-    if isinstance(y, dict):
-        return {k: _detach(v) for k, v in y.items()}
-    if isinstance(y, (tuple, list)):
-        return type(y)(_detach(v) for v in y)
-    return y
-
-
-def remul_metrics(symmetry: Symmetry, f_gx: Any, g_fx: Any, context: GroupContext,
-                  k: int) -> dict[str, Tensor]:
-    """REMUL's ``E`` and ``E′`` from the outputs ``f(g_i·x)`` and ``g_i·f(x)`` of ``B·k``
-    transformed copies (b-major, ``k`` elements per input)."""
-    a = rearrange(output_rows(symmetry, f_gx, context, k).detach(), "(b k) d -> b k d", k=k)
-    b = rearrange(output_rows(symmetry, g_fx, context, k).detach(), "(b k) d -> b k d", k=k)
+def remul_metrics(probe: Probe, f_gx: Any, g_fx: Any) -> dict[str, Tensor]:
+    """REMUL's ``E`` and ``E′`` from the outputs ``f(g_i·x)`` and ``g_i·f(x)`` of the
+    ``B·k`` transformed copies of a :class:`~symtrain.symmetry.Probe` (b-major)."""
+    k = probe.k
+    a = rearrange(probe.rows(f_gx).detach(), "(b k) d -> b k d", k=k)
+    b = rearrange(probe.rows(g_fx).detach(), "(b k) d -> b k d", k=k)
     return {"E": (b.mean(1) - a.mean(1)).norm(dim=-1).mean(),
             "E_prime": (a - b).norm(dim=-1).mean()}
 
@@ -74,15 +65,14 @@ def remul_metrics(symmetry: Symmetry, f_gx: Any, g_fx: Any, context: GroupContex
 def equivariance_metrics(model: nn.Module, symmetry: Symmetry, x: Any, *, samples: int = 8,
                          generator: torch.Generator | None = None) -> dict[str, float]:
     """REMUL's ``E`` and ``E′`` of ``model`` on a batch ``x`` with ``samples`` random
-    elements per input (for validation logging).
+    elements per input (for validation logging; a stochastic wrapper is run with a fixed
+    draw, see :meth:`Probe.outputs <symtrain.symmetry.Probe.outputs>`).
 
     Returns ``{"E": float, "E_prime": float}``.
     """
-    symmetry.check_input(x)
-    context = symmetry.context(x)
-    g = random_elements(symmetry, x, context, samples, generator)
-    f_gx, g_fx = symmetry.transformed_outputs(model, x, g, context)
-    return {k: float(v) for k, v in remul_metrics(symmetry, f_gx, g_fx, context, samples).items()}
+    probe = symmetry.probe(x, samples, generator, random_translations=True)
+    f_gx, g_fx, _ = probe.outputs(model)
+    return {k: float(v) for k, v in remul_metrics(probe, f_gx, g_fx).items()}
 
 
 class EquivarianceLoss(nn.Module):
@@ -171,15 +161,13 @@ class EquivarianceLoss(nn.Module):
         if y is None and self.weighting is not None:
             raise ValueError("GradNorm weighs the task loss against the equivariance loss, "
                              "so it needs labels y")
-        sym.check_input(x)
-        context = sym.context(x)
+        probe = sym.probe(x, k, self.generator, random_translations=True)
         fx = output if output is not None else call_model(model, x)
-        g = random_elements(sym, x, context, k, self.generator)
-        f_gx, g_fx = sym.transformed_outputs(model, x, g, context, fx)
+        f_gx, g_fx, _ = probe.outputs(model, fx, exact=False)  # the training path: plain calls
         if self.target == "label":
-            target = sym.act_output(g, sym.output.repeat(y, k, context), context.repeat(k))
+            target = probe.act_output(y)
         else:
-            target = _detach(g_fx) if self.detach_target else g_fx
+            target = detach(g_fx) if self.detach_target else g_fx
         equiv = structured_loss(self.distance, f_gx, target)
         task = structured_loss(self.task_loss, fx, y) if y is not None else None
 
@@ -196,7 +184,7 @@ class EquivarianceLoss(nn.Module):
                    "alpha": loss.new_tensor(alpha).detach(), "beta": loss.new_tensor(beta).detach()}
         if task is not None:
             metrics["task_loss"] = task.detach()
-        metrics.update(remul_metrics(sym, f_gx, g_fx, context, k))
+        metrics.update(remul_metrics(probe, f_gx, g_fx))
         return loss, metrics
 
     def extra_repr(self) -> str:

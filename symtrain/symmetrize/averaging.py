@@ -1,12 +1,14 @@
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
+
+from torch import Tensor, nn
 
 from ..errors import UnsupportedGroupError
-from ..groups.base import Group, element_batch_size
+from ..groups.base import Element, Group, GroupContext, element_batch_size, element_repeat, element_take
 from ..symmetry import Symmetry
-from ..symmetry import reference_tensor
-from .base import Symmetrizer, check_samples, uniform_weights
+from ..tree import reference_tensor
+from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .registry import register_symmetrizer
 
 
@@ -65,7 +67,18 @@ class GroupAveraging(Symmetrizer):
         k = element_batch_size(elems)
         return self.average_shared(x, context, elems, uniform_weights(context.batch_size, k, ref))
 
-    def elements(self, x, context):
+    @property
+    def stochastic(self) -> bool:
+        """Monte-Carlo averaging (``samples`` set) draws new elements at every call."""
+        return self.num_samples is not None
+
+    def fixed_draw(self, x: Any, context: GroupContext) -> "SampledElements | None":
+        """The ``K`` sampled elements of each input, fixed (``None`` for exact averaging)."""
+        if not self.stochastic:
+            return None
+        return SampledElements(self, *self.weighted_elements(x, context))
+
+    def weighted_elements(self, x, context):
         ref = reference_tensor(x)
         k = self.num_samples
         if k is None:
@@ -77,3 +90,25 @@ class GroupAveraging(Symmetrizer):
 
     def extra_repr(self):
         return f"{super().extra_repr()}, samples={self.samples}, eval_samples={self.eval_samples}"
+
+
+class SampledElements(FixedDraw):
+    """A wrapper that averages ``Σ_k w_k h_k·f(h_k⁻¹·x)`` over sampled elements
+    (Monte-Carlo group averaging, or any :class:`Symmetrizer` doing so) with its elements
+    ``[B·K]`` and weights ``[B, K]`` fixed. Moved by ``g``, the draws for ``g·x`` are
+    ``g h_k``, and the average over them at ``g·x`` is exactly ``g`` times the average over
+    ``h_k`` at ``x``, whatever the elements are."""
+
+    def __init__(self, wrapper: Symmetrizer, elements: Element, weights: Tensor):
+        self.wrapper, self.elements, self.weights = wrapper, elements, weights
+
+    def __call__(self, x: Any) -> Any:
+        sym = self.wrapper.symmetry
+        sym.check_input(x)
+        return self.wrapper.average(x, sym.context(x), self.elements, self.weights)
+
+    def moved(self, g: Element, k: int, context: GroupContext) -> "SampledElements":
+        batch, per_input = self.weights.shape
+        own = element_take(self.elements, draw_rows(batch, k, per_input, self.weights.device))
+        moved = self.wrapper.symmetry.group.compose(element_repeat(g, per_input), own)
+        return SampledElements(self.wrapper, moved, self.weights.repeat_interleave(k, 0))

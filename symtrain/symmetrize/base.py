@@ -13,17 +13,34 @@ is: ``q(g | h·x) = q(h⁻¹ g | x)``.
 
 from __future__ import annotations
 
-from abc import abstractmethod
+from abc import ABC, abstractmethod
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from torch.utils._pytree import tree_map
-
 from ..groups.base import Element, Group, GroupContext, element_take
 from ..checks import check_samples  # noqa: F401  (re-exported)
-from ..symmetry import Symmetry, call_model, reference_tensor  # noqa: F401  (re-exported)
+from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
+from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
+
+
+class FixedDraw(ABC):
+    """One draw of a stochastic wrapper's randomness for a batch of ``B`` inputs, fixed:
+    the wrapper as a deterministic function of its input, whose draw can move with the
+    input. Made by :meth:`Symmetrizer.fixed_draw`; the exact equivariance check
+    (:meth:`Probe.outputs <symtrain.symmetry.Probe.outputs>`) compares
+    ``draw.moved(g, k, context)(g·x)`` with ``g·draw(x)``."""
+
+    @abstractmethod
+    def __call__(self, x: Any) -> Any:
+        """The wrapper's output on ``x`` (a whole input; a tuple for positional fields)."""
+
+    @abstractmethod
+    def moved(self, g: Element, k: int, context: GroupContext) -> "FixedDraw":
+        """The draw for the ``B·k`` inputs ``g·x`` (``g``: ``[B·k]``, b-major; ``context``:
+        the ``B`` inputs'): each input's draw repeated ``k`` times and moved by its
+        elements, so that an equivariant wrapper gives ``g·draw(x)``."""
 
 
 class Symmetrizer(nn.Module):
@@ -59,15 +76,33 @@ class Symmetrizer(nn.Module):
         return None
 
     @abstractmethod
-    def elements(self, x: Any, context: GroupContext) -> tuple[Element, Tensor]:
-        """Group elements ``[B·K]`` (b-major) and weights ``[B, K]`` for input ``x``."""
+    def weighted_elements(self, x: Any, context: GroupContext) -> tuple[Element, Tensor]:
+        """Group elements ``[B·K]`` (b-major) and weights ``[B, K]`` for input ``x``: a
+        weighted sample of the wrapper's element distribution (not to be confused with
+        :meth:`Group.elements <symtrain.groups.Group.elements>`, all elements of a finite
+        group)."""
 
     def forward(self, *inputs: Any) -> Any:
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         self.symmetry.check_input(x)
         context = self.symmetry.context(x)
-        g, weights = self.elements(x, context)
+        g, weights = self.weighted_elements(x, context)
         return self.average(x, context, g, weights)
+
+    # --- randomness --------------------------------------------------------------------
+    @property
+    def stochastic(self) -> bool:
+        """Whether a call draws random elements or noise (two calls on one input differ).
+        Stochastic wrappers implement :meth:`fixed_draw`."""
+        return False
+
+    def fixed_draw(self, x: Any, context: GroupContext) -> FixedDraw | None:
+        """One draw of this wrapper's randomness for inputs ``x``, fixed (see
+        :class:`FixedDraw`). ``None`` (the default): no draw to fix, because the wrapper
+        is deterministic or, when it is :attr:`stochastic`, because it does not say how
+        its randomness moves with the input (its equivariance error is then a
+        Monte-Carlo estimate)."""
+        return None
 
     def average(self, x: Any, context: GroupContext, g: Element, weights: Tensor,
                 repeated: bool = False) -> Any:
@@ -130,6 +165,14 @@ class Symmetrizer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"symmetry={self.symmetry}"
+
+
+def draw_rows(batch: int, k: int, per_input: int, device=None) -> Tensor:
+    """Row indices that repeat each input's ``per_input`` draws (rows ``b·per_input + m``)
+    for ``k`` copies of it: ``[B·k·per_input]``, ordered (input, copy, draw)."""
+    rows = torch.arange(batch, device=device)[:, None, None] * per_input \
+        + torch.arange(per_input, device=device)[None, None, :]
+    return rows.expand(batch, k, per_input).reshape(-1)
 
 
 def uniform_weights(batch: int, k: int, like: Tensor) -> Tensor:

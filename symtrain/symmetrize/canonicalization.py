@@ -9,7 +9,8 @@ from torch import nn
 
 from ..errors import UnsupportedGroupError
 from ..groups.base import Group
-from ..symmetry import Symmetry, reference_tensor
+from ..symmetry import Symmetry
+from ..tree import reference_tensor
 from .base import Symmetrizer
 from .frame_averaging import missing_frame
 from .frames import Frame, default_frame, frame_elements
@@ -53,7 +54,7 @@ class Canonicalization(Symmetrizer):
         auto = isinstance(canonicalizer, str) and canonicalizer == "auto"
         return missing_frame(group, canonical=True) if auto else None
 
-    def elements(self, x, context):
+    def weighted_elements(self, x, context):
         if self.frames is not None:
             g, weights = frame_elements(self.frames, self.symmetry, x, context)
             if weights.shape[1] != 1:

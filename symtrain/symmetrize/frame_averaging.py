@@ -54,7 +54,7 @@ class FrameAveraging(Symmetrizer):
         """Without ``frames``, every factor needs a default frame (:func:`default_frame`)."""
         return None if frames is not None else missing_frame(group, canonical=False)
 
-    def elements(self, x, context):
+    def weighted_elements(self, x, context):
         return frame_elements(self.frames, self.symmetry, x, context)
 
     def extra_repr(self):

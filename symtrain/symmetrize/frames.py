@@ -26,7 +26,8 @@ from torch import Tensor
 from ..checks import can_read_values, check_finite, check_prefix_mask
 from ..errors import DegenerateFrameError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
-from ..symmetry import Symmetry, reference_tensor
+from ..symmetry import Symmetry
+from ..tree import reference_tensor
 
 
 # --- finding the data a frame is computed from --------------------------------------

@@ -36,43 +36,25 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError, UnsupportedGroupError
-from ..groups.base import Element, Group, GroupContext, element_tile, iter_factors
-from ..symmetry import Symmetry, reference_tensor
-from .base import Symmetrizer, check_samples, uniform_weights
+from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
+from ..symmetry import Symmetry
+from ..tree import detach, reference_tensor, tree_map
+from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
 from .registry import register_symmetrizer
 
 
-def _detach(x: Any) -> Any:
-    """``x`` with every tensor detached (tensors, tuples, lists, dicts, PyG batches)."""
-    if isinstance(x, Tensor):
-        return x.detach()
-    if isinstance(x, (tuple, list)):
-        return type(x)(_detach(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _detach(v) for k, v in x.items()}
-    if hasattr(x, "apply"):  # a PyG Data / Batch
-        return x.clone().apply(lambda t: t.detach())
-    return x
-
-
-def _add_zero(hard: Any, soft: Any) -> Any:
-    """``hard`` in the forward pass, plus the gradient of ``soft`` in the backward pass:
-    ``hard + (soft − stopgrad(soft))`` on every float tensor of matching structures."""
-    if isinstance(hard, Tensor):
-        if not (hard.is_floating_point() and isinstance(soft, Tensor) and soft.requires_grad):
-            return hard
-        return hard + (soft - soft.detach())
-    if isinstance(hard, (tuple, list)):
-        return type(hard)(_add_zero(h, s) for h, s in zip(hard, soft))
-    if isinstance(hard, dict):
-        return {k: _add_zero(v, soft[k]) for k, v in hard.items()}
-    if hasattr(hard, "items"):  # a PyG Data / Batch (a fresh copy made by the action)
-        for key, value in list(soft.items()):
-            if isinstance(value, Tensor) and value.requires_grad:
-                hard[key] = _add_zero(hard[key], value)
+def _add_zero_leaf(hard: Any, soft: Any) -> Any:
+    if not (isinstance(hard, Tensor) and hard.is_floating_point()
+            and isinstance(soft, Tensor) and soft.requires_grad):
         return hard
-    return hard
+    return hard + (soft - soft.detach())
+
+
+def add_zero(hard: Any, soft: Any) -> Any:
+    """``hard`` in the forward pass, plus the gradient of ``soft`` in the backward pass:
+    ``hard + (soft − stopgrad(soft))`` on every float tensor of two trees of one structure."""
+    return tree_map(_add_zero_leaf, hard, soft)
 
 
 def straight_through_matrix(hard: Tensor, soft: Tensor) -> Tensor:
@@ -208,7 +190,20 @@ class ProbabilisticSymmetrization(Symmetrizer):
         finally:
             self._relaxed = None
 
-    def elements(self, x: Any, context: GroupContext, noise: Any = None) -> tuple[Element, Tensor]:
+    @property
+    def stochastic(self) -> bool:
+        """Always: every call draws the interface's noise (scaled by ``noise_scale``, plus
+        the tie-breaking noise that is drawn even when ``noise_scale == 0``)."""
+        return True
+
+    def fixed_draw(self, x: Any, context: GroupContext) -> "FixedNoise":
+        """One noise draw for the ``B·k`` replicated inputs, fixed (see :class:`FixedNoise`)."""
+        k = self.num_samples
+        noise = self.interface.sample_noise(self.symmetry.input.repeat(x, k, context), context.repeat(k),
+                                            self.noise_scale, self.generator)
+        return FixedNoise(self, noise)
+
+    def weighted_elements(self, x: Any, context: GroupContext, noise: Any = None) -> tuple[Element, Tensor]:
         """Elements ``[B·k]`` (b-major) from the interface, and uniform weights ``[B, k]``.
 
         ``noise``: an explicit draw for the ``B·k`` replicated inputs, or ``None`` to
@@ -248,7 +243,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
                 continue
             if self._chunk is not None:  # the soft parts of this chunk's copies
                 soft = soft.index_select(0, self._chunk)
-            base = _detach(self._moved_by_others(action, parts, i, data, context, inverse))
+            base = detach(self._moved_by_others(action, parts, i, data, context, inverse))
             if factor.permutes_nodes:
                 p = straight_through_matrix(factor.matrix(factor.permutation(comp)), soft)
                 soft_value = action.soft_permute(base, p.transpose(-1, -2) if inverse else p, context)
@@ -258,7 +253,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
                 raise UnsupportedGroupError(
                     f"the interface gave a soft part for {factor}, which is neither a node "
                     "permutation nor a finite group: no straight-through path is defined for it")
-            hard = _add_zero(hard, soft_value)
+            hard = add_zero(hard, soft_value)
         return hard
 
     def _moved_by_others(self, action, parts, i, data, context, inverse):
@@ -295,6 +290,26 @@ class ProbabilisticSymmetrization(Symmetrizer):
         return (f"{super().extra_repr()}, samples={self.samples}, "
                 f"eval_samples={self.eval_samples}, noise_scale={self.noise_scale}, "
                 f"loss_on={self.loss_on!r}")
+
+
+class FixedNoise(FixedDraw):
+    """Probabilistic symmetrization with one noise draw fixed (``noise``: for the ``B·k``
+    replicated inputs, b-major). Moved by ``g``, the noise is acted on by the interface's
+    ``noise_action``; the interface is equivariant, ``interface(g·x, g·ε) =
+    g·interface(x, ε)``, so the wrapper satisfies ``f(g·x, g·ε) = g·f(x, ε)`` exactly."""
+
+    def __init__(self, wrapper: ProbabilisticSymmetrization, noise: Any):
+        self.wrapper, self.noise = wrapper, noise
+
+    def __call__(self, x: Any) -> Any:
+        return self.wrapper(*(x if isinstance(x, tuple) else (x,)), noise=self.noise)
+
+    def moved(self, g: Element, k: int, context: GroupContext) -> "FixedNoise":
+        samples, itf = self.wrapper.num_samples, self.wrapper.interface
+        rows = draw_rows(context.batch_size, k, samples, reference_tensor(self.noise).device)
+        noise = tree_map(lambda t: t.index_select(0, rows), self.noise)
+        moved = itf.noise_action.act(itf.group, element_repeat(g, samples), noise, context.repeat(k * samples))
+        return FixedNoise(self.wrapper, moved)
 
 
 def _weighted_sum(moved: Any, probs: Tensor) -> Any:

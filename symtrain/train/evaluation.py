@@ -60,20 +60,27 @@ class Evaluator:
 
     def equivariance(self, model: nn.Module, symmetry: Symmetry, x: Any, split: str) -> dict[str, float]:
         """Equivariance error (mean and max) on the first ``equivariance_inputs`` inputs of
-        ``x``, and Lie derivatives for continuous groups."""
+        ``x``, and Lie derivatives for continuous groups. A stochastic wrapper is checked
+        with a fixed draw of its randomness when it offers one for this symmetry; when it
+        does not (e.g. a wrapper for E(3) measured against S_n × E(3)) the error is a
+        Monte-Carlo estimate. ``{split}/equivariance_error_exact`` says which: 1 for an
+        exact measurement, 0 for a Monte-Carlo estimate."""
         from ..metrics import equivariance_error
 
         s = self.recipe.symmetrization
         x = take_examples(x, slice(0, s.equivariance_inputs))
         err = equivariance_error(model, symmetry, x, samples=s.equivariance_samples)
-        out = {f"{split}/equivariance_error": err.mean, f"{split}/equivariance_error_max": err.max}
+        out = {f"{split}/equivariance_error": err.mean, f"{split}/equivariance_error_max": err.max,
+               f"{split}/equivariance_error_exact": float(err.exact)}
         if s.lie_derivative and not symmetry.group.is_finite:
             out.update(self.lie(model, symmetry, x, split))
         return out
 
     def lie(self, model: nn.Module, symmetry: Symmetry, x: Any, split: str) -> dict[str, float]:
-        """Squared Lie derivative along each generator (``{split}/lie/<name>``) and their
-        mean (``{split}/lie_derivative``); nothing when forward-mode AD fails."""
+        """Squared Lie derivative along each generator, keyed by its name
+        (``{split}/lie/E3/rotate_xy``, ``{split}/lie/E3/translate_x``, … see
+        :func:`~symtrain.lie.generators.generator_name`) and their mean
+        (``{split}/lie_derivative``); nothing when forward-mode AD fails."""
         from ..lie import lie_derivatives
 
         continuous = [f for f in symmetry.group.factors if not f.is_finite]

@@ -26,7 +26,7 @@ from ...actions.registry import create_action
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import GroupContext
 from ...groups.permutation import invert_permutation, permutations_from_scores
-from ...symmetry import reference_tensor
+from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
 

@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from ...actions.registry import create_action
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
-from ...symmetry import reference_tensor
+from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
 
