@@ -28,10 +28,12 @@ def print_wrapper_table(args: argparse.Namespace) -> None:
 
     print("Relative equivariance error ||f(g.x) - g.f(x)|| / ||g.f(x)||, mean and max over inputs "
           "and group elements\n")
-    for case in wrapper_table(seed=args.seed, samples=args.samples):
+    table = wrapper_table(seed=args.seed, samples=args.samples)
+    width = max(len(row.name) for case in table for row in case.rows)
+    for case in table:
         print(case.title)
         for row in case.rows:
-            print(f"  {row.name:<36} mean {row.mean:9.2e}   max {row.max:9.2e}")
+            print(f"  {row.name:<{width}} mean {row.mean:9.2e}   max {row.max:9.2e}")
         print()
 
 
