@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..groups.base import Element, Group, GroupContext, element_take
-from ..checks import check_samples  # noqa: F401  (re-exported)
+from ..checks import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
 
@@ -59,6 +59,7 @@ class Symmetrizer(nn.Module):
     ``B·K``); the result equals the unchunked one up to float rounding.
     """
 
+    @check_args(chunk_size=OPTIONAL_COUNT)
     def __init__(self, base: nn.Module, symmetry: Symmetry, chunk_size: int | None = None):
         super().__init__()
         if not isinstance(symmetry, Symmetry):

@@ -42,6 +42,7 @@ from ..tree import detach, reference_tensor, tree_map
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
 from .registry import register_symmetrizer
+from ..checks import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
 
 
 def _add_zero_leaf(hard: Any, soft: Any) -> Any:
@@ -101,6 +102,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
     torch.Size([3, 1])
     """
 
+    @check_args(samples=POSITIVE_INT, eval_samples=OPTIONAL_COUNT, noise_scale=NON_NEGATIVE,
+                chunk_size=OPTIONAL_COUNT, samples_train=OPTIONAL_COUNT, samples_eval=OPTIONAL_COUNT)
     def __init__(self, base: nn.Module, symmetry: Symmetry, interface: Interface | str | dict | None = None,
                  samples: int = 10, eval_samples: int | None = None,
                  noise_scale: float = 1.0, loss_on: str = "mean",
@@ -358,6 +361,7 @@ class LearnedCanonicalizer(nn.Module):
     identity, ``‖R − I‖²`` per matrix factor (see :meth:`aux_loss`).
     """
 
+    @check_args(prior_weight=NON_NEGATIVE)
     def __init__(self, interface: Interface, symmetry: Symmetry, prior_weight: float = 0.0):
         super().__init__()
         self.interface = interface.attach(symmetry)
