@@ -19,7 +19,7 @@ import symtrain as st
 import symtrain.lie
 import symtrain.losses
 import symtrain.metrics
-from symtrain.checks import Domain
+from symtrain.domains import Domain
 from symtrain.errors import ArgumentError
 from symtrain.symmetrize.interfaces.registry import INTERFACES
 from symtrain.symmetrize.interfaces.rotation import VNDropout, VNEncoder, VNLeakyReLU, VNLinear

@@ -31,7 +31,11 @@ The rules:
 - this package is the only place in ``symtrain/`` that prints: library functions return
   results (rows, dataclasses, dicts) and report progress through :mod:`logging`;
 - an error the user can fix prints one line, ``symtrain NAME: ...`` on stderr, and
-  returns 2; so does a usage error of the command line (:class:`Parser`);
+  returns 2; so does a usage error of the command line (:class:`Parser`); a
+  :class:`~symtrain.errors.SymmetryError` that reaches :func:`main` is printed so;
+- a number option takes its ``type=`` from :mod:`symtrain.cli._numbers` (``COUNT``,
+  ``SEED``, ``FRACTION``, ...): the library's argument domains, refused while the
+  command line is read;
 - a path option takes its ``type=`` from :mod:`symtrain.cli._paths` (``OUTPUT_FOLDER``,
   ``INPUT_FILE``, ...), so a path of the wrong kind is refused before anything runs;
 - a module whose name starts with ``_`` is a helper, not a command.
@@ -42,6 +46,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import SymmetryError
 from ..registry import Registry
 
 COMMANDS: Registry = Registry("command", "symtrain.cli")
@@ -89,4 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(COMMANDS.get(args.command)(args) or 0)
+    try:
+        return int(COMMANDS.get(args.command)(args) or 0)
+    except SymmetryError as err:  # an error the user can fix, from any command: one line, exit 2
+        print(f"symtrain {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -45,7 +45,7 @@ from ..symmetry import Symmetry, call_model
 from ..tree import leaves as tree_leaves, tree_map
 from .tangents import TangentRules
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
-from ..checks import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, Real, check_args
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, Real, check_args
 
 NORMS = ("squared", "abs")
 METHODS = ("auto", "jvp", "fd")

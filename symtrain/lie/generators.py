@@ -33,7 +33,7 @@ from ..actions.base import Action
 from ..errors import ArgumentError, ShapeError, SymmetryError
 from ..symmetry import Symmetry
 from ..tree import reference_tensor, tree_map
-from ..checks import Count, OneOf, check_args, check_fields
+from ..domains import Count, OneOf, check_args, check_fields
 
 #: Generators of the plane's affine group, ``v(x, y) = A (x, y)ᵀ + b``, as ``(A, b)``.
 _AFFINE: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {

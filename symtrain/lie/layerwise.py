@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from ..errors import SymmetryError
 from .derivative import _fd_many, forward_ad_attention, lie_derivatives, resolve_method
 from .generators import ImageGenerator, resolve_generators
-from ..checks import POSITIVE_INT, Count, OneOf, check_args
+from ..domains import POSITIVE_INT, Count, OneOf, check_args
 
 #: Module classes (by name, so timm need not be imported) treated as one unit each.
 UNIT_CLASS_NAMES = frozenset({

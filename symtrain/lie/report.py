@@ -20,7 +20,7 @@ from ..models.timm_loader import WeightsUnavailableError
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
-from ..checks import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
 
 
 def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,

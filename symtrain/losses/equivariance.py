@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checks import NON_NEGATIVE, POSITIVE_INT, check_args, check_samples
+from ..domains import NON_NEGATIVE, POSITIVE_INT, check_args, check_samples
 from ..registry import Registry
 from ..symmetry import Probe, Symmetry, call_model
 from ..tree import detach, flatten

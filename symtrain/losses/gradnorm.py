@@ -18,7 +18,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-from ..checks import POSITIVE, Count, check_args
+from ..domains import POSITIVE, Count, check_args
 
 
 def _shared_tensors(shared: nn.Module | Tensor | Iterable[Tensor]) -> list[Tensor]:

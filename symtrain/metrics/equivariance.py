@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..symmetry import Symmetry
-from ..checks import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, check_args
+from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, check_args
 
 
 @dataclass

@@ -25,7 +25,7 @@ from ..errors import ShapeError, SymmetryError
 from ..groups.base import element_batch_size
 from ..symmetry import Symmetry
 from .equivariance import equivariance_error
-from ..checks import FINITE, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, Counts, check_args, check_fields
+from ..domains import FINITE, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, Counts, check_args, check_fields
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 

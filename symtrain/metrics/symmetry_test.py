@@ -56,7 +56,7 @@ from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import (Element, Group, GroupContext, element_repeat, element_tile,
                            iter_factors)
 from ..symmetry import Symmetry, reference_tensor
-from ..checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
+from ..domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 #: Integer fields with at most this many distinct values are one-hot encoded.
 MAX_CATEGORIES = 32

@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ..errors import SymmetryError
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +182,17 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], *, offset: bool | str 
     docstring for ``offset="auto"``). Needs 2 points (4 with an offset)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if (x <= 0).any() or (y <= 0).any():
-        raise ValueError("power-law fits need positive x and y")
+        raise SymmetryError("power-law fits need positive x and y")
     if len(np.unique(x)) < 2:
-        raise ValueError(f"a power-law fit needs at least 2 distinct x values, got {len(np.unique(x))}")
+        raise SymmetryError(f"a power-law fit needs at least 2 distinct x values, got {len(np.unique(x))}")
     if offset not in (True, False, "auto"):
-        raise ValueError(f"offset must be True, False or 'auto', got {offset!r}")
+        raise SymmetryError(f"offset must be True, False or 'auto', got {offset!r}")
     x0 = float(np.exp(np.log(x).mean()))
     plain = _fit_plain(x, y, x0)
     if offset is False or (offset == "auto" and len(x) < 5):
         return plain
     if len(x) < 4:
-        raise ValueError(f"a power law with an offset needs at least 4 points, got {len(x)}")
+        raise SymmetryError(f"a power law with an offset needs at least 4 points, got {len(x)}")
     shifted = _fit_offset(x, y, x0, plain)
     if offset is True:
         return shifted
@@ -420,7 +421,7 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     out.mkdir(parents=True, exist_ok=True)
     rows = read_results(results)
     if not rows:
-        raise ValueError(f"{results} holds no runs with test_loss and flops")
+        raise SymmetryError(f"{results} holds no runs with test_loss and flops")
     fits = fit_all(rows, offset=offset, bootstrap=bootstrap, seed=seed, data_at=data_at)
     (out / "fits.json").write_text(json.dumps(fits, indent=2))
     plot_fits(rows, fits, out, data_at=data_at, loss_label=loss_label)

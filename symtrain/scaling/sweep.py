@@ -56,6 +56,7 @@ from typing import Any
 import yaml
 
 from .._optional import import_optional
+from ..errors import SymmetryError
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,16 @@ def load_sweep(source: str | Path | Mapping) -> dict:
     a mapping (``grid:`` is accepted for a single grid; scalars count as one value)."""
     spec = dict(source) if isinstance(source, Mapping) else yaml.load(Path(source).read_text(), _Loader)
     if not isinstance(spec, Mapping):
-        raise ValueError(f"a sweep file holds a mapping with base/grid(s), got {type(spec).__name__}")
+        raise SymmetryError(f"a sweep file holds a mapping with base/grid(s), got {type(spec).__name__}")
     unknown = set(spec) - {"base", "grid", "grids"}
     if unknown:
-        raise ValueError(f"unknown sweep keys {sorted(unknown)}; expected base, grid or grids")
+        raise SymmetryError(f"unknown sweep keys {sorted(unknown)}; expected base, grid or grids")
     if ("grid" in spec) == ("grids" in spec):
-        raise ValueError("a sweep needs exactly one of `grid` (a mapping) or `grids` (a list of them)")
+        raise SymmetryError("a sweep needs exactly one of `grid` (a mapping) or `grids` (a list of them)")
     grids = [spec["grid"]] if "grid" in spec else list(spec["grids"])
     for grid in grids:
         if not isinstance(grid, Mapping) or not grid:
-            raise ValueError(f"each grid maps setting names to lists of values, got {grid!r}")
+            raise SymmetryError(f"each grid maps setting names to lists of values, got {grid!r}")
     return {"base": dict(spec.get("base") or {}), "grids": [dict(g) for g in grids]}
 
 
@@ -177,7 +178,7 @@ class SweepResult:
 def _record(results: Path, pid: str, point: dict, metrics: dict, outcome: SweepResult) -> None:
     clash = set(point) & set(metrics)
     if clash:
-        raise ValueError(f"metrics {sorted(clash)} have the names of sweep settings")
+        raise SymmetryError(f"metrics {sorted(clash)} have the names of sweep settings")
     append_row(results, {"point_id": pid, **point, **metrics}, outcome.columns)
     outcome.ran.append(pid)
 
@@ -237,7 +238,7 @@ def run_sweep(sweep: str | Path | Mapping, run_point: RunPoint, out_dir: str | P
     arguments of ``ray.init`` (e.g. ``runtime_env`` to ship code to a cluster's nodes);
     a Ray instance already initialised by the caller is used as it is."""
     if backend not in ("local", "ray"):
-        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+        raise SymmetryError(f"backend must be 'local' or 'ray', got {backend!r}")
     from ..paths import output_file, output_folder
 
     out = output_folder(out_dir, "out_dir")

@@ -10,7 +10,7 @@ from ..symmetry import Symmetry
 from ..tree import reference_tensor
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .registry import register_symmetrizer
-from ..checks import OPTIONAL_COUNT, check_args
+from ..domains import OPTIONAL_COUNT, check_args
 
 
 @register_symmetrizer("group_averaging", "ga")

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..groups.base import Element, Group, GroupContext, element_take
-from ..checks import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
+from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
 

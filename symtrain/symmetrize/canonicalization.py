@@ -15,7 +15,7 @@ from .base import Symmetrizer
 from .frame_averaging import missing_frame
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
-from ..checks import Real, check_args
+from ..domains import Real, check_args
 
 
 @register_symmetrizer("canonicalization")

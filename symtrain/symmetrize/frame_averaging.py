@@ -12,7 +12,7 @@ from ..symmetry import Symmetry
 from .base import Symmetrizer
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
-from ..checks import OPTIONAL_COUNT, Real, check_args
+from ..domains import OPTIONAL_COUNT, Real, check_args
 
 
 def missing_frame(group: Group, canonical: bool) -> str | None:

@@ -42,7 +42,7 @@ from ..tree import detach, reference_tensor, tree_map
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .interfaces.base import Interface, RelaxedElement
 from .registry import register_symmetrizer
-from ..checks import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
+from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
 
 
 def _add_zero_leaf(hard: Any, soft: Any) -> Any:

@@ -30,7 +30,7 @@ from ...groups.base import Group, GroupContext
 from ...groups.planar import rotation_matrix_2d
 from .base import Interface, RelaxedElement
 from .registry import register_interface
-from ...checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 
 
 def _planar(group: Group) -> bool:

@@ -29,7 +29,7 @@ from ...groups.permutation import invert_permutation, permutations_from_scores
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
-from ...checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 
 _NEG = -1e9
 

@@ -32,7 +32,7 @@ from .base import RelaxedElement
 from .permutation import relaxed_permutation
 from .registry import register_interface
 from .rotation import RotationInterface, _is_rotation_group, noise_norm
-from ...checks import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 @register_interface("product")

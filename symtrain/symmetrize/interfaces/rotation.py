@@ -34,7 +34,7 @@ from ...groups.base import Group, GroupContext
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
-from ...checks import POSITIVE, POSITIVE_INT, Count, Real, check_args
+from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
