@@ -42,6 +42,8 @@ def public_callables():
     for registry in (METHODS, INTERFACES):
         for name in registry.list():
             obj = registry.get(name)
+            if not obj.__module__.startswith("symtrain."):
+                continue  # a test's or example's own registration
             found.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
     for obj in (VNLinear, VNDropout, VNLeakyReLU, VNEncoder):
         found.setdefault(f"{obj.__module__}.{obj.__qualname__}", obj)
