@@ -42,7 +42,6 @@ prints them).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -76,8 +75,9 @@ def read_results(path: str | Path) -> list[Row]:
     """Rows of a ``results.csv`` with numbers parsed and ``epochs`` filled in when it can
     be computed (``steps · batch_size / dataset_size``). Rows without a ``test_loss`` or
     ``flops`` are dropped (with a logged warning)."""
-    with Path(path).open(newline="") as f:
-        rows = [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+    from .sweep import complete_rows
+
+    rows = [{k: _number(v) for k, v in row.items()} for row in complete_rows(path)]
     kept = []
     for row in rows:
         if not isinstance(row.get("test_loss"), float | int) or not isinstance(row.get("flops"), float | int):
