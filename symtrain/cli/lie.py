@@ -27,9 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transforms", default="all",
                         help="'all' or comma-separated generator names (translation_x, rotation, ...)")
     parser.add_argument("--layerwise", action="store_true", help="attribute to layers (PNG per generator)")
-    parser.add_argument("--layerwise-transforms", default="translation_x,rotation",
-                        help="generators for the layer-wise attribution (comma-separated)")
-    parser.add_argument("--probes", type=COUNT, default=20, help="random probes for layer-wise estimates")
+    parser.add_argument("--layerwise-transforms", default=None,
+                        help="generators for the layer-wise attribution (comma-separated; default "
+                             "translation_x,rotation; needs --layerwise)")
+    parser.add_argument("--probes", type=COUNT, default=None,
+                        help="random probes for layer-wise estimates (default 20; needs --layerwise)")
     parser.add_argument("--norm", choices=("squared", "abs"), default="squared")
     parser.add_argument("--logits", action="store_true", help="differentiate logits, not softmax")
     parser.add_argument("--method", choices=("auto", "jvp", "fd"), default="auto",
@@ -39,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--out", required=True, type=OUTPUT_FOLDER, help="output directory")
     parser.add_argument("--no-progress", action="store_true")
+
+
+#: Layer-wise options mean nothing without --layerwise (see symtrain.cli.unmet_needs).
+NEEDS = {dest: ("--layerwise", lambda args: args.layerwise) for dest in ("layerwise_transforms", "probes")}
 
 
 @COMMANDS.register("lie")
@@ -76,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
     batches = list(images.split(args.batch_size))
     transforms = "all" if args.transforms == "all" else [t.strip() for t in args.transforms.split(",") if t.strip()]
-    layer_names = [t.strip() for t in args.layerwise_transforms.split(",") if t.strip()]
+    layer_names = [t.strip() for t in (args.layerwise_transforms or "translation_x,rotation").split(",") if t.strip()]
     try:
         report = lie_report(model, batches, transforms, probabilities=not args.logits,
                             layerwise=args.layerwise, layerwise_transforms=layer_names,
-                            probes=args.probes, norm=args.norm, progress=not args.no_progress,
+                            probes=args.probes or 20, norm=args.norm, progress=not args.no_progress,
                             generator=torch.Generator().manual_seed(args.seed), out_dir=args.out,
                             method=args.method)
     except SymmetryError as err:

@@ -41,7 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. symtrain.scaling.sweep:synthetic_run)")
 
 
-RAY_OPTIONS = ("address", "num_cpus", "cpus_per_point", "gpus_per_point")  # meaningless with --backend local
+#: Options of the Ray backend, meaningless with the local one (see symtrain.cli.unmet_needs).
+NEEDS = {dest: ("--backend ray (the local backend runs one point at a time here)", lambda args: args.backend == "ray")
+         for dest in ("address", "num_cpus", "cpus_per_point", "gpus_per_point")}
 
 
 def import_function(path: str):
@@ -58,11 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from ..scaling.sweep import RESULTS, find_sweep, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ray_only = [f"--{k.replace('_', '-')}" for k in RAY_OPTIONS if getattr(args, k) is not None]
-    if args.backend == "local" and ray_only:
-        print(f"symtrain sweep: error: {', '.join(ray_only)} only apply with --backend ray (the local backend "
-              "runs one point at a time here)", file=sys.stderr)
-        return 2
     path = find_sweep(args.sweep, args.recipes)
     if not path.is_file():
         what = "is a folder, not a sweep file" if path.is_dir() else "names no sweep file"
