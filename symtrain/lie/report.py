@@ -20,6 +20,7 @@ from ..models.timm_loader import WeightsUnavailableError
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
 
 
 def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,
@@ -134,6 +135,7 @@ def _batches(data: Any) -> Iterable[Tensor]:
         yield batch
 
 
+@check_args(probes=POSITIVE_INT, layerwise_batches=Count(0), order=OneOf(2, 4), max_batches=OPTIONAL_COUNT)
 def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabilities: bool = True,
                layerwise: bool = False, layerwise_transforms: Sequence[str] | None = None,
                probes: int = 20, layerwise_batches: int = 1, norm: str = "squared",

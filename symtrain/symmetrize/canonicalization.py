@@ -15,6 +15,7 @@ from .base import Symmetrizer
 from .frame_averaging import missing_frame
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
+from ..domains import Real, check_args
 
 
 @register_symmetrizer("canonicalization")
@@ -31,6 +32,7 @@ class Canonicalization(Symmetrizer):
             and third moments below it are degenerate; default 1e-3).
     """
 
+    @check_args(frame_tol=Real(0, optional=True))
     def __init__(self, base: nn.Module, symmetry: Symmetry,
                  canonicalizer: str | Sequence[Frame] | Callable = "auto", frame_tol: float | None = None):
         super().__init__(base, symmetry)

@@ -12,6 +12,7 @@ from ..symmetry import Symmetry
 from .base import Symmetrizer
 from .frames import Frame, default_frame, frame_elements
 from .registry import register_symmetrizer
+from ..domains import OPTIONAL_COUNT, Real, check_args
 
 
 def missing_frame(group: Group, canonical: bool) -> str | None:
@@ -37,6 +38,7 @@ class FrameAveraging(Symmetrizer):
         chunk_size: see :class:`~symtrain.symmetrize.base.Symmetrizer`.
     """
 
+    @check_args(chunk_size=OPTIONAL_COUNT, frame_tol=Real(0, optional=True))
     def __init__(self, base: nn.Module, symmetry: Symmetry, frames: Sequence[Frame] | None = None,
                  chunk_size: int | None = None, frame_tol: float | None = None):
         super().__init__(base, symmetry, chunk_size)
