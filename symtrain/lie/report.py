@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError
+from ..paths import output_file, output_folder
 from ..models import timm_loader
 from ..models.timm_loader import WeightsUnavailableError
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
@@ -46,7 +47,7 @@ class LieReport:
         """Write ``lie_per_example.csv``, ``lie_summary.csv``, ``lie_layerwise.csv`` (if any),
         ``lie_report.json``, ``lie_summary.png`` and one ``lie_layerwise_<generator>.png``
         per generator. Returns the paths written."""
-        out = Path(out_dir)
+        out = output_folder(out_dir, "out_dir")
         out.mkdir(parents=True, exist_ok=True)
         paths = [_write_csv(out / "lie_per_example.csv", self.per_example),
                  _write_csv(out / "lie_summary.csv", self.summary)]
@@ -89,6 +90,7 @@ def _figure(width: float, height: float):
 
 def plot_summary(summary: list[dict[str, Any]], path: str | os.PathLike, norm: str = "squared") -> Path:
     """Bar chart of the mean Lie derivative per generator (log scale), with standard errors."""
+    output_file(path, "path")
     fig = _figure(max(4.0, 0.55 * len(summary) + 1.5), 3.6)
     ax = fig.add_subplot()
     names = [r["generator"] for r in summary]
@@ -106,6 +108,7 @@ def plot_summary(summary: list[dict[str, Any]], path: str | os.PathLike, norm: s
 
 def plot_layerwise(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Bar chart of each unit's (signed) contribution to ``‖L f‖²``."""
+    output_file(path, "path")
     rows = [r for r in rows if r["layer"] != "(residual)"] + [r for r in rows if r["layer"] == "(residual)"]
     fig = _figure(max(5.0, 0.16 * len(rows) + 2.0), 4.0)
     ax = fig.add_subplot()
@@ -160,6 +163,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
     """
     if norm not in NORMS:
         raise SymmetryError(f"norm must be one of {NORMS}, got {norm!r}")
+    if out_dir is not None:
+        output_folder(out_dir, "out_dir")  # a path of the wrong kind, before the work
     gens = resolve_generators(transforms, order=order, padding=padding)
     f = (lambda u: model(u).softmax(-1)) if probabilities else model
     try:
