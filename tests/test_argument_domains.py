@@ -19,6 +19,7 @@ import symtrain as st
 import symtrain.lie
 import symtrain.losses
 import symtrain.metrics
+import symtrain.train.methods  # noqa: F401  (registers the training-only methods on METHODS)
 from symtrain.domains import Domain
 from symtrain.errors import ArgumentError
 from symtrain.symmetrize.interfaces.registry import INTERFACES
