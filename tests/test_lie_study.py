@@ -121,3 +121,34 @@ def test_study_files_are_checked(tmp_path):
 def test_spearman():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_a_builder_that_ignores_weights_files_is_named(tmp_path):
+    """A timm model registered without timm's builder never reads a weights file: that is
+    an error, not a model silently left at its random initialisation."""
+    from timm.models import build_model_with_cfg, register_model
+    from timm.models.mlp_mixer import MlpMixer
+
+    from symtrain.models.timm_loader import WeightsMismatchError, load_timm_model
+
+    def clean(kw):
+        return {k: v for k, v in kw.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+
+    @register_model
+    def mixer_ignores_weights_test(pretrained=False, **kw):
+        return MlpMixer(img_size=16, patch_size=4, num_blocks=1, embed_dim=8, **clean(kw))
+
+    @register_model
+    def mixer_loads_weights_test(pretrained=False, **kw):
+        return build_model_with_cfg(MlpMixer, "mixer_loads_weights_test", pretrained, img_size=16, patch_size=4,
+                                    num_blocks=1, embed_dim=8, **kw)
+
+    trained = timm.create_model("mixer_loads_weights_test", num_classes=3)
+    with torch.no_grad():
+        trained.head.weight.fill_(0.5)
+    path = tmp_path / "w.pth"
+    torch.save(trained.state_dict(), path)
+    loaded = load_timm_model("mixer_loads_weights_test", checkpoint=path, num_classes=3)
+    assert torch.equal(loaded.head.weight, trained.head.weight)  # a default pretrained config is fine
+    with pytest.raises(WeightsMismatchError, match="was not loaded: the timm builder of 'mixer_ignores_weights_test'"):
+        load_timm_model("mixer_ignores_weights_test", checkpoint=path, num_classes=3)

@@ -130,7 +130,10 @@ class StudySpec(BaseModel):
     after the models), ``images``, ``generators`` (names or ``all``), ``norm``,
     ``output`` (``logits``, ``probabilities``, ``features``, ``module:<name>``,
     ``key:<name>``), ``layerwise`` (generators to attribute; empty: none), ``probes``,
-    ``batch_size``, ``device``, ``seed``, ``num_classes`` (given to timm)."""
+    ``batch_size``, ``device``, ``seed``, ``num_classes`` and ``model_args`` (given to
+    timm), ``weights`` (model name → a weights file, overriding ``pretrained``),
+    ``imports`` (modules or ``.py`` files that register timm models, e.g. small configs
+    with ``timm.models.register_model``, imported before the models are built)."""
 
     model_config = ConfigDict(extra="forbid")
     models: list[str] = Field(min_length=1)
@@ -146,6 +149,8 @@ class StudySpec(BaseModel):
     seed: int = 0
     num_classes: int | None = Field(None, gt=0)
     model_args: dict[str, Any] = Field(default_factory=dict)
+    weights: dict[str, str] = Field(default_factory=dict, description="model name -> weights file")
+    imports: list[str] = Field(default_factory=list, description="modules or .py files registering timm models")
 
     @field_validator("output")
     @classmethod
@@ -190,21 +195,26 @@ def find_study(name: str | Path) -> Path:
                         f"(provided: {', '.join(known) or 'none'})")
 
 
-def expand_models(patterns: list[str]) -> list[str]:
+def expand_models(patterns: list[str], imports: list[str] = ()) -> list[str]:
     """timm names for the names and patterns (``resnet*``), in order, without repeats."""
     import timm
 
+    from ..user_code import import_user_code
+
+    for target in imports:
+        import_user_code(target)
     out: list[str] = []
     for p in patterns:
-        found = timm.list_models(p) if any(c in p for c in "*?[") else [p]
+        found = timm.list_models(p) if any(c in p for c in "*?[") and "@" not in p else [p]
         out.extend(found)
     return list(dict.fromkeys(out))
 
 
 def family(name: str) -> str:
     """The architecture family of a timm name: its first word without sizes
-    (``resnet18`` → ``resnet``, ``vit_tiny_patch16_224`` → ``vit``)."""
-    return re.sub(r"\d+[a-z]?$", "", name.split("_")[0].split(".")[0]) or name
+    (``resnet18`` → ``resnet``, ``vit_tiny_patch16_224`` → ``vit``; a variant label
+    after ``@`` is ignored)."""
+    return re.sub(r"\d+[a-z]?$", "", name.split("@")[0].split("_")[0].split(".")[0]) or name
 
 
 # --- outputs -----------------------------------------------------------------------------
@@ -265,12 +275,19 @@ def _weights_file(folder: str, name: str) -> str:
 def build_model(name: str, spec: StudySpec) -> nn.Module:
     from ..lie.report import load_timm_model
 
+    from ..user_code import import_user_code
+
+    for target in spec.imports:
+        import_user_code(target)
     kwargs = dict(spec.model_args)
     if spec.num_classes is not None:
         kwargs["num_classes"] = spec.num_classes
+    arch = name.split("@", 1)[0]  # "resnet18@step400": the architecture, then a label of the variant
+    if name in spec.weights:
+        return load_timm_model(arch, checkpoint=spec.weights[name], **kwargs)
     if isinstance(spec.pretrained, str):
-        return load_timm_model(name, checkpoint=_weights_file(spec.pretrained, name), **kwargs)
-    return load_timm_model(name, pretrained=bool(spec.pretrained), **kwargs)
+        return load_timm_model(arch, checkpoint=_weights_file(spec.pretrained, name), **kwargs)
+    return load_timm_model(arch, pretrained=bool(spec.pretrained), **kwargs)
 
 
 def load_study_images(spec: StudySpec) -> tuple[Tensor, Tensor | None]:
@@ -413,7 +430,7 @@ def run_study(spec: StudySpec, out_dir: str | Path, *, backend: str = "local",
     models_dir = out / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     (out / "study.json").write_text(spec.model_dump_json(indent=2))
-    names = expand_models(spec.models)
+    names = expand_models(spec.models, spec.imports)
     if not names:
         raise SymmetryError(f"models: {spec.models} match no timm model")
     point = partial(study_point, spec=spec, models_dir=str(models_dir))
