@@ -11,7 +11,7 @@ from test_paths_flags_resume import snapshot, subparsers
 
 #: A minimal valid command line per command (what the needed option is added to).
 BASE = {"lie": ["--model", "resnet18", "--no-pretrained", "--synthetic", "2", "--out", "o"],
-        "sweep": ["s.yaml", "--out", "o"]}
+        "sweep": ["s.yaml", "--out", "o"], "lie-study": ["s.yaml", "--out", "o"]}
 VALUES = {"probes": "3", "layerwise_transforms": "rotation", "address": "auto", "num_cpus": "2",
           "cpus_per_point": "1", "gpus_per_point": "0"}
 

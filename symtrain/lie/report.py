@@ -145,7 +145,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
                order: int = 2, padding: str = "replicate", output: str | None = None,
                max_batches: int | None = None, progress: bool = False,
                generator: torch.Generator | None = None, device: Any = None,
-               out_dir: str | os.PathLike | None = None, method: str = "auto") -> LieReport:
+               out_dir: str | os.PathLike | None = None, method: str = "auto",
+               units: Sequence[tuple[str, nn.Module]] | None = None) -> LieReport:
     """Lie derivatives of ``model`` over ``data`` for every generator, with both norms.
 
     Args:
@@ -160,6 +161,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
         out_dir: if given, :meth:`LieReport.save` writes the files there.
         method: ``"jvp"``, ``"fd"`` or ``"auto"`` (see :func:`~symtrain.lie.resolve_method`),
             for the end-to-end and the layer-wise derivatives.
+        units: ``(name, module)`` units of the layer-wise attribution (default
+            :func:`~symtrain.lie.default_units` of ``model``).
     """
     if norm not in NORMS:
         raise SymmetryError(f"norm must be one of {NORMS}, got {norm!r}")
@@ -196,7 +199,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
             names = layerwise_transforms or [g.name for g in gens if hasattr(g, "spatial")]
             for lname in names:
                 lw = layerwise_lie(model, x, resolve_generators([lname], order=order, padding=padding)[0],
-                                   probes=probes, output_fn=(lambda y: y.softmax(-1)) if probabilities else None,
+                                   probes=probes, units=units,
+                                   output_fn=(lambda y: y.softmax(-1)) if probabilities else None,
                                    output=output, generator=generator, method=used)
                 for r in lw.table():
                     layer_rows.setdefault((lname, r["layer"]), []).append(r)
