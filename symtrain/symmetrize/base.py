@@ -87,11 +87,16 @@ class Symmetrizer(nn.Module):
     def forward(self, *inputs: Any) -> Any:
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         self.symmetry.check_input(x)
-        if self.symmetry.input.batch_size(x) == 0:  # no inputs: the base model's empty output is exact
-            return self.check_output(call_model(self.base, x))
+        if self.symmetry.input.batch_size(x) == 0:
+            return self.empty_batch_output(x)
         context = self.symmetry.context(x)
         g, weights = self.weighted_elements(x, context)
         return self.average(x, context, g, weights)
+
+    def empty_batch_output(self, x: Any) -> Any:
+        """The output for an empty batch ``x`` (no inputs): the base model's own empty
+        output, exact (there is nothing to average), checked like every output."""
+        return self.check_output(call_model(self.base, x))
 
     @staticmethod
     def check_output(ys: Any) -> Any:
@@ -126,8 +131,7 @@ class Symmetrizer(nn.Module):
             return self._chunked(k, lambda rows, cols: self.average(
                 x, context, element_take(g, rows), weights[:, cols]), context.batch_size, weights.device)
         context_k = context.repeat(k)
-        xs = x if repeated else sym.input.repeat(x, k, context)
-        xs = self.transform_input(g, xs, context_k)
+        xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
         ys = self.check_output(call_model(self.base, xs))
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
@@ -168,6 +172,16 @@ class Symmetrizer(nn.Module):
         """``g⁻¹·xs`` on the repeated inputs. Subclasses may add a differentiable path
         (e.g. a straight-through soft permutation) without changing the values."""
         return self.symmetry.act_input(self.symmetry.group.inverse(g), xs, context, check=False)
+
+    def transform_input_repeated(self, g: Element, x: Any, k: int, context: GroupContext) -> Any:
+        """:meth:`transform_input` on ``x`` repeated ``k`` times (``context``: the
+        un-repeated input's), by the action's :meth:`~symtrain.actions.Action.apply_repeated`,
+        which need not copy ``x`` first. A subclass that overrides :meth:`transform_input`
+        keeps its own path here (the input repeated, then its ``transform_input``)."""
+        if type(self).transform_input is not Symmetrizer.transform_input:
+            return self.transform_input(g, self.symmetry.input.repeat(x, k, context), context.repeat(k))
+        group = self.symmetry.group
+        return self.symmetry.input.apply_repeated(group, group.inverse(g), x, k, context)
 
     def transform_output(self, g: Element, ys: Any, context: GroupContext) -> Any:
         """``g·ys`` on the base model's outputs (see :meth:`transform_input`); the outputs
