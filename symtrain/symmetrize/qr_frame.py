@@ -1,0 +1,176 @@
+"""The minimal O(d) / SO(d) frame of a point cloud (Lin et al., ICML 2024, "minimal frame
+averaging"), batched, differentiable and exact on degenerate inputs.
+
+Point clouds are rows ``x: [B, N, d]`` and a rotation ``R`` moves them as ``x ↦ x Rᵀ``
+(each point ``p ↦ R p``, see :mod:`symtrain.groups.base`). :func:`qr_frame` returns
+``Q(x): [B, d, d]`` with
+
+    ``Q(x Rᵀ) = R Q(x)``  for every ``R`` in O(d) (``proper=False``) or SO(d) (``proper=True``),
+
+so ``Q(x)`` is a frame element (a canonicalization): the canonical input is
+``Q⁻¹·x = x Q`` and an equivariant output is ``Q·f(x Q)``, one backbone call per input.
+
+**Construction.** Gram–Schmidt over the rows of ``x`` in their given order: at step ``j``
+every real row is projected off the columns ``q_1..q_{j-1}`` found so far; among the
+rows whose residual is at least ``pivot`` times the largest residual, the first is
+normalised into ``q_j`` (the positive-diagonal QR of the chosen rows, so ``Q`` is unique).
+The choice reads only residual norms, which rotations leave unchanged, and the row
+order, which they do not touch, so the same rows are chosen for ``x Rᵀ`` and each
+``q_j`` turns into ``R q_j``. MFA takes the first row with a non-zero residual; taking the
+first row within a factor ``pivot`` of the largest keeps the frame well conditioned (a
+barely independent row would make ``q_j`` sensitive to rounding) and is still a frame.
+The rank ``r`` is the number of steps whose largest residual exceeds ``tol`` times the
+cloud's scale (its largest row norm), so it does not depend on units.
+
+**Degenerate inputs** (rank ``r < d``; never an error):
+
+- ``r = d − 1`` under SO(d): the last column is the generalised cross product of
+  ``q_1..q_{d−1}`` (the cofactor vector: the unique unit vector orthogonal to them with
+  ``det Q = +1``). For ``R`` in SO(d) the cofactor vector of ``R q_i`` is ``R`` times
+  theirs, so the frame stays exact. (MFA's code appends a row along a fixed axis here,
+  which is not equivariant.) The stabiliser of such a cloud in SO(d) is trivial, so
+  this is the whole minimal frame.
+- every other ``r < d`` (O(d) with ``r ≤ d − 1``, SO(d) with ``r ≤ d − 2``): the
+  stabiliser of the cloud is the orthogonal (special orthogonal) group of the
+  complement of ``span(x)``, a continuous group. As MFA does, the columns past ``r`` are
+  left **zero**: ``Q = [q_1..q_r, 0]`` is a partial isometry, the canonical input is
+  ``x Q = [x q_1..x q_r, 0..0]`` and outputs are mapped back through ``q_1..q_r`` only
+  (an equivariant vector output then lies in ``span(x)``).
+
+  *Why this is still exactly equivariant.* The wrapper computes
+  ``F(x) = ρ_out(Q) f(ρ_in(Qᵀ) x)`` where ``ρ`` are the actions' (multiplicative)
+  matrix representations, which extend to any matrix: ``ρ(AB) = ρ(A) ρ(B)``. The
+  columns ``q_1..q_r`` satisfy ``q_i(x Rᵀ) = R q_i(x)`` as above, so ``Q(x Rᵀ) = R Q(x)``
+  and ``F(R·x) = ρ_out(R Q) f(ρ_in(Qᵀ Rᵀ) ρ_in(R) x) = ρ_out(R) ρ_out(Q) f(ρ_in(Qᵀ) x) =
+  R·F(x)``. For vector outputs it equals the average over the continuous stabiliser
+  (the stabiliser's mean on the complement is zero); for invariant outputs it is the
+  model at one canonical pose, which every stabiliser element shares.
+
+**Discontinuity.** The rank test and the choice of pivot row are thresholds: a cloud
+whose residuals sit within rounding of ``tol`` (or of ``pivot`` times the largest) may
+get a different frame after a rotation. No unweighted frame of point clouds is
+continuous (Dym et al., ICML 2024); weighted frames address that.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..checks import check_finite
+from ..errors import ShapeError
+
+#: A row is a candidate for the next column when its residual is at least this fraction of
+#: the largest residual (1.0 would be column pivoting, which ties on symmetric clouds).
+PIVOT = 0.5
+
+
+def default_tol(dtype: torch.dtype) -> float:
+    """Rank tolerance relative to the cloud's scale: ``1000 · eps`` of ``dtype``
+    (1.2e-4 in float32, 2.2e-13 in float64)."""
+    return 1000.0 * torch.finfo(dtype).eps
+
+
+def qr_frame(points: Tensor, mask: Tensor | None = None, proper: bool = False,
+             tol: float | None = None, pivot: float = PIVOT) -> tuple[Tensor, Tensor]:
+    """The minimal frame element of each cloud (see the module docstring).
+
+    Args:
+        points: ``(B, N, d)`` rows, already centred if translations are to be removed.
+        mask: ``(B, N)`` bool, True for real rows (padded rows are ignored), or ``None``.
+        proper: SO(d) (``det Q = +1`` where ``r ≥ d − 1``) instead of O(d).
+        tol: rank tolerance relative to the cloud's largest row norm (default
+            :func:`default_tol` of the points' dtype).
+        pivot: the fraction of the largest residual a row needs to be chosen.
+
+    Returns:
+        ``Q``: ``(B, d, d)`` in the points' dtype with ``Q(x Rᵀ) = R Q(x)``: orthogonal
+        when ``r = d`` (or ``r = d − 1`` with ``proper``), else orthonormal first ``r``
+        columns and zeros after. ``rank``: ``(B,)`` long, the rank ``r`` found.
+
+    Differentiable in ``points`` (the choice of rows is not).
+
+    >>> x = torch.tensor([[[1.0, 0, 0], [1, 1, 0], [0, 0, 2]]], dtype=torch.float64)
+    >>> q, r = qr_frame(x)
+    >>> q[0], r[0].item()
+    (tensor([[1., 0., 0.],
+            [0., 1., 0.],
+            [0., 0., 1.]], dtype=torch.float64), 3)
+    """
+    if not isinstance(points, Tensor) or points.dim() != 3:
+        raise ShapeError(f"points must be a tensor (B, N, d), got "
+                         f"{tuple(points.shape) if isinstance(points, Tensor) else type(points).__name__}")
+    if not points.is_floating_point():
+        raise ShapeError(f"points must be floating point, got {points.dtype}")
+    b, n, d = points.shape
+    if mask is not None and (mask.shape != (b, n) or mask.dtype != torch.bool):
+        raise ShapeError(f"mask must be a bool tensor {(b, n)}, got {mask.dtype} {tuple(mask.shape)}")
+    if not 0.0 < pivot <= 1.0:
+        raise ValueError(f"pivot must be in (0, 1], got {pivot}")
+    check_finite(points, "the points a QR frame is computed from")
+    out_dtype = points.dtype
+    work = torch.float32 if points.device.type == "mps" else torch.float64
+    tol = default_tol(out_dtype) if tol is None else float(tol)
+    p = points.to(work)
+    if mask is not None:
+        p = p * mask[..., None].to(work)
+    norms = p.detach().norm(dim=-1)  # [B, N]
+    scale = norms.amax(1) if n else p.new_zeros(b)
+    floor = tol * scale  # [B]
+    cols: list[Tensor] = []
+    found = torch.ones(b, dtype=torch.bool, device=p.device)  # still full rank so far
+    rank = torch.zeros(b, dtype=torch.long, device=p.device)
+    for _ in range(d):
+        if cols:
+            basis = torch.stack(cols, -1)  # [B, d, j]
+            resid = p
+            for _twice in range(2):  # re-orthogonalise: "twice is enough"
+                resid = resid - (resid @ basis) @ basis.transpose(-1, -2)
+        else:
+            resid = p
+        size = resid.detach().norm(dim=-1)  # [B, N]
+        if mask is not None:
+            size = size.masked_fill(~mask, -1.0)
+        best = size.amax(1) if n else p.new_zeros(b)
+        ok = found & (best > floor) & (best > 0)
+        first = (size >= pivot * best[:, None]).to(torch.int8).argmax(1)  # first candidate row
+        row = resid.gather(1, first[:, None, None].expand(b, 1, d))[:, 0]  # [B, d]
+        length = row.norm(dim=-1, keepdim=True)
+        safe = torch.where(ok[:, None], length, torch.ones_like(length))
+        q = torch.where(ok[:, None], row / safe, torch.zeros_like(row))
+        cols.append(q)
+        rank = rank + ok.long()
+        found = ok
+    q = torch.stack(cols, -1)  # [B, d, d]: zero columns past the rank
+    if proper:
+        q = _make_proper(q, rank)
+    return q.to(out_dtype), rank
+
+
+def _make_proper(q: Tensor, rank: Tensor) -> Tensor:
+    """Full rank: flip the last column where ``det < 0``. Rank ``d − 1``: the last column
+    becomes the cofactor vector of the others (``det = +1``)."""
+    d = q.shape[-1]
+    if d == 1:  # SO(1) = {1}
+        return torch.ones_like(q)
+    full = rank == d
+    sign = torch.where(full & (torch.linalg.det(q) < 0), -1.0, 1.0).to(q.dtype)
+    last = q[..., -1] * sign[:, None]
+    short = rank == d - 1
+    if bool(short.any()):
+        normal = cofactor_vector(q[..., : d - 1])
+        last = torch.where(short[:, None], normal, last)
+    return torch.cat([q[..., : d - 1], last[..., None]], -1)
+
+
+def cofactor_vector(m: Tensor) -> Tensor:
+    """The generalised cross product of the ``d − 1`` columns of ``m``: ``(B, d, d−1) →
+    (B, d)``, ``v_k = (−1)^{k+d} det(m without row k)`` (0-based ``k``: the sign is
+    ``(−1)^{k+d−1}``), so ``det [m, v] = |v|² > 0``, ``v ⟂ m``, and ``|v| = 1`` when the
+    columns are orthonormal; ``v(R m) = det(R) R v(m)``."""
+    b, d, _ = m.shape
+    parts = []
+    for k in range(d):
+        minor = torch.cat([m[:, :k], m[:, k + 1:]], 1)  # [B, d−1, d−1]
+        parts.append((-1.0) ** (k + d - 1) * torch.linalg.det(minor))
+    return torch.stack(parts, -1)

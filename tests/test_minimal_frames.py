@@ -1,0 +1,96 @@
+"""Minimal frames (Lin et al., ICML 2024) for O(d), SO(d), E(d), SE(d): the QR frame is
+exact on generic and degenerate clouds, batched with masks, differentiable, and the
+wrappers built on it call the backbone once per input."""
+
+import pytest
+import torch
+
+from symtrain.groups.orthogonal import haar_orthogonal
+from symtrain.symmetrize.qr_frame import cofactor_vector, qr_frame
+
+
+def random_rotations(b, d, proper, dtype):
+    r = haar_orthogonal(b, d, dtype=dtype)
+    if proper:
+        r[:, :, 0] = r[:, :, 0] * torch.linalg.det(r).sign()[:, None]
+    return r
+
+
+def degenerate_clouds(d, dtype, b=4, n=7):
+    """Families of rank-deficient / symmetric clouds ``[b, n, d]`` (built in ``dtype``)."""
+    g = torch.Generator().manual_seed(1)
+    planar = torch.randn(b, n, d, generator=g, dtype=dtype)
+    planar[..., -1] = 0
+    line = torch.randn(b, n, 1, generator=g, dtype=dtype) * torch.randn(b, 1, d, generator=g, dtype=dtype)
+    repeated = torch.randn(b, 1, d, generator=g, dtype=dtype).expand(b, n, d).clone()
+    return {"planar": planar, "line": line, "repeated": repeated,
+            "zero": torch.zeros(b, n, d, dtype=dtype)}
+
+
+@pytest.mark.parametrize("d", [2, 3, 4])
+@pytest.mark.parametrize("proper", [False, True], ids=["O", "SO"])
+def test_qr_frame_is_equivariant(d, proper, dtype):
+    eps = torch.finfo(dtype).eps
+    clouds = {"generic": torch.randn(5, 7, d, dtype=dtype), **degenerate_clouds(d, dtype)}
+    ranks = {"generic": d, "planar": d - 1, "line": 1, "repeated": 1, "zero": 0}
+    for name, x in clouds.items():
+        b = x.shape[0]
+        r = random_rotations(b, d, proper, dtype)
+        q, rank = qr_frame(x, proper=proper)
+        q2, rank2 = qr_frame(x @ r.transpose(-1, -2), proper=proper)
+        assert q.dtype == dtype and q.shape == (b, d, d)
+        assert rank.tolist() == [ranks[name]] * b == rank2.tolist(), name
+        assert (q2 - r @ q).abs().max() < 100 * eps, name
+        # orthonormal columns up to the rank; under SO(d) a full frame from rank d - 1
+        full = d if (rank[0] == d or (proper and rank[0] == d - 1)) else int(rank[0])
+        eye = torch.diag_embed((torch.arange(d) < full).to(dtype)).expand(b, d, d)
+        assert (q.transpose(-1, -2) @ q - eye).abs().max() < 100 * eps, name
+        if proper and full == d:
+            assert torch.allclose(torch.linalg.det(q), torch.ones(b, dtype=dtype))
+
+
+def test_qr_frame_has_positive_diagonal_on_its_rows():
+    """Q is the positive-diagonal QR of the chosen rows: their coordinates ``Qᵀ p`` are
+    upper triangular with a positive diagonal."""
+    x = torch.randn(3, 6, 3, dtype=torch.float64)
+    q, _ = qr_frame(x, pivot=1e-9)  # pivot ~ 0: MFA's rule, the first independent rows
+    coords = x[:, :3] @ q  # rows: coordinates of the first 3 points
+    assert (coords.triu(1).abs() < 1e-12).all()
+    assert (torch.diagonal(coords, dim1=-2, dim2=-1) > 0).all()
+
+
+def test_planar_cloud_under_so3_is_one_proper_rotation():
+    """Rank d - 1 under SO(d): the completion is the cross product (MFA's code appends a
+    fixed axis here, which is not equivariant)."""
+    x = torch.randn(6, 5, 3, dtype=torch.float64)
+    x[..., 2] = 0
+    x = x @ random_rotations(6, 3, False, torch.float64).transpose(-1, -2)  # planes through 0
+    q, rank = qr_frame(x, proper=True)
+    assert (rank == 2).all()
+    assert torch.allclose(q[..., 2], torch.linalg.cross(q[..., 0], q[..., 1]))
+    m = torch.randn(4, 5, 4, dtype=torch.float64)
+    v = cofactor_vector(m)
+    assert torch.allclose(torch.linalg.det(torch.cat([m, v[..., None]], -1)), (v * v).sum(-1))
+    assert (v[:, None, :] @ m).abs().max() < 1e-12
+
+
+def test_qr_frame_masks_rows_of_each_sample():
+    x = torch.randn(4, 6, 3)
+    sizes = torch.tensor([6, 2, 1, 4])
+    mask = torch.arange(6)[None] < sizes[:, None]
+    junk = x.clone()
+    junk[~mask] = 1e6  # padding values must not matter
+    q, rank = qr_frame(junk, mask)
+    assert rank.tolist() == [3, 2, 1, 3]
+    for i, n in enumerate(sizes.tolist()):
+        qi, _ = qr_frame(x[i:i + 1, :n])
+        assert torch.allclose(q[i], qi[0], atol=1e-6)
+
+
+def test_qr_frame_scale_free_tolerance_and_gradients():
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert torch.allclose(qr_frame(x * 1e-9)[0], qr_frame(x)[0])
+    line = torch.randn(2, 5, 1, dtype=torch.float64) * torch.randn(2, 1, 3, dtype=torch.float64)
+    assert qr_frame(line * 1e-9)[1].tolist() == [1, 1]
+    x.requires_grad_(True)
+    torch.autograd.gradcheck(lambda p: qr_frame(p, proper=True)[0], (x,))
