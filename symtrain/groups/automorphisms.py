@@ -315,10 +315,7 @@ class _Search:
     def __init__(self, e: np.ndarray):
         self.e = e
         self.n = e.shape[0]
-        values = np.unique(e)
-        self.mats = [(e == v).astype(np.int64) for v in values if v != 0]
-        if not np.array_equal(e, e.T):
-            self.mats += [m.T.copy() for m in self.mats]
+        self.directed = not np.array_equal(e, e.T)
         loops = np.diag(e)
         self.loops = loops if loops.any() else None
         self.gens: list[np.ndarray] = []
@@ -329,11 +326,13 @@ class _Search:
         """The coarsest equitable refinement, cells ordered by (old cell, counts)."""
         n = self.n
         k = int(colours.max()) + 1
+        scale = n + 1
         while k < n:
-            onehot = np.zeros((n, k), dtype=np.int64)
-            onehot[np.arange(n), colours] = 1
-            sig = np.concatenate([colours[:, None]] + [m @ onehot for m in self.mats], 1)
-            new = colour_ranks(sig)
+            # each vertex: its cell, then the sorted (edge colour, neighbour's cell) pairs
+            parts = [colours[:, None], np.sort(self.e * scale + colours[None, :], 1)]
+            if self.directed:
+                parts.append(np.sort(self.e.T * scale + colours[None, :], 1))
+            new = colour_ranks(np.concatenate(parts, 1))
             k_new = int(new.max()) + 1
             colours = new
             if k_new == k:
