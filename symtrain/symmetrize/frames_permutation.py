@@ -121,6 +121,50 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
     return node_t, edge_t, mask
 
 
+def _row_ranks(rows: Tensor) -> Tensor:
+    """Dense ranks ``[B, N]`` of the rows ``[B, N, L]`` (int64) within each sample, in
+    lexicographic order (one ``unique`` over the batch, sample index first)."""
+    b, n, _ = rows.shape
+    index = torch.arange(b, device=rows.device)[:, None, None].expand(b, n, 1)
+    _, inverse = torch.unique(torch.cat([index, rows], -1).reshape(b * n, -1), dim=0,
+                              return_inverse=True)
+    inverse = inverse.reshape(b, n)
+    return inverse - inverse.min(1, keepdim=True).values
+
+
+def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Colour refinement (1-WL with edge colours) of a batch of coloured graphs at once.
+
+    ``nodes``: ``[B, N, F]`` vertex data; ``edges``: ``[B, N, N, E]`` edge data; ``mask``:
+    ``[B, N]`` or ``None``. Returns the stable colours ``[B, N]`` (dense ranks per graph,
+    padding last, cells ordered by (old cell, sorted (edge colour, neighbour cell)
+    pairs): invariant to relabelling) and ``discrete`` ``[B]``: whether every real
+    vertex has its own colour, in which case the colours are a canonical labelling and
+    the graph has no automorphism but the identity."""
+    b, n, _ = nodes.shape
+    pad = torch.zeros(b, n, 1, dtype=torch.long, device=nodes.device) if mask is None \
+        else (~mask).long()[..., None]
+    _, vertex = torch.unique(nodes.reshape(b * n, -1), dim=0, return_inverse=True)
+    colours = _row_ranks(torch.cat([pad, vertex.reshape(b, n, 1)], -1))
+    _, codes = torch.unique(edges.reshape(b * n * n, -1), dim=0, return_inverse=True)
+    codes = codes.reshape(b, n, n) * (n + 1)
+    directed = not torch.equal(codes, codes.transpose(1, 2))
+    count = int((colours.amax(1) + 1).sum())
+    for _ in range(n):
+        parts = [colours[..., None], torch.sort(codes + colours[:, None, :], -1).values]
+        if directed:
+            parts.append(torch.sort(codes.transpose(1, 2) + colours[:, None, :], -1).values)
+        colours = _row_ranks(torch.cat(parts, -1))
+        new = int((colours.amax(1) + 1).sum())
+        if new == count:
+            break
+        count = new
+    real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
+    padded = (real < n).long()
+    discrete = (colours.amax(1) + 1 - padded) == real
+    return colours, discrete
+
+
 class MinimalPermutationFrame(Frame):
     """The minimal frame of S_n: a canonical order of the nodes composed with the
     automorphisms of the input (see the module docstring).
@@ -187,7 +231,11 @@ class MinimalPermutationFrame(Frame):
             groups = [PermutationChain.symmetric_blocks(n, blocks.get(i, [])) for i in range(b)]
             inverse_labels = [labels[i] for i in range(b)]  # λ⁻¹: position -> node
         else:
-            inverse_labels, groups = self._graphs(nodes, edges, sizes)
+            colours, discrete = refine_batched(nodes, edges, mask)
+            order = torch.argsort(colours, dim=1, stable=True)  # λ⁻¹ where discrete
+            if bool(discrete.all()):  # every graph asymmetric after refinement: one element
+                return order, torch.ones(b, 1, device=order.device, dtype=ref)
+            inverse_labels, groups = self._graphs(nodes, edges, sizes, discrete.tolist(), order)
         return self._assemble(inverse_labels, groups, sizes, n, nodes.device, ref)
 
     def _sort(self, nodes: Tensor, mask: Tensor | None):
@@ -218,13 +266,21 @@ class MinimalPermutationFrame(Frame):
                 blocks[i] = runs
         return order, blocks
 
-    def _graphs(self, nodes: Tensor, edges: Tensor, sizes: list[int]):
-        """Canonical labellings (as λ⁻¹) and automorphism groups of the coloured graphs."""
+    def _graphs(self, nodes: Tensor, edges: Tensor, sizes: list[int], discrete: list[bool],
+                order: Tensor):
+        """Canonical labellings (as λ⁻¹) and automorphism groups of the coloured graphs:
+        from the batched refinement where it is discrete (trivial group), else from the
+        backend's search."""
         nodes_np = nodes.cpu().numpy()
         edges_np = edges.cpu().numpy()
+        order_np = order.cpu().numpy()
         backend = resolve_backend(self.backend)
         inverse_labels, groups = [], []
         for i, m in enumerate(sizes):
+            if discrete[i]:
+                inverse_labels.append(order_np[i, :m])
+                groups.append(PermutationChain(m))
+                continue
             colours = colour_ranks(nodes_np[i, :m])
             flat = edges_np[i, :m, :m].reshape(m * m, -1)
             edge_colours = colour_ranks(flat).reshape(m, m)
