@@ -80,7 +80,7 @@ def colour_ranks(values: np.ndarray) -> np.ndarray:
     where the rows are (so they are invariant colours)."""
     v = np.asarray(values)
     if v.ndim == 1:
-        v = v[:, None]
+        return np.unique(v, return_inverse=True)[1].reshape(-1).astype(np.int64)
     if v.shape[0] == 0:
         return np.zeros(0, dtype=np.int64)
     _, inverse = np.unique(v.reshape(v.shape[0], -1), axis=0, return_inverse=True)
@@ -309,6 +309,14 @@ def _pynauty(e: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- our own search ---------------------------------------------------------------------
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 of int64 codes, elementwise (uint64, wrapping)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
 class _Search:
     """Individualisation-refinement (see the module docstring)."""
 
@@ -323,16 +331,19 @@ class _Search:
         self.first_path: list[int] = []
 
     def refine(self, colours: np.ndarray) -> np.ndarray:
-        """The coarsest equitable refinement, cells ordered by (old cell, counts)."""
+        """An equitable refinement, cells ordered by (old cell, signature): each vertex's
+        signature hashes the multiset of (edge colour, neighbour's cell) pairs (a sum of
+        a fixed 64-bit mix, so a function of the multiset only). A hash collision can only
+        leave two cells merged, which keeps the refinement invariant to relabelling (all
+        the search needs); individualisation then separates them."""
         n = self.n
         k = int(colours.max()) + 1
-        scale = n + 1
+        scale = np.int64(n + 1)
         while k < n:
-            # each vertex: its cell, then the sorted (edge colour, neighbour's cell) pairs
-            parts = [colours[:, None], np.sort(self.e * scale + colours[None, :], 1)]
+            sig = _mix(self.e * scale + colours[None, :]).sum(1)
             if self.directed:
-                parts.append(np.sort(self.e.T * scale + colours[None, :], 1))
-            new = colour_ranks(np.concatenate(parts, 1))
+                sig = sig ^ _mix(self.e.T * scale + colours[None, :] + np.int64(1 << 40)).sum(1)
+            new = colour_ranks(colours.astype(np.uint64) << np.uint64(32) | (sig >> np.uint64(32)))
             k_new = int(new.max()) + 1
             colours = new
             if k_new == k:
