@@ -89,6 +89,8 @@ def colour_ranks(values: np.ndarray) -> np.ndarray:
 
 def compose(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``p ∘ q`` (``q`` first) for permutations ``[..., n]``."""
+    if p.ndim == 1:
+        return p[q]
     return np.take_along_axis(p, q, -1) if p.ndim == q.ndim else p[..., q]
 
 
@@ -147,12 +149,20 @@ class PermutationChain:
 
         trans = [orbit(i) for i in range(len(base))]
 
+        inverses: dict[bytes, np.ndarray] = {}
+
+        def inv(u):
+            key = u.tobytes()
+            if key not in inverses:
+                inverses[key] = invert(u)
+            return inverses[key]
+
         def strip(h, start):
             for lvl in range(start, len(base)):
                 beta = int(h[base[lvl]])
                 if beta not in trans[lvl]:
                     return h, lvl
-                h = compose(invert(trans[lvl][beta]), h)
+                h = inv(trans[lvl][beta])[h]
             return h, len(base)
 
         i = len(base) - 1
@@ -160,7 +170,7 @@ class PermutationChain:
             again = False
             for beta, u in list(trans[i].items()):
                 for s in level_gens(i):
-                    y = compose(invert(trans[i][int(s[beta])]), compose(s, u))
+                    y = inv(trans[i][int(s[beta])])[s[u]]
                     h, j = strip(y, i + 1)
                     if j < len(base) or not np.array_equal(h, ident):
                         if j == len(base):
