@@ -94,3 +94,121 @@ def test_qr_frame_scale_free_tolerance_and_gradients():
     assert qr_frame(line * 1e-9)[1].tolist() == [1, 1]
     x.requires_grad_(True)
     torch.autograd.gradcheck(lambda p: qr_frame(p, proper=True)[0], (x,))
+
+
+# --- the wrappers on minimal frames -------------------------------------------------------
+import symtrain as st  # noqa: E402
+from symtrain.actions import Fields, Mask, Points, Vectors  # noqa: E402
+from tests.models import PointMLP  # noqa: E402
+
+
+class Counting(torch.nn.Module):
+    """A base model that counts the inputs (rows of its batch) it is called on."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base, self.rows, self.calls = base, 0, 0
+
+    def forward(self, *x):
+        self.calls += 1
+        self.rows += x[0].shape[0]
+        return self.base(*x)
+
+
+class MaskedPointMLP(torch.nn.Module):
+    """``(pos [B, N, d], mask [B, N]) -> [B, N, d]``: a dense layer over the real points."""
+
+    def __init__(self, n, d):
+        super().__init__()
+        self.mlp = PointMLP(n, d, d)
+
+    def forward(self, pos, mask):
+        m = mask[..., None].to(pos.dtype)
+        return self.mlp(pos * m) * m
+
+
+def shapes(d, dtype):
+    """Generic and degenerate clouds of 8 points in ``d`` dimensions."""
+    g = torch.Generator().manual_seed(2)
+    out = {"generic": torch.randn(3, 8, d, generator=g, dtype=dtype)}
+    out.update({k: v[:3, :8] for k, v in degenerate_clouds(d, dtype, b=3, n=8).items()})
+    if d == 3:
+        cube = torch.tensor([[i, j, k] for i in (-1, 1) for j in (-1, 1) for k in (-1, 1)], dtype=dtype)
+        tetra = torch.tensor([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]], dtype=dtype)
+        square = torch.tensor([[1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]], dtype=dtype)
+        out["cube"] = cube[None].expand(3, 8, 3) + torch.tensor([0.0, 2.0, -1.0], dtype=dtype)[:, None, None]
+        out["tetrahedron"] = tetra.repeat(2, 1)[None].expand(3, 8, 3).clone()
+        out["square"] = square.repeat(2, 1)[None].expand(3, 8, 3).clone()
+    return out
+
+
+GROUPS = ["O2", "SO2", "O3", "SO3", "E3", "SE3", "O4", "SO4"]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("method", ["frame_averaging", "canonicalization"])
+def test_minimal_frames_are_exact_with_one_call(group, method, dtype):
+    d = int(group[-1])
+    sym = st.Symmetry(group, Points(), Points())
+    tol = 1e-5 if dtype == torch.float32 else 1e-11
+    for name, x in shapes(d, dtype).items():
+        base = Counting(PointMLP(8, d, d).to(dtype))
+        model = st.create_symmetrizer(method, base, sym)  # minimal frames are the default
+        with torch.no_grad():
+            model(x)
+        assert base.calls == 1 and base.rows == x.shape[0], (name, base.rows)  # one call per input
+        err = st.equivariance_error(model, sym, x, samples=4)
+        assert err.max < tol, (name, err)
+        if name == "generic":  # the same check catches a model that is not equivariant
+            assert st.equivariance_error(base.base, sym, x, samples=4).max > 1e-2
+
+
+def test_padded_clouds_of_different_sizes(dtype):
+    sym = st.Symmetry("E3", Fields(Points(), Mask()), Points())
+    pts = torch.randn(4, 6, 3, dtype=dtype)
+    sizes = torch.tensor([6, 4, 2, 1])
+    mask = torch.arange(6)[None] < sizes[:, None]
+    model = st.FrameAveraging(MaskedPointMLP(6, 3).to(dtype), sym)
+    err = st.equivariance_error(model, sym, (pts, mask), samples=4)
+    assert err.max < (1e-5 if dtype == torch.float32 else 1e-11), err
+    junk = torch.where(mask[..., None], pts, torch.randn_like(pts) * 100)
+    y, y_junk = model(pts, mask), model(junk, mask)
+    assert torch.allclose(y[mask], y_junk[mask], atol=1e-5)
+
+
+def test_rank_deficient_outputs_lie_in_the_span():
+    """Collinear points under O(3): the stabiliser O(2) about the line is continuous; the
+    frame projects onto the span, so an equivariant vector output lies along the line,
+    as the average over that stabiliser would."""
+    sym = st.Symmetry("O3", Points(), Vectors())
+    line = torch.randn(2, 8, 1, dtype=torch.float64) * torch.randn(2, 1, 3, dtype=torch.float64)
+    model = st.FrameAveraging(PointMLP(8, 3, 3).to(torch.float64), sym)
+    y = model(line)
+    direction = line[:, :1] / line[:, :1].norm(dim=-1, keepdim=True)
+    along = (y * direction).sum(-1, keepdim=True) * direction
+    assert torch.allclose(y, along, atol=1e-12) and y.abs().max() > 1e-3
+
+
+def test_planar_cloud_under_so3_keeps_the_normal():
+    """Rank d - 1 under SO(3): the frame is a proper rotation (no projection), so outputs
+    can leave the plane, and the wrapper is exact."""
+    sym = st.Symmetry("SO3", Points(), Vectors())
+    x = torch.randn(3, 8, 3, dtype=torch.float64)
+    x[..., 2] = 0
+    model = st.FrameAveraging(PointMLP(8, 3, 3).to(torch.float64), sym)
+    assert model(x)[..., 2].abs().max() > 1e-3
+    assert st.equivariance_error(model, sym, x, samples=8).max < 1e-11
+
+
+def test_named_frames_and_gradients():
+    sym = st.Symmetry("E3", Points(), Points())
+    x = torch.randn(2, 8, 3, dtype=torch.float64)
+    base = Counting(PointMLP(8, 3, 3).to(torch.float64))
+    st.FrameAveraging(base, sym, frames="pca")(x)
+    assert base.rows == 2 * 8  # PCA: all 2^3 sign flips
+    with pytest.raises(st.SymmetryError, match="unknown frame kind.*'minimal'"):
+        st.FrameAveraging(base, sym, frames="minmal")
+    with pytest.raises(st.SymmetryError, match="canonicalizer"):
+        st.Canonicalization(base, sym, canonicalizer="bogus")
+    model = st.FrameAveraging(PointMLP(8, 3, 3).to(torch.float64), sym)
+    torch.autograd.gradcheck(model, (x.requires_grad_(True),))

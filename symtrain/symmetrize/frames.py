@@ -2,6 +2,9 @@
 ``F(h·x) = h·F(x)`` (Puny et al., ICLR 2022). Averaging over a frame is exactly
 equivariant; a frame of one element is a canonicalization.
 
+- :class:`MinimalFrame` for O(d), SO(d), E(d), SE(d) on point clouds (the default):
+  MFA's QR frame of the (centred) points (:func:`~symtrain.symmetrize.qr_frame.qr_frame`),
+  one element per input, exact on degenerate clouds too.
 - :class:`PCAFrame` for O(d), SO(d), E(d), SE(d) on point clouds: eigenvectors of the
   covariance, with the sign ambiguity resolved by averaging over all sign flips
   (``signs="all"``, 2^d or 2^(d-1) elements) or fixed by the third moment
@@ -11,11 +14,13 @@ equivariant; a frame of one element is a canonicalization.
   tied nodes (``ties="enumerate"``) or an error (``ties="error"``).
 - :class:`GroupFrame`: a finite group itself (plain group averaging over that factor).
 
-For a product group the frame is the product of the factors' frames.
+For a product group the frame is the product of the factors' frames. Frames are chosen
+per factor by name (:data:`FRAME_KINDS`, :func:`default_frame`).
 """
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import math
 from typing import Any, Callable
@@ -24,10 +29,11 @@ import torch
 from torch import Tensor
 
 from ..checks import can_read_values, check_finite, check_prefix_mask
-from ..errors import DegenerateFrameError, UnsupportedGroupError
+from ..errors import DegenerateFrameError, UnknownNameError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
 from ..symmetry import Symmetry
 from ..tree import reference_tensor
+from .qr_frame import qr_frame
 
 
 # --- finding the data a frame is computed from --------------------------------------
@@ -55,9 +61,13 @@ class Frame:
     the other factors move (a QR frame reads the row order, which S_n changes): it is
     computed after the others, on the input moved by their elements (see
     :func:`frame_elements`).
-    """
+
+    ``stabiliser_only``: the frame has one element on inputs with a trivial stabiliser
+    and more only on inputs with a non-trivial finite one (a minimal frame); a
+    canonicalizer made of such frames may return several weighted elements there."""
 
     after_others: bool = False
+    stabiliser_only: bool = False
 
     def __call__(self, factor: Group, symmetry: Symmetry, x: Any,
                  context: GroupContext) -> tuple[Element, Tensor]:
@@ -66,6 +76,62 @@ class Frame:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"
+
+
+def rotation_points(factor: Group, symmetry: Symmetry, x: Any, what: str) -> Tensor:
+    """The input's point cloud ``[B, N, d]`` for a frame of the rotation factor ``factor``
+    (O(d), SO(d), E(d), SE(d)), checked."""
+    if not (factor.is_continuous and factor.vector_dim is not None):
+        raise UnsupportedGroupError(f"{what} are for O(d), SO(d), E(d), SE(d), not {factor}")
+    pts = point_cloud(symmetry, x)
+    if pts is None:
+        raise UnsupportedGroupError(f"{what} need a point cloud or vectors in the input")
+    d = factor.vector_dim
+    if pts.shape[-1] != d:
+        raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
+    check_finite(pts, f"the points {what} are computed from")
+    return pts
+
+
+def masked_centroid(points: Tensor, mask: Tensor | None) -> Tensor:
+    """Mean of the real points ``[B, d]`` (``mask``: ``[B, N]`` or ``None``)."""
+    if mask is None:
+        return points.mean(1)
+    w = mask.to(points.dtype)[..., None]
+    return (points * w).sum(1) / w.sum(1).clamp_min(1)
+
+
+class MinimalFrame(Frame):
+    """The minimal frame of O(d), SO(d), E(d), SE(d) (Lin et al., ICML 2024): one element
+    per input, ``Q(x)`` from :func:`~symtrain.symmetrize.qr_frame.qr_frame` of the points
+    in their given order (centred on their masked centroid for E(d)/SE(d), whose
+    translation part is the centroid). Exact on every input, degenerate ones included:
+    planar clouds under SO(d) get the proper completion, lower-rank clouds (collinear,
+    repeated points, a single point) the projection onto their span (see
+    :mod:`~symtrain.symmetrize.qr_frame`), so the backbone always runs once per input.
+
+    Args:
+        tol: rank tolerance relative to the cloud's scale (default: 1000 machine epsilons
+            of the points' dtype).
+    """
+
+    stabiliser_only = True
+    after_others = True  # reads the row order: after an S_n frame, in the order it chose
+
+    def __init__(self, tol: float | None = None):
+        self.tol = tol
+
+    def __call__(self, factor, symmetry, x, context):
+        pts = rotation_points(factor, symmetry, x, "minimal frames")
+        mask = context.mask
+        centre = None
+        if factor.has_translations:
+            centre = context.centroid.to(pts.dtype) if context.centroid is not None \
+                else masked_centroid(pts, mask)
+            pts = pts - centre[:, None, :]
+        q, _ = qr_frame(pts, mask, proper=factor.is_proper, tol=self.tol)
+        weights = torch.ones(pts.shape[0], 1, device=pts.device, dtype=pts.dtype)
+        return (factor.from_parts(q, centre) if centre is not None else factor.from_parts(q)), weights
 
 
 class PCAFrame(Frame):
@@ -85,15 +151,8 @@ class PCAFrame(Frame):
         self.signs, self.tol = signs, tol
 
     def __call__(self, factor, symmetry, x, context):
-        if not (factor.is_continuous and factor.vector_dim is not None):
-            raise UnsupportedGroupError(f"PCA frames are for O(d), SO(d), E(d), SE(d), not {factor}")
-        pts = point_cloud(symmetry, x)
-        if pts is None:
-            raise UnsupportedGroupError("PCA frames need a point cloud or vectors in the input")
+        pts = rotation_points(factor, symmetry, x, "PCA frames")
         d = factor.vector_dim
-        if pts.shape[-1] != d:
-            raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
-        check_finite(pts, "the points a PCA frame is computed from")
         eager = can_read_values(pts)
         mask = context.mask
         w = torch.ones(pts.shape[:2], device=pts.device, dtype=torch.float64) if mask is None \
@@ -230,11 +289,42 @@ class GroupFrame(Frame):
         return element_tile(elems, b), torch.full((b, k), 1.0 / k, device=_device(x), dtype=ref)
 
 
-def default_frame(factor: Group, canonical: bool = False, tol: float | None = None) -> Frame:
-    """The default frame of a factor (``tol``: of a PCA frame, see :class:`PCAFrame`)."""
+#: The names of frame choices (``FrameAveraging(frames=...)``,
+#: ``Canonicalization(canonicalizer=...)``), per factor by what it can do:
+#: ``"minimal"`` (the default): :class:`MinimalFrame` for rotation factors (O(d), SO(d),
+#: E(d), SE(d)); ``"pca"``: :class:`PCAFrame` for them (all sign flips, or third-moment
+#: signs for a canonicalizer). Other factors get the same frame under every name.
+FRAME_KINDS = ("minimal", "pca")
+
+
+def check_frame_kind(kind: str, argument: str = "frames") -> str:
+    """``kind`` if it names a frame choice, else :class:`UnknownNameError` (naming ``argument``)."""
+    if kind not in FRAME_KINDS:
+        raise UnknownNameError(f"frame kind ({argument}=)", kind, FRAME_KINDS,
+                               difflib.get_close_matches(str(kind), FRAME_KINDS))
+    return kind
+
+
+def default_frame(factor: Group, canonical: bool = False, tol: float | None = None,
+                  kind: str = "minimal", nodes_permuted: bool = False) -> Frame:
+    """The frame of kind ``kind`` (:data:`FRAME_KINDS`) for a factor, chosen by what the
+    factor can do; ``canonical``: as a canonicalizer (one element on generic inputs).
+    ``tol``: the frame's tolerance (rank for minimal frames, eigenvalue gap and third
+    moment for PCA frames). ``nodes_permuted``: another factor of the group permutes the
+    nodes (no longer changes the choice: a minimal O(d) frame next to S_n is computed
+    after the S_n frame, in the order it chose; see :func:`frame_elements`)."""
+    check_frame_kind(kind)
     if factor.is_continuous and factor.vector_dim is not None:
-        return PCAFrame(signs="skew" if canonical else "all", **({} if tol is None else {"tol": tol}))
+        if kind == "pca":
+            return PCAFrame(signs="skew" if canonical else "all", **({} if tol is None else {"tol": tol}))
+        # Next to S_n the QR frame reads the rows in the order the S_n frame chose
+        # (MinimalFrame.after_others: the sequential product of frame_elements).
+        return MinimalFrame(tol)
     if factor.permutes_nodes:
+        if kind == "minimal":
+            from .frames_permutation import MinimalPermutationFrame
+
+            return MinimalPermutationFrame()
         return SortFrame(ties="error" if canonical else "enumerate")
     if factor.is_finite and not canonical:
         return GroupFrame()

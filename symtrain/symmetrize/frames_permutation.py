@@ -193,6 +193,8 @@ class MinimalPermutationFrame(Frame):
     ([[1, 2, 0]], 1)
     """
 
+    stabiliser_only = True
+
     def __init__(self, backend: str = "auto", max_elements: int = 1024, samples: int = 128,
                  gram_round: float = 0.1, cache_size: int = 4096,
                  generator: torch.Generator | None = None):
