@@ -131,6 +131,14 @@ class Action(ABC):
             x = self.act_factor(factor, gf, x, context)
         return x
 
+    def apply_repeated(self, group: Group, g: Element, x: Any, k: int,
+                       context: GroupContext | None = None) -> Any:
+        """``[g_0·x_0, …, g_{k−1}·x_0, g_k·x_1, …]``: each sample repeated ``k`` times
+        (b-major) and each copy moved by its own element (``g``: ``[B·k]``). ``context``:
+        the un-repeated input's. As :meth:`repeat` then :meth:`apply` (unchecked);
+        actions may override it with a path that does not copy the input first."""
+        return self.apply(group, g, self.repeat(x, k, context), None if context is None else context.repeat(k))
+
     def apply_tiled(self, group: Group, elements: Element, y: Any,
                     context: GroupContext | None = None) -> Any:
         """``y`` holds ``m`` copies per sample (``[B·m]``, b-major); copy ``j`` of every
@@ -216,8 +224,10 @@ class Action(ABC):
     def mean(self, y: Any, weights: Tensor, context: GroupContext | None = None) -> Any:
         """Weighted mean over the ``k`` copies folded into the batch of ``y``.
 
-        ``weights``: ``[B, k]``, rows summing to one."""
+        ``weights``: ``[B, k]``, rows summing to one (so ``y`` itself when ``k = 1``)."""
         k = weights.shape[1]
+        if k == 1:
+            return y
         y = rearrange(y, "(b k) ... -> b k ...", k=k)
         w = weights.to(y.dtype).reshape(*weights.shape, *([1] * (y.dim() - 2)))
         return (y * w).sum(1)

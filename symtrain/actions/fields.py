@@ -65,6 +65,9 @@ class Fields(Action):
     def apply(self, group, g, x, context=None):
         return self._rebuild([(k, a.apply(group, g, v, context)) for k, a, v in self._items(x)])
 
+    def apply_repeated(self, group, g, x, k, context=None):
+        return self._rebuild([(key, a.apply_repeated(group, g, v, k, context)) for key, a, v in self._items(x)])
+
     def apply_tiled(self, group, elements, y, context=None):
         return self._rebuild([(k, a.apply_tiled(group, elements, v, context)) for k, a, v in self._items(y)])
 

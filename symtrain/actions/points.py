@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from ..errors import ShapeError
 from ..groups.base import GroupContext
 from .base import Action, NodeView, matrix_on_nodes, permute_axis, require_tensor, rotate_last
@@ -51,6 +53,21 @@ class Vectors(Action):
             t = factor.translation(g, x.dtype)
             x = x + t.reshape(t.shape[0], *([1] * (x.dim() - 2)), t.shape[-1])
         return x
+
+    def apply_repeated(self, group, g, x, k, context=None):
+        """One product of the un-repeated ``x`` with the ``k`` matrices of each sample
+        (``[B, M, d] @ [B, d, k·d]``) instead of ``k`` copies each turned by a ``bmm``; for
+        groups of one factor that acts linearly (O(d), SO(d), E(d), SE(d), C_n, D_n)."""
+        if k == 1 or len(group.factors) != 1 or group.permutes_nodes:
+            return super().apply_repeated(group, g, x, k, context)
+        b, d = x.shape[0], x.shape[-1]
+        rot = group.rotation(g, x.dtype).reshape(b, k, d, d)
+        rows = x.reshape(b, -1, d)
+        out = torch.bmm(rows, rot.permute(0, 3, 1, 2).reshape(b, d, k * d))  # [B, M, k·d]
+        out = out.reshape(b, rows.shape[1], k, d).transpose(1, 2)
+        if self.translate and group.has_translations:
+            out = out + group.translation(g, x.dtype).reshape(b, k, 1, d)
+        return out.reshape(b * k, *x.shape[1:])
 
     def context(self, x, mask=None):
         n = x.shape[1] if self.nodes else None

@@ -115,8 +115,7 @@ class Symmetrizer(nn.Module):
             return self._chunked(k, lambda rows, cols: self.average(
                 x, context, element_take(g, rows), weights[:, cols]), context.batch_size, weights.device)
         context_k = context.repeat(k)
-        xs = x if repeated else sym.input.repeat(x, k, context)
-        xs = self.transform_input(g, xs, context_k)
+        xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
         ys = call_model(self.base, xs)
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
@@ -157,6 +156,16 @@ class Symmetrizer(nn.Module):
         """``g⁻¹·xs`` on the repeated inputs. Subclasses may add a differentiable path
         (e.g. a straight-through soft permutation) without changing the values."""
         return self.symmetry.act_input(self.symmetry.group.inverse(g), xs, context, check=False)
+
+    def transform_input_repeated(self, g: Element, x: Any, k: int, context: GroupContext) -> Any:
+        """:meth:`transform_input` on ``x`` repeated ``k`` times (``context``: the
+        un-repeated input's), by the action's :meth:`~symtrain.actions.Action.apply_repeated`,
+        which need not copy ``x`` first. A subclass that overrides :meth:`transform_input`
+        keeps its own path here (the input repeated, then its ``transform_input``)."""
+        if type(self).transform_input is not Symmetrizer.transform_input:
+            return self.transform_input(g, self.symmetry.input.repeat(x, k, context), context.repeat(k))
+        group = self.symmetry.group
+        return self.symmetry.input.apply_repeated(group, group.inverse(g), x, k, context)
 
     def transform_output(self, g: Element, ys: Any, context: GroupContext) -> Any:
         """``g·ys`` on the base model's outputs (see :meth:`transform_input`); the outputs

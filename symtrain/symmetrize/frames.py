@@ -33,7 +33,7 @@ from ..errors import DegenerateFrameError, UnknownNameError, UnsupportedGroupErr
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
 from ..symmetry import Symmetry
 from ..tree import reference_tensor
-from .qr_frame import qr_frame
+from .qr_frame import default_tol, frame_columns
 
 
 # --- finding the data a frame is computed from --------------------------------------
@@ -129,7 +129,8 @@ class MinimalFrame(Frame):
             centre = context.centroid.to(pts.dtype) if context.centroid is not None \
                 else masked_centroid(pts, mask)
             pts = pts - centre[:, None, :]
-        q, _ = qr_frame(pts, mask, proper=factor.is_proper, tol=self.tol)
+        tol = default_tol(pts.dtype) if self.tol is None else self.tol
+        q, _ = frame_columns(pts, mask, factor.is_proper, tol)  # pts checked above
         weights = torch.ones(pts.shape[0], 1, device=pts.device, dtype=pts.dtype)
         return (factor.from_parts(q, centre) if centre is not None else factor.from_parts(q)), weights
 

@@ -108,40 +108,48 @@ def qr_frame(points: Tensor, mask: Tensor | None = None, proper: bool = False,
     if not 0.0 < pivot <= 1.0:
         raise ValueError(f"pivot must be in (0, 1], got {pivot}")
     check_finite(points, "the points a QR frame is computed from")
+    return frame_columns(points, mask, proper, default_tol(points.dtype) if tol is None else float(tol), pivot)
+
+
+def frame_columns(points: Tensor, mask: Tensor | None, proper: bool, tol: float,
+                  pivot: float = PIVOT) -> tuple[Tensor, Tensor]:
+    """:func:`qr_frame` without its argument checks (the wrappers' hot path).
+
+    Modified Gram–Schmidt over all rows at once (one projection per step), the chosen
+    row re-orthogonalised against the columns found ("twice is enough"); squared norms
+    throughout, so a step is a handful of batched operations."""
+    b, n, d = points.shape
     out_dtype = points.dtype
     work = torch.float32 if points.device.type == "mps" else torch.float64
-    tol = default_tol(out_dtype) if tol is None else float(tol)
     p = points.to(work)
     if mask is not None:
         p = p * mask[..., None].to(work)
-    norms = p.detach().norm(dim=-1)  # [B, N]
-    scale = norms.amax(1) if n else p.new_zeros(b)
-    floor = tol * scale  # [B]
-    cols: list[Tensor] = []
-    found = torch.ones(b, dtype=torch.bool, device=p.device)  # still full rank so far
-    rank = torch.zeros(b, dtype=torch.long, device=p.device)
-    for _ in range(d):
-        if cols:
+    size2 = (p * p).sum(-1)  # [B, N] squared residual norms (padding: -1, never chosen)
+    if mask is not None:
+        size2 = size2.masked_fill(~mask, -1.0)
+    floor2 = (tol * tol) * size2.amax(1) if n else p.new_zeros(b)
+    resid, cols, oks = p, [], []
+    batch = torch.arange(b, device=p.device)
+    tiny = torch.finfo(work).tiny
+    for j in range(d):
+        if j:
+            q = cols[-1]
+            resid = resid - (resid @ q[:, :, None]) * q[:, None, :]
+            size2 = (resid * resid).sum(-1)
+            if mask is not None:
+                size2 = size2.masked_fill(~mask, -1.0)
+        best = size2.amax(1) if n else p.new_zeros(b)
+        ok = best > floor2 if not oks else (best > floor2) & oks[-1]
+        first = (size2 >= (pivot * pivot) * best[:, None]).to(torch.uint8).argmax(1)
+        row = resid[batch, first]  # [B, d]
+        if j:
             basis = torch.stack(cols, -1)  # [B, d, j]
-            resid = p
-            for _twice in range(2):  # re-orthogonalise: "twice is enough"
-                resid = resid - (resid @ basis) @ basis.transpose(-1, -2)
-        else:
-            resid = p
-        size = resid.detach().norm(dim=-1)  # [B, N]
-        if mask is not None:
-            size = size.masked_fill(~mask, -1.0)
-        best = size.amax(1) if n else p.new_zeros(b)
-        ok = found & (best > floor) & (best > 0)
-        first = (size >= pivot * best[:, None]).to(torch.int8).argmax(1)  # first candidate row
-        row = resid.gather(1, first[:, None, None].expand(b, 1, d))[:, 0]  # [B, d]
-        length = row.norm(dim=-1, keepdim=True)
-        safe = torch.where(ok[:, None], length, torch.ones_like(length))
-        q = torch.where(ok[:, None], row / safe, torch.zeros_like(row))
-        cols.append(q)
-        rank = rank + ok.long()
-        found = ok
+            row = row - (basis @ (row[:, None, :] @ basis).transpose(1, 2))[..., 0]
+        inv = (row * row).sum(-1, keepdim=True).clamp_min(tiny).rsqrt()
+        cols.append(row * torch.where(ok[:, None], inv, torch.zeros_like(inv)))
+        oks.append(ok)
     q = torch.stack(cols, -1)  # [B, d, d]: zero columns past the rank
+    rank = torch.stack(oks, 0).sum(0) if oks else torch.zeros(b, dtype=torch.long, device=p.device)
     if proper:
         q = _make_proper(q, rank)
     return q.to(out_dtype), rank
@@ -153,13 +161,10 @@ def _make_proper(q: Tensor, rank: Tensor) -> Tensor:
     d = q.shape[-1]
     if d == 1:  # SO(1) = {1}
         return torch.ones_like(q)
-    full = rank == d
-    sign = torch.where(full & (torch.linalg.det(q) < 0), -1.0, 1.0).to(q.dtype)
-    last = q[..., -1] * sign[:, None]
-    short = rank == d - 1
-    if bool(short.any()):
-        normal = cofactor_vector(q[..., : d - 1])
-        last = torch.where(short[:, None], normal, last)
+    # Full rank: the cofactor vector of the first d − 1 columns is ±q_d, with the sign
+    # of det Q; at rank d − 1 it is the completion. Either way it is the last column.
+    normal = cofactor_vector(q[..., : d - 1])
+    last = torch.where((rank >= d - 1)[:, None], normal, q[..., -1])
     return torch.cat([q[..., : d - 1], last[..., None]], -1)
 
 
@@ -169,6 +174,10 @@ def cofactor_vector(m: Tensor) -> Tensor:
     ``(−1)^{k+d−1}``), so ``det [m, v] = |v|² > 0``, ``v ⟂ m``, and ``|v| = 1`` when the
     columns are orthonormal; ``v(R m) = det(R) R v(m)``."""
     b, d, _ = m.shape
+    if d == 2:
+        return torch.stack([-m[:, 1, 0], m[:, 0, 0]], -1)
+    if d == 3:
+        return torch.linalg.cross(m[..., 0], m[..., 1])
     parts = []
     for k in range(d):
         minor = torch.cat([m[:, :k], m[:, k + 1:]], 1)  # [B, d−1, d−1]

@@ -1,0 +1,239 @@
+"""Frames side by side: backbone calls per input, forward time ÷ base forward, and the
+relative equivariance error (float32), on generic and degenerate inputs.
+
+Methods (rows): PCA frame averaging (Puny et al.: 2^d sign flips), minimal frame
+averaging and minimal canonicalization (Lin et al. 2024: one QR frame element), PCA
+canonicalization (third-moment signs), and lucidrains' ``frame-averaging-pytorch``
+(``FrameAverage``, 2^d PCA frames; install the ``bench`` extra, else its rows are
+skipped with a message) on the same backbone and inputs.
+
+Cases (a list, :data:`CASES`: add one to extend the table): E(3) point clouds, B = 64
+clouds of N = 32 points, a per-point MLP (the setting of issue 20's comparison with
+lucidrains), inputs generic (Gaussian) or degenerate (tetrahedron, cube, square,
+collinear points, repeated points: each randomly rotated and moved); S_n × E(3) n-body
+inputs (positions, velocities, charges of 5 particles, a transformer without positional
+encoding) with the frames the library picks for that product.
+
+Time: median over interleaved repeats of (wrapped forward ÷ base forward on the same
+un-repeated batch), one thread. Error: ``symtrain.equivariance_error`` with 4 random
+group elements per input, max over inputs. ``calls``: inputs the backbone sees per input.
+
+Last lines: ``pca_fa_vs_lucidrains=<our PCA FA time ÷ theirs, generic E(3); goal ≤ 1.0>``,
+``minimal_frame_cost=<worst time ÷ base forward of the minimal rows on generic inputs;
+goal ≤ 1.2>`` and ``minimal_frame_error=<worst relative error of the minimal rows over all
+inputs, degenerate included; goal ≤ 1e-5>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+import symtrain as st
+from symtrain.actions import Fields, Nodes, Points, Vectors
+from symtrain.groups.orthogonal import haar_orthogonal
+
+
+class PointMLP(nn.Module):
+    """Per-point MLP with a mean-pooled context: ``[B, N, 3] -> [B, N, 3]`` (not equivariant)."""
+
+    def __init__(self, d=3, hidden=64):
+        super().__init__()
+        self.inp = nn.Linear(d, hidden)
+        self.out = nn.Sequential(nn.ReLU(), nn.Linear(2 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, d))
+
+    def forward(self, x):
+        h = self.inp(x)
+        return self.out(torch.cat([h, h.mean(1, keepdim=True).expand_as(h)], -1))
+
+
+class NBodyTransformer(nn.Module):
+    """``(pos, vel, charge) -> (pos, vel)``, permutation equivariant (no positional code)."""
+
+    def __init__(self, d=32):
+        super().__init__()
+        self.embed = nn.Linear(7, d)
+        layer = nn.TransformerEncoderLayer(d, 4, 2 * d, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+        self.head = nn.Linear(d, 6)
+
+    def forward(self, pos, vel, charge):
+        out = self.head(self.encoder(self.embed(torch.cat([pos, vel, charge], -1))))
+        return pos + out[..., :3], out[..., 3:]
+
+
+class Counting(nn.Module):
+    """The backbone, counting the inputs it sees."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base, self.rows = base, 0
+
+    def forward(self, *x):
+        self.rows += x[0].shape[0]
+        return self.base(*x)
+
+
+def moved(shape: torch.Tensor, b: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """``b`` copies of ``shape`` (its rows cycled to ``n``), each rotated and moved at random."""
+    rows = shape[torch.arange(n) % shape.shape[0]]
+    rot = haar_orthogonal(b, 3, generator=g)
+    return rows @ rot.transpose(-1, -2) + torch.randn(b, 1, 3, generator=g)
+
+
+def point_clouds(b: int = 64, n: int = 32) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(0)
+    cube = torch.tensor([[i, j, k] for i in (-1.0, 1.0) for j in (-1.0, 1.0) for k in (-1.0, 1.0)])
+    tetra = torch.tensor([[1.0, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]])
+    square = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]])
+    line = torch.linspace(-1, 1, n)[:, None] * torch.tensor([[1.0, 0, 0]])
+    repeated = torch.randn(3, 3, generator=g)
+    return {"generic": torch.randn(b, n, 3, generator=g), "tetrahedron": moved(tetra, b, n, g),
+            "cube": moved(cube, b, n, g), "square": moved(square, b, n, g),
+            "collinear": moved(line, b, n, g), "repeated": moved(repeated, b, n, g)}
+
+
+def nbody_inputs(b: int = 64, n: int = 5) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(1)
+    charge = torch.randint(0, 2, (b, n, 1), generator=g).float() * 2 - 1
+    return {"generic": (torch.randn(b, n, 3, generator=g), torch.randn(b, n, 3, generator=g), charge)}
+
+
+@dataclass
+class Case:
+    """One table block: a symmetry, a backbone, inputs by family, the methods to run."""
+
+    name: str
+    symmetry: st.Symmetry
+    backbone: Callable[[], nn.Module]
+    inputs: Callable[[], dict[str, Any]]
+    methods: list[tuple[str, Callable[[nn.Module, st.Symmetry], nn.Module]]]
+    minimal: tuple[str, ...]  # the methods whose rows give the two last lines
+    lucidrains: bool = False
+
+
+def lucidrains(base, sym):
+    from frame_averaging_pytorch import FrameAverage
+
+    return FrameAverage(base, dim=3)
+
+
+METHODS = {
+    "PCA FA": lambda base, sym: st.FrameAveraging(base, sym, frames="pca"),
+    "minimal FA": lambda base, sym: st.FrameAveraging(base, sym, frames="minimal"),
+    "minimal canonicalization": lambda base, sym: st.Canonicalization(base, sym, canonicalizer="minimal"),
+    "PCA canonicalization": lambda base, sym: st.Canonicalization(base, sym, canonicalizer="pca"),
+}
+
+CASES = [
+    Case("E(3) clouds 64x32, point MLP", st.Symmetry("E3", Points(), Vectors()), PointMLP, point_clouds,
+         list(METHODS.items()), ("minimal FA", "minimal canonicalization"), lucidrains=True),
+    # S_n x E(3): the library's frames for the product (rotation part: PCA until the
+    # sequential S_n x O(d) minimal frame lands; S_n part: sort frames). More rows here.
+    Case("S_n x E(3) n-body 64x5, transformer",
+         st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors())),
+         NBodyTransformer, nbody_inputs, [(k, METHODS[k]) for k in ("PCA FA", "minimal FA")], ()),
+]
+
+
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def call(model, x):
+    return model(*x) if isinstance(x, tuple) else model(x)
+
+
+@torch.no_grad()
+def time_ratio(model, base, x, repeats: int) -> float:
+    """Median of interleaved paired ratios (model ÷ base), robust to a shared machine."""
+    for _ in range(3):
+        call(base, x), call(model, x)
+    ratios = []
+    for i in range(repeats):
+        a, b = timed(lambda: call(model, x)), timed(lambda: call(base, x))
+        ratios.append(a / b)
+    return statistics.median(ratios)
+
+
+def measure(case: Case, method: str, make, family: str, x, repeats: int) -> dict:
+    torch.manual_seed(0)
+    base = case.backbone().eval()
+    counting = Counting(base)
+    row = {"case": case.name, "method": method, "input": family}
+    try:
+        model = make(counting, case.symmetry).eval()
+        with torch.no_grad():
+            call(model, x)
+        b = case.symmetry.context(x).batch_size
+        row["calls"] = counting.rows / b
+        row["error"] = st.equivariance_error(model, case.symmetry, x, samples=4).max
+        row["time"] = time_ratio(make(base, case.symmetry).eval(), base, x, repeats) if family == "generic" \
+            else math.nan
+    except st.SymmetryError as err:
+        row["failed"] = f"{type(err).__name__}"
+    return row
+
+
+def fmt(row) -> str:
+    head = f"{row['case'][:34]:<34} {row['method']:<26} {row['input']:<12}"
+    if "failed" in row:
+        return f"{head} {'fails: ' + row['failed']:>40}"
+    t = "" if math.isnan(row["time"]) else f"{row['time']:.3f}"
+    return f"{head} {row['calls']:>6.1f} {t:>9} {row['error']:>12.2e}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    try:
+        import frame_averaging_pytorch  # noqa: F401
+        have_lucidrains = True
+    except ImportError:
+        have_lucidrains = False
+        print("frame-averaging-pytorch is not installed (pip install 'symtrain[bench]'): "
+              "its rows are skipped")
+    print(f"{'case':<34} {'method':<26} {'input':<12} {'calls':>6} {'time/base':>9} {'rel. error':>12}")
+    rows = []
+    for case in CASES:
+        methods = list(case.methods)
+        if case.lucidrains and have_lucidrains:
+            methods.append(("lucidrains FA", lucidrains))
+        for family, x in case.inputs().items():
+            for method, make in methods:
+                row = measure(case, method, make, family, x, args.repeats)
+                rows.append(row)
+                print(fmt(row), flush=True)
+    peer = next((c for c in CASES if c.lucidrains), None)
+    if peer is not None and have_lucidrains:  # at equal frames, paired directly
+        torch.manual_seed(0)
+        base = peer.backbone().eval()
+        x = peer.inputs()["generic"]
+        ours, theirs = METHODS["PCA FA"](base, peer.symmetry).eval(), lucidrains(base, peer.symmetry).eval()
+        with torch.no_grad():
+            gap = (call(ours, x) - call(theirs, x)).abs().max().item()
+        ratio = time_ratio(ours, theirs, x, args.repeats)
+        print(f"{peer.name}: PCA FA ÷ lucidrains FA (same 8 frames, outputs equal to {gap:.0e}): {ratio:.3f}")
+        print(f"pca_fa_vs_lucidrains={ratio:.3f}")
+    minimal = [r for r in rows if any(r["case"] == c.name and r["method"] in c.minimal for c in CASES)]
+    failed = [r for r in minimal if "failed" in r]
+    cost = max(r["time"] for r in minimal if "failed" not in r and r["input"] == "generic")
+    error = math.inf if failed else max(r["error"] for r in minimal)
+    print(f"minimal_frame_cost={cost:.3f}")
+    print(f"minimal_frame_error={error:.2e}")
+
+
+if __name__ == "__main__":
+    main()
