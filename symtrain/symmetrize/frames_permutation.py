@@ -51,7 +51,7 @@ import torch
 from torch import Tensor
 
 from ..checks import check_finite, check_prefix_mask
-from ..errors import UnsupportedGroupError
+from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.automorphisms import (BACKENDS, PermutationChain, canonical_labelling, colour_ranks,
                                     compose, invert, resolve_backend)
 from ..groups.base import Group, GroupContext
@@ -121,15 +121,35 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
     return node_t, edge_t, mask
 
 
-def _row_ranks(rows: Tensor) -> Tensor:
-    """Dense ranks ``[B, N]`` of the rows ``[B, N, L]`` (int64) within each sample, in
-    lexicographic order (one ``unique`` over the batch, sample index first)."""
-    b, n, _ = rows.shape
-    index = torch.arange(b, device=rows.device)[:, None, None].expand(b, n, 1)
-    _, inverse = torch.unique(torch.cat([index, rows], -1).reshape(b * n, -1), dim=0,
-                              return_inverse=True)
-    inverse = inverse.reshape(b, n)
-    return inverse - inverse.min(1, keepdim=True).values
+_M31 = (1 << 31) - 1
+
+
+def _hash31(x: Tensor) -> Tensor:
+    """A fixed integer mix of int64 values into ``[0, 2³¹)``, elementwise (no overflow:
+    every product stays below 2⁶²)."""
+    x = (x ^ (x >> 31)) & _M31
+    x = (x * 0x2C1B3C6D) & _M31
+    x = x ^ (x >> 15)
+    x = (x * 0x297A2D39) & _M31
+    return x ^ (x >> 16)
+
+
+def _row_hash(values: Tensor) -> Tensor:
+    """``[..., F]`` float values → ``[...]`` hashes of the rows (equal rows, equal hashes)."""
+    bits = (values.to(torch.float64) + 0.0).view(torch.int64)  # + 0.0: −0.0 becomes 0.0
+    f = bits.shape[-1]
+    if f > 1024:
+        raise ShapeError(f"at most 1024 values per node or edge can be hashed, got {f}")
+    weights = ((torch.arange(f, device=bits.device) * 0x9E3779B1 + 0x7F4A7C15) & 0xFFFFF) | 1
+    return _hash31((_hash31(bits) * weights).sum(-1))  # position-weighted: order matters
+
+
+def _ranks(keys: Tensor) -> Tensor:
+    """Dense ranks ``[B, N]`` of int64 ``keys`` within each row (equal keys, equal ranks)."""
+    values, order = keys.sort(1)
+    new = torch.ones_like(values)
+    new[:, 1:] = (values[:, 1:] != values[:, :-1]).long()
+    return torch.empty_like(new).scatter_(1, order, new.cumsum(1) - 1)
 
 
 def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -137,30 +157,34 @@ def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[T
 
     ``nodes``: ``[B, N, F]`` vertex data; ``edges``: ``[B, N, N, E]`` edge data; ``mask``:
     ``[B, N]`` or ``None``. Returns the stable colours ``[B, N]`` (dense ranks per graph,
-    padding last, cells ordered by (old cell, sorted (edge colour, neighbour cell)
-    pairs): invariant to relabelling) and ``discrete`` ``[B]``: whether every real
-    vertex has its own colour, in which case the colours are a canonical labelling and
-    the graph has no automorphism but the identity."""
+    padding last) and ``discrete`` ``[B]``: whether every real vertex has its own colour.
+
+    Colours are ranks of hashes: of the vertex data first, then of (old colour, the
+    multiset of (edge colour, neighbour colour) pairs) in each round; every hash is a
+    function of values only, so the colours are invariant to relabelling (a collision can
+    only leave two cells merged). A discrete graph therefore has no automorphism but the
+    identity, and its colours are a canonical labelling."""
     b, n, _ = nodes.shape
-    pad = torch.zeros(b, n, 1, dtype=torch.long, device=nodes.device) if mask is None \
-        else (~mask).long()[..., None]
-    _, vertex = torch.unique(nodes.reshape(b * n, -1), dim=0, return_inverse=True)
-    colours = _row_ranks(torch.cat([pad, vertex.reshape(b, n, 1)], -1))
-    _, codes = torch.unique(edges.reshape(b * n * n, -1), dim=0, return_inverse=True)
-    codes = codes.reshape(b, n, n) * (n + 1)
+    pad = torch.zeros(b, n, dtype=torch.long, device=nodes.device) if mask is None else (~mask).long()
+    colours = _ranks((pad << 40) + _row_hash(nodes))
+    codes = _row_hash(edges) * (n + 1)
     directed = not torch.equal(codes, codes.transpose(1, 2))
+    real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
+    padded = (real < n).long()
+    target = int((real + padded).sum())  # the colour count of discrete partitions
     count = int((colours.amax(1) + 1).sum())
-    for _ in range(n):
-        parts = [colours[..., None], torch.sort(codes + colours[:, None, :], -1).values]
+    for _ in range(n if count < target else 0):
+        sig = _hash31(_hash31(codes + colours[:, None, :]).sum(-1))
         if directed:
-            parts.append(torch.sort(codes.transpose(1, 2) + colours[:, None, :], -1).values)
-        colours = _row_ranks(torch.cat(parts, -1))
+            back = _hash31(_hash31(codes.transpose(1, 2) + colours[:, None, :]).sum(-1))
+            sig = _hash31(sig * 1000003 + back)
+        colours = _ranks((colours << 31) + sig)
         new = int((colours.amax(1) + 1).sum())
         if new == count:
             break
         count = new
-    real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
-    padded = (real < n).long()
+        if count == target:
+            break
     discrete = (colours.amax(1) + 1 - padded) == real
     return colours, discrete
 
