@@ -137,6 +137,7 @@ def test_symmetric_graphs_exact_batched_with_masks(backend, dtype):
     sym = st.Symmetry("S_n", Fields("nodes", "adjacency", "mask"), "nodes")
     x, a, mask = _dense_batch(graphs, n_max, dtype)
     frame = MinimalPermutationFrame(backend=backend)
+    assert frame.backend_in_use == backend
     g, w = frame(sym.group, sym, (x, a, mask), sym.context((x, a, mask)))
     sizes = sorted(int((row > 0).sum()) for row in w)
     assert sizes == sorted([24, 120, 72, 78, 120])

@@ -234,6 +234,12 @@ class MinimalPermutationFrame(Frame):
         self._generator = generator
         self._cache: OrderedDict[bytes, tuple[np.ndarray, PermutationChain]] = OrderedDict()
 
+    @property
+    def backend_in_use(self) -> str:
+        """The canonical-labelling backend that ``backend`` resolves to here:
+        ``"pynauty"`` or ``"python"``."""
+        return resolve_backend(self.backend)
+
     def __repr__(self):
         return (f"MinimalPermutationFrame(backend={self.backend!r}, max_elements={self.max_elements}, "
                 f"samples={self.samples}, gram_round={self.gram_round})")
