@@ -275,3 +275,28 @@ def test_large_automorphism_groups_are_sampled_and_said_so():
     moved = sym.act_input(sym.group.inverse(g), (x.repeat_interleave(16, 0), a.repeat_interleave(16, 0)))
     assert torch.equal(moved[1], a.repeat_interleave(16, 0))
     assert len({tuple(p) for p in g.tolist()}) > 8  # drawn, not one element repeated
+
+
+def test_generic_padded_graphs_take_the_batched_path(dtype):
+    """Asymmetric graphs of different sizes: refinement alone labels them (one element
+    each, padding in place), exactly."""
+    rng = np.random.default_rng(5)
+    graphs = [random_graph(m, 0.4, rng, colours=2) for m in (9, 6, 8)]
+    feats = torch.randn(3, 9, 2, dtype=dtype)
+    x, a, mask = _dense_batch(graphs, 9, dtype, feats=feats)
+    sym = st.Symmetry("S_n", Fields("nodes", "adjacency", "mask"), "nodes")
+    frame = MinimalPermutationFrame()
+    g, w = frame(sym.group, sym, (x, a, mask), sym.context((x, a, mask)))
+    assert w.shape == (3, 1)
+    assert ((g == torch.arange(9)) | mask).all()
+
+    class Masked(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = DenseNodeModel(9, 2).to(dtype)
+
+        def forward(self, x, a, m):
+            return self.inner(x, a) * m[..., None]
+
+    fa = st.FrameAveraging(Masked(), sym, frames=[frame])
+    assert _error(fa, sym, (x, a, mask)) < (1e-5 if dtype == torch.float32 else 1e-12)
