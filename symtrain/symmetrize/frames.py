@@ -328,7 +328,11 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
             return MinimalPermutationFrame()
         return SortFrame(ties="error" if canonical else "enumerate")
     if factor.is_finite and not canonical:
-        return GroupFrame()
+        return GroupFrame()  # frame averaging over a finite group: the whole group
+    if factor.is_finite and factor.acts_on_grid:
+        from .grid_frame import GridOrbitFrame  # (it builds on Frame, defined here)
+
+        return GridOrbitFrame()
     raise UnsupportedGroupError(f"no default {'canonicalizer' if canonical else 'frame'} for "
                                 f"{factor}; pass one explicitly")
 
