@@ -300,3 +300,29 @@ def test_generic_padded_graphs_take_the_batched_path(dtype):
 
     fa = st.FrameAveraging(Masked(), sym, frames=[frame])
     assert _error(fa, sym, (x, a, mask)) < (1e-5 if dtype == torch.float32 else 1e-12)
+
+
+def test_edge_features_colour_edges(dtype):
+    """A 6-cycle whose edges alternate between two types has 6 automorphisms, not 12:
+    dense edge features and PyG edge_attr both break the symmetry."""
+    from torch_geometric.data import Batch, Data
+
+    n = 6
+    typed = torch.zeros(1, n, n, 2, dtype=dtype)
+    for i in range(n):
+        t = torch.tensor([1.0, 0.0] if i % 2 else [0.0, 1.0], dtype=dtype)
+        typed[0, i, (i + 1) % n] = typed[0, (i + 1) % n, i] = t
+    frame = MinimalPermutationFrame()
+    sym = st.Symmetry("S_n", Fields("nodes", "adjacency"), "nodes")
+    x = torch.ones(1, n, 1, dtype=dtype)
+    _, w = frame(sym.group, sym, (x, typed), sym.context((x, typed)))
+    assert w.shape[1] == 6
+    _, w = frame(sym.group, sym, (x, typed.sum(-1)), sym.context((x, typed.sum(-1))))
+    assert w.shape[1] == 12
+    ei = torch.nonzero(typed[0].sum(-1)).T
+    graph = Data(x=torch.ones(n, 1, dtype=dtype), edge_index=ei, edge_attr=typed[0][ei[0], ei[1]], num_nodes=n)
+    batch = Batch.from_data_list([graph, graph])
+    gsym = st.Symmetry("S_n", st.actions.create_action("graph", positions=()),
+                       st.actions.create_action("graph_nodes"))
+    _, w = frame(gsym.group, gsym, batch, gsym.context(batch))
+    assert w.shape == (2, 6)

@@ -86,6 +86,8 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
         nodes.append(view.features.detach())
     if view.adjacency is not None:
         edges.append(view.adjacency.detach()[..., None])
+    if view.edge_features is not None:  # typed / weighted edges: their features colour them
+        edges.append(view.edge_features.detach().reshape(*view.edge_features.shape[:3], -1))
     fields = ([view.points] if view.points is not None else []) + list(view.vectors)
     fields = [f.detach() for f in fields]
     if fields and translating and view.points is not None:
@@ -152,6 +154,24 @@ def _ranks(keys: Tensor) -> Tensor:
     return torch.empty_like(new).scatter_(1, order, new.cumsum(1) - 1)
 
 
+def _lex_ranks(rows: Tensor, pad: Tensor) -> Tensor:
+    """Dense ranks ``[B, N]`` of the rows ``[B, N, F]`` within each sample in lexicographic
+    order of their values, padding (``pad`` ``[B, N]``, 1 for padded slots) last. Ordered
+    by value, not by a hash of the bits: features that are invariant only up to float
+    rounding (computed invariants) keep their order under the other factors."""
+    b, n, f = rows.shape
+    order = torch.arange(n, device=rows.device).expand(b, n)
+    for col in reversed(range(f)):  # stable passes, last column first
+        vals = rows.gather(1, order[..., None].expand(b, n, f))[..., col]
+        order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
+    order = order.gather(1, torch.argsort(pad.gather(1, order), dim=1, stable=True))
+    ranked = torch.cat([pad[..., None].to(rows.dtype), rows], -1).gather(
+        1, order[..., None].expand(b, n, f + 1))
+    new = torch.ones(b, n, dtype=torch.long, device=rows.device)
+    new[:, 1:] = (ranked[:, 1:] != ranked[:, :-1]).any(-1).long()
+    return torch.empty_like(new).scatter_(1, order, new.cumsum(1) - 1)
+
+
 def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """Colour refinement (1-WL with edge colours) of a batch of coloured graphs at once.
 
@@ -159,14 +179,17 @@ def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[T
     ``[B, N]`` or ``None``. Returns the stable colours ``[B, N]`` (dense ranks per graph,
     padding last) and ``discrete`` ``[B]``: whether every real vertex has its own colour.
 
-    Colours are ranks of hashes: of the vertex data first, then of (old colour, the
-    multiset of (edge colour, neighbour colour) pairs) in each round; every hash is a
-    function of values only, so the colours are invariant to relabelling (a collision can
-    only leave two cells merged). A discrete graph therefore has no automorphism but the
-    identity, and its colours are a canonical labelling."""
+    Colours start as the lexicographic ranks of the vertex data (by value, so node
+    features that are invariant only up to float rounding keep their order), then each
+    round ranks (old colour, a hash of the multiset of (edge colour, neighbour colour)
+    pairs), edge colours being hashes of the (exact: adjacency, edge features, rounded
+    inner products) edge values. Every step is a function of values only, so the colours
+    are invariant to relabelling (a hash collision can only leave two cells merged). A
+    discrete graph therefore has no automorphism but the identity, and its colours are a
+    canonical labelling."""
     b, n, _ = nodes.shape
     pad = torch.zeros(b, n, dtype=torch.long, device=nodes.device) if mask is None else (~mask).long()
-    colours = _ranks((pad << 40) + _row_hash(nodes))
+    colours = _lex_ranks(nodes, pad)
     codes = _row_hash(edges) * (n + 1)
     directed = not torch.equal(codes, codes.transpose(1, 2))
     real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
