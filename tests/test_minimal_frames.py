@@ -264,3 +264,42 @@ def test_grid_canonicalizer_is_exact_with_one_call_on_generic_images(group, dtyp
         else:
             assert base.rows > 3  # the stabiliser of the symmetric images is averaged over
         assert st.equivariance_error(model, sym, x).max < tol, name
+
+
+# --- weighted frames: continuous where minimal frames jump ---------------------------------
+@pytest.mark.parametrize("group", ["O3", "SO3", "E3", "SE2"])
+def test_weighted_frames_are_exact(group, dtype):
+    d = int(group[-1])
+    sym = st.Symmetry(group, Fields(Points(), Mask()), Points())
+    pts = torch.randn(4, 7, d, dtype=dtype)
+    pts[3, :, -1] = 0  # a planar cloud: windows degenerate, minimal-frame fallback
+    mask = torch.arange(7)[None] < torch.tensor([7, 5, 2, 7])[:, None]
+    base = Counting(MaskedPointMLP(7, d).to(dtype))
+    model = st.FrameAveraging(base, sym, frames="weighted")
+    model(pts, mask)
+    assert base.rows == 4 * 4  # 4 windows per input
+    err = st.equivariance_error(model, sym, (pts, mask), samples=4)
+    assert err.max < (1e-5 if dtype == torch.float32 else 1e-10), err
+    with pytest.raises(st.UnsupportedGroupError, match="FrameAveraging"):
+        st.Canonicalization(base, sym, canonicalizer="weighted")
+
+
+def test_weighted_frames_are_continuous_across_a_pivot_tie():
+    """Row 0's norm at half the largest: the minimal frame's pivot choice flips between
+    x(1 + ε) and x(1 − ε) and its output jumps; the weighted frame's change goes to 0."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 6, 3, dtype=torch.float64)
+    big = x[0, 1:].norm(dim=-1).max()  # the largest row is another one
+    x[0, 0] = x[0, 0] / x[0, 0].norm() * big / 2  # exactly on the pivot threshold
+    sym = st.Symmetry("O3", Points(), Vectors())
+    base = PointMLP(6, 3, 3).to(torch.float64)
+    minimal, weighted = st.FrameAveraging(base, sym), st.FrameAveraging(base, sym, frames="weighted")
+    jumps = {}
+    for name, model in [("minimal", minimal), ("weighted", weighted)]:
+        for eps in (1e-3, 1e-6):
+            plus, minus = x.clone(), x.clone()
+            plus[0, 0] *= 1 + eps
+            minus[0, 0] *= 1 - eps
+            jumps[name, eps] = (model(plus) - model(minus)).norm().item()
+    assert jumps["minimal", 1e-6] > 1e-2  # a jump that does not shrink with ε
+    assert jumps["weighted", 1e-6] < 1e-4 and jumps["weighted", 1e-6] < jumps["weighted", 1e-3] / 100

@@ -233,6 +233,10 @@ class Action(ABC):
         k = weights.shape[1]
         if k == 1:
             return y
+        if y.is_floating_point():  # one bmm [B, 1, k] @ [B, k, D], no [B, k, D] temporary
+            b = weights.shape[0]
+            out = torch.bmm(weights.to(y.dtype)[:, None, :], y.reshape(b, k, -1))
+            return out.reshape(b, *y.shape[1:])
         y = rearrange(y, "(b k) ... -> b k ...", k=k)
         w = weights.to(y.dtype).reshape(*weights.shape, *([1] * (y.dim() - 2)))
         return (y * w).sum(1)

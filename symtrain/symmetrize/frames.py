@@ -122,17 +122,36 @@ class MinimalFrame(Frame):
         self.tol = tol
 
     def __call__(self, factor, symmetry, x, context):
-        pts = rotation_points(factor, symmetry, x, "minimal frames")
-        mask = context.mask
-        centre = None
-        if factor.has_translations:
-            centre = context.centroid.to(pts.dtype) if context.centroid is not None \
-                else masked_centroid(pts, mask)
-            pts = pts - centre[:, None, :]
-        tol = default_tol(pts.dtype) if self.tol is None else self.tol
-        q, _ = frame_columns(pts, mask, factor.is_proper, tol)  # pts checked above
+        pts, centre = centred_points(factor, symmetry, x, context, "minimal frames")
+        q = self.rotations(factor, pts, context.mask)
         weights = torch.ones(pts.shape[0], 1, device=pts.device, dtype=pts.dtype)
-        return (factor.from_parts(q, centre) if centre is not None else factor.from_parts(q)), weights
+        return with_translation(factor, q, centre), weights
+
+    def rotations(self, factor: Group, pts: Tensor, mask: Tensor | None) -> Tensor:
+        """``Q [B, d, d]`` of centred, checked points ``[B, N, d]``."""
+        tol = default_tol(pts.dtype) if self.tol is None else self.tol
+        return frame_columns(pts, mask, factor.is_proper, tol)[0]
+
+
+def centred_points(factor: Group, symmetry: Symmetry, x: Any, context: GroupContext,
+                   what: str) -> tuple[Tensor, Tensor | None]:
+    """The input's checked points ``[B, N, d]``, centred on their (masked) centroid when
+    ``factor`` has translations, and that centroid ``[B, d]`` (else ``None``)."""
+    pts = rotation_points(factor, symmetry, x, what)
+    if not factor.has_translations:
+        return pts, None
+    centre = context.centroid.to(pts.dtype) if context.centroid is not None \
+        else masked_centroid(pts, context.mask)
+    return pts - centre[:, None, :], centre
+
+
+def with_translation(factor: Group, rotations: Tensor, centre: Tensor | None) -> Element:
+    """Elements with these linear parts ``[B·K, d, d]`` and translation ``centre`` (``[B, d]``,
+    repeated over the ``K`` elements of each input), or no translation part."""
+    if centre is None:
+        return factor.from_parts(rotations)
+    k = rotations.shape[0] // centre.shape[0]
+    return factor.from_parts(rotations, centre.repeat_interleave(k, 0) if k > 1 else centre)
 
 
 class PCAFrame(Frame):
@@ -294,8 +313,10 @@ class GroupFrame(Frame):
 #: ``Canonicalization(canonicalizer=...)``), per factor by what it can do:
 #: ``"minimal"`` (the default): :class:`MinimalFrame` for rotation factors (O(d), SO(d),
 #: E(d), SE(d)); ``"pca"``: :class:`PCAFrame` for them (all sign flips, or third-moment
-#: signs for a canonicalizer). Other factors get the same frame under every name.
-FRAME_KINDS = ("minimal", "pca")
+#: signs for a canonicalizer); ``"weighted"``: :class:`~symtrain.symmetrize.weighted_frame.WeightedFrame`
+#: for them (continuous weights; frame averaging only). Other factors get the same frame
+#: under every name.
+FRAME_KINDS = ("minimal", "pca", "weighted")
 
 
 def check_frame_kind(kind: str, argument: str = "frames") -> str:
@@ -316,6 +337,15 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
     after the S_n frame, in the order it chose; see :func:`frame_elements`)."""
     check_frame_kind(kind)
     if factor.is_continuous and factor.vector_dim is not None:
+        if kind == "weighted":
+            if canonical or nodes_permuted:
+                raise UnsupportedGroupError(
+                    f"weighted frames of {factor} average several elements in the node order given"
+                    f"{'' if canonical else ', which another factor permutes'}: "
+                    "use them with FrameAveraging on O(d)/SO(d)/E(d)/SE(d) alone")
+            from .weighted_frame import WeightedFrame  # (it builds on MinimalFrame, defined here)
+
+            return WeightedFrame(**({} if tol is None else {"tol": tol}))
         if kind == "pca":
             return PCAFrame(signs="skew" if canonical else "all", **({} if tol is None else {"tol": tol}))
         # Next to S_n the QR frame reads the rows in the order the S_n frame chose
