@@ -326,3 +326,31 @@ def test_edge_features_colour_edges(dtype):
                        st.actions.create_action("graph_nodes"))
     _, w = frame(gsym.group, gsym, batch, gsym.context(batch))
     assert w.shape == (2, 6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_canonical_form_is_the_same_for_relabelled_inputs(backend):
+    """g⁻¹·x for the frame's elements is one canonical graph for every relabelling of x
+    (both the batched refinement path and the backend's search)."""
+    rng = np.random.default_rng(7)
+    graphs = [random_graph(10, 0.4, rng, colours=2), cycle(10), SYMMETRIC["petersen"][0],
+              random_graph(10, 0.3, rng)]
+    sym = st.Symmetry("S_n", Fields("nodes", "adjacency"), "nodes")
+    x, a, _ = _dense_batch(graphs, 10, torch.float64,
+                           feats=torch.cat([torch.randn(1, 10, 2), torch.ones(3, 10, 2)]).double())
+    frame = MinimalPermutationFrame(backend=backend, cache_size=0)
+
+    def canonical(inputs):
+        g, w = frame(sym.group, sym, inputs, sym.context(inputs))
+        k = w.shape[1]
+        reps = tuple(t.repeat_interleave(k, 0) for t in inputs)
+        forms = sym.act_input(sym.group.inverse(g), reps)
+        return [f.reshape(len(graphs), k, *f.shape[1:]) for f in forms], w
+
+    (fx, fa), w = canonical((x, a))
+    for j in range(w.shape[1]):  # every element of an input's frame gives the same form
+        real = w[:, j] > 0
+        assert torch.equal(fa[real, j], fa[real, 0]) and torch.equal(fx[real, j], fx[real, 0])
+    p = torch.stack([torch.randperm(10) for _ in graphs])
+    (gx, ga), _ = canonical(sym.act_input(p, (x, a)))
+    assert torch.equal(ga[:, 0], fa[:, 0]) and torch.equal(gx[:, 0], fx[:, 0])
