@@ -190,12 +190,13 @@ def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[T
     b, n, _ = nodes.shape
     pad = torch.zeros(b, n, dtype=torch.long, device=nodes.device) if mask is None else (~mask).long()
     colours = _lex_ranks(nodes, pad)
-    codes = _row_hash(edges) * (n + 1)
-    directed = not torch.equal(codes, codes.transpose(1, 2))
     real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
     padded = (real < n).long()
     target = int((real + padded).sum())  # the colour count of discrete partitions
     count = int((colours.amax(1) + 1).sum())
+    if count < target:  # some graph needs its edges
+        codes = _row_hash(edges) * (n + 1)
+        directed = not torch.equal(codes, codes.transpose(1, 2))
     for _ in range(n if count < target else 0):
         sig = _hash31(_hash31(codes + colours[:, None, :]).sum(-1))
         if directed:
