@@ -3,7 +3,8 @@ relative equivariance error (float32), on generic and degenerate inputs.
 
 Methods (rows): PCA frame averaging (Puny et al.: 2^d sign flips), minimal frame
 averaging and minimal canonicalization (Lin et al. 2024: one QR frame element), PCA
-canonicalization (third-moment signs), and lucidrains' ``frame-averaging-pytorch``
+canonicalization (third-moment signs), weighted frame averaging (continuous weights over
+4 windows of rows: 4 calls), and lucidrains' ``frame-averaging-pytorch``
 (``FrameAverage``, 2^d PCA frames; install the ``bench`` extra, else its rows are
 skipped with a message) on the same backbone and inputs.
 
@@ -188,6 +189,7 @@ METHODS = {
     "minimal FA": lambda base, sym: st.FrameAveraging(base, sym, frames="minimal"),
     "minimal canonicalization": lambda base, sym: st.Canonicalization(base, sym, canonicalizer="minimal"),
     "PCA canonicalization": lambda base, sym: st.Canonicalization(base, sym, canonicalizer="pca"),
+    "weighted FA (4 windows)": lambda base, sym: st.FrameAveraging(base, sym, frames="weighted"),
 }
 
 CASES = [
