@@ -92,8 +92,9 @@ def _cases() -> Iterator[tuple[str, Symmetry, nn.Module, torch.Tensor, dict[str,
            Symmetry("SO3", "points", "points"), mlp, torch.randn(8, 12, 3),
            {"GroupAveraging (Monte-Carlo, 32)": lambda m, s: GroupAveraging(m, s, samples=32),
             "GroupAveraging (Monte-Carlo, 512)": lambda m, s: GroupAveraging(m, s, samples=512),
-            "FrameAveraging (PCA, 4 frames)": lambda m, s: FrameAveraging(m, s),
-            "Canonicalization (PCA + skew)": lambda m, s: Canonicalization(m, s)})
+            "FrameAveraging (minimal, 1 frame)": lambda m, s: FrameAveraging(m, s),
+            "FrameAveraging (PCA, 4 frames)": lambda m, s: FrameAveraging(m, s, frames="pca"),
+            "Canonicalization (minimal)": lambda m, s: Canonicalization(m, s)})
     mlp = _PointMLP(8, 3)
     yield ("MLP, S_n x E(3) on 8-point clouds -> points",
            Symmetry("S_n x E3", "points", "points"), mlp, torch.randn(8, 8, 3) + 2.0,

@@ -290,7 +290,9 @@ def test_every_registry_discovers_its_package(registry, package):
     ("ga", "D4", {}, None),
     ("frame_averaging", "S_n x E3", {}, None),
     ("fa", "SO2", {}, None),
-    ("canonicalization", "C4", {}, "no default canonicalizer for C4"),
+    ("canonicalization", "C4", {}, None),  # the grid orbit frame (issue 20)
+    ("canonicalization", "C8", {}, "no default canonicalizer for C8"),
+    ("canonicalization", "O3", {"canonicalizer": "weighted"}, "use them with FrameAveraging"),
     ("canonicalization", "C4", {"canonicalizer": lambda x: None}, None),
     ("canonicalization", "S_n x O3", {}, None),
     ("ps", "S_n", {}, None),

@@ -33,7 +33,6 @@ from torch import Tensor
 from ..checks import check_finite
 from ..errors import UnsupportedGroupError
 from ..groups.base import element_take
-from ..actions.image import Image
 from .frames import Frame
 
 
@@ -71,7 +70,8 @@ class GridOrbitFrame(Frame):
         elements = factor.elements(context=context, device=img.device)
         m = factor.order
         # candidates g⁻¹·s for every element g (b-major), as scalar maps
-        cands = Image().orbit(factor, factor.inverse(elements), maps)  # [B·m, 2, H, W]
+        field = symmetry.input.scalar_field()  # how scalar maps of this image move
+        cands = field.orbit(factor, factor.inverse(elements), maps)  # [B·m, 2, H, W]
         proj = _projection(h, w, self.seed).to(img.device)
         scores = (cands * proj).reshape(b, m, -1).sum(-1)  # [B, m]
         scale = (maps.abs() * proj.abs()).reshape(b, -1).sum(-1, keepdim=True)

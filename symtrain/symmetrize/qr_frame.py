@@ -83,7 +83,9 @@ def qr_frame(points: Tensor, mask: Tensor | None = None, proper: bool = False,
         proper: SO(d) (``det Q = +1`` where ``r ≥ d − 1``) instead of O(d).
         tol: rank tolerance relative to the cloud's largest row norm (default
             :func:`default_tol` of the points' dtype).
-        pivot: the fraction of the largest residual a row needs to be chosen.
+        pivot: the fraction of the largest residual a row needs to be chosen (it also
+            needs a residual above the rank tolerance; a tiny ``pivot`` is MFA's rule,
+            the first independent row).
 
     Returns:
         ``Q``: ``(B, d, d)`` in the points' dtype with ``Q(x Rᵀ) = R Q(x)``: orthogonal
@@ -143,7 +145,8 @@ def frame_columns(points: Tensor, mask: Tensor | None, proper: bool, tol: float,
                 size2 = size2.masked_fill(~mask, -1.0)
         best = size2.amax(1) if n else p.new_zeros(b)
         ok = best > floor2 if not oks else (best > floor2) & oks[-1]
-        first = (size2 >= (pivot * pivot) * best[:, None]).to(torch.uint8).argmax(1)
+        candidate = (size2 >= (pivot * pivot) * best[:, None]) & (size2 > floor2[:, None])
+        first = candidate.to(torch.uint8).argmax(1)
         row = resid[batch, first]  # [B, d]
         inv = (row * row).sum(-1, keepdim=True).clamp_min(tiny).rsqrt() * ok[:, None]
         cols.append(row * inv)
