@@ -1,0 +1,191 @@
+"""The exact-vs-approximate group CNN experiment (Edixhoven et al.): the pooling P4 CNN is
+what ``input_size_check`` says it is (exact at 28 px, approximate at 27 and 29, with the
+pooling layer that breaks it named) in float32 and float64, a plain CNN of the same
+layout fails the check; the p4 layers are equivariant layer by layer; the rotated digits
+are what they claim (a C4-rotated digit is ``torch.rot90`` of the upright one; the
+bilinear path agrees with it near 90°; uniform angles are spread over the circle); the
+new optimizer schedule ``step`` halves the rate every ``step_size`` steps."""
+
+import math
+
+import pytest
+import torch
+
+from symtrain import Symmetry, SymmetryError, input_size_check, layer_equivariance
+from symtrain.actions.registry import create_action
+from symtrain.errors import ShapeError
+from symtrain.models.p4_cnn import P4GroupConv, P4LiftConv, cnn, p4_cnn
+
+TOL = 1e-4
+
+
+def rows(scan):
+    return {r["size"]: r for r in scan.rows}
+
+
+# --- the nets are what input_size_check says -------------------------------------------
+def test_p4_cnn_exact_at_28_approximate_at_27_and_29(dtype):
+    torch.manual_seed(0)
+    net = p4_cnn(planes=3).eval().to(dtype)
+    scan = input_size_check(net, [27, 28, 29], "C4", dtype=dtype, tol=TOL,
+                            generator=torch.Generator().manual_seed(1))
+    by = rows(scan)
+    assert scan.exact_sizes == [28]
+    assert by[28]["error"] < (1e-5 if dtype == torch.float32 else 1e-12)
+    assert by[27]["error"] > 1e-2 and by[29]["error"] > 1e-2  # ≫ tol: approximate, not rounding
+    for r in scan.rows:  # the grid geometry predicts the measurement
+        assert r["predicted_exact"] == r["exact"]
+    # the layer that breaks exactness is named, with the side it sees
+    assert by[28]["broken_by"] == []
+    assert by[29]["broken_by"] == ["pool1 (29 px)"]  # 29 → 14: only the first pooling is off-centre
+    assert by[27]["broken_by"] == ["pool1 (27 px)", "pool2 (13 px)"]
+    assert scan.downsamplings == 2
+    assert "n ≡ 0 (mod 2^2) = 0 (mod 4)" in scan.explanation and "pool1, pool2 (2×2, stride 2" in scan.explanation
+    assert "off-centre at pool1 (27 px)" in str(scan)
+
+
+def test_plain_cnn_of_the_same_layout_fails_the_check(dtype):
+    torch.manual_seed(0)
+    net = cnn(channels=8).eval().to(dtype)
+    scan = input_size_check(net, [28], "C4", dtype=dtype, generator=torch.Generator().manual_seed(1))
+    assert scan.exact_sizes == [] and scan.rows[0]["error"] > 1e-2
+    assert scan.rows[0]["predicted_exact"]  # its grid is centred: the filters are what break it
+
+
+def test_p4_layers_are_equivariant_layer_by_layer_and_the_plain_ones_are_not(dtype):
+    torch.manual_seed(0)
+    net = p4_cnn(planes=2).eval().to(dtype)
+    x = torch.randn(2, 1, 28, 28, dtype=dtype)
+    regular = create_action("image", fiber="regular")
+    maps = [n for n, _ in net.named_children() if n != "fc"]
+    verdicts = layer_equivariance(net, x, Symmetry("C4", input="image", output="trivial"),
+                                  layers=[(n, getattr(net, n)) for n in maps],
+                                  layer_actions={n: regular for n in maps}, tol=TOL)
+    assert [v.layer for v in verdicts] == maps + ["(output)"]
+    assert all(v.equivariant for v in verdicts), "\n".join(map(str, verdicts))
+    # a plain conv read as regular fields is not: the check can fail
+    plain = torch.nn.Conv2d(8, 8, 3, padding=1).to(dtype)
+    bad = layer_equivariance(plain, torch.randn(2, 8, 12, 12, dtype=dtype), "C4",
+                             layers=[("conv", plain)], layer_actions={"conv": regular}, tol=TOL)
+    assert bad[0].equivariant is False
+
+
+def test_p4_filter_banks_are_rotated_copies():
+    lift = P4LiftConv(1, 1, 3, bias=False)
+    w, _ = lift.filters()
+    for r in range(4):
+        assert torch.equal(w[r, 0], torch.rot90(lift.weight[0, 0], r))
+    conv = P4GroupConv(1, 1, 3, bias=False)
+    bank, _ = conv.filters()  # (4 out rotations, 4 in rotations, 3, 3)
+    base = conv.weight.reshape(4, 3, 3)
+    for r in range(4):
+        for s in range(4):
+            assert torch.equal(bank[r, s], torch.rot90(base[(s - r) % 4], r))
+
+
+def test_models_reject_bad_arguments_and_small_inputs():
+    with pytest.raises(ValueError, match="planes=0: expected a positive integer"):
+        p4_cnn(planes=0)
+    with pytest.raises(ValueError, match="x: expected images"):
+        p4_cnn(planes=1)(torch.randn(1, 1, 12, 12))
+
+
+# --- the rotated digits -------------------------------------------------------------------
+def test_quarter_turns_are_rot90_and_the_bilinear_path_agrees(dtype):
+    from symtrain.data.digits_rotated import rotate_images
+
+    x = torch.randn(3, 2, 9, 9, dtype=dtype)
+    for k in range(4):
+        assert torch.equal(rotate_images(x, 90 * k), torch.rot90(x, k, dims=(-2, -1)))
+    assert torch.equal(rotate_images(x, -90), torch.rot90(x, 3, dims=(-2, -1)))
+    per_image = rotate_images(x, torch.tensor([0.0, 90.0, 180.0]))
+    for i in range(3):
+        assert torch.equal(per_image[i], torch.rot90(x[i], i, dims=(-2, -1)))
+    # the resampling path (any other angle) turns the same way: just off 90° it is rot90
+    smooth = torch.nn.functional.interpolate(torch.randn(2, 1, 5, 5, dtype=dtype), size=(21, 21),
+                                             mode="bilinear", align_corners=False)
+    near = rotate_images(smooth, 90 - 1e-4)
+    assert (near - torch.rot90(smooth, 1, dims=(-2, -1))).abs().max() < 1e-3
+    assert (rotate_images(smooth, 270 + 1e-4) - torch.rot90(smooth, 3, dims=(-2, -1))).abs().max() < 1e-3
+    # uncovered corners get the background
+    corner = rotate_images(torch.full((1, 1, 9, 9), 5.0, dtype=dtype), 45, background=-1.0)
+    assert corner[0, 0, 0, 0] == -1.0 and corner[0, 0, 4, 4] == pytest.approx(5.0)
+
+
+def test_rotate_images_names_bad_arguments():
+    from symtrain.data.digits_rotated import rotate_images
+
+    with pytest.raises(ShapeError, match="x: expected square images"):
+        rotate_images(torch.randn(1, 1, 4, 5), 10)
+    with pytest.raises(ShapeError, match="degrees: expected one angle or one per image"):
+        rotate_images(torch.randn(3, 1, 4, 4), torch.zeros(2))
+
+
+def test_rotated_digits_are_what_they_claim():
+    pytest.importorskip("sklearn")
+    from symtrain.data.digits_rotated import rotated_digits, rotate_images
+
+    upright, background = rotated_digits(28, "none")
+    c4, bg_c4 = rotated_digits(28, "c4")
+    assert bg_c4 == background and background < -0.1  # same standardisation; empty pixels are dark
+    assert upright["train"][0].shape[1:] == (1, 28, 28) and len(upright["test"][1]) == 359
+    # every c4 training digit is a quarter-turn rotation of its upright self (same labels, split)
+    x, xc = upright["train"][0], c4["train"][0]
+    assert torch.equal(upright["train"][1], c4["train"][1])
+    turns = torch.stack([(xc - torch.rot90(x, k, dims=(-2, -1))).flatten(1).abs().amax(1) for k in range(4)], 1)
+    assert bool((turns.amin(1) == 0).all())
+    assert set(turns.argmin(1).tolist()) == {0, 1, 2, 3}
+    assert torch.equal(c4["test"][0], upright["test"][0])  # the test split stays upright
+    # a rotated test split equals rotating the upright one (the background fills the corners)
+    turned, _ = rotated_digits(28, "none", test_angle=30.0)
+    expected = rotate_images(upright["test"][0], 30.0, background)
+    assert torch.allclose(turned["test"][0], expected, atol=1e-5)
+    assert torch.equal(rotated_digits(28, "none", test_angle=90.0)[0]["test"][0],
+                       torch.rot90(upright["test"][0], 1, dims=(-2, -1)))
+
+
+def test_uniform_angles_cover_the_circle():
+    from symtrain.data.digits_rotated import draw_angles
+
+    angles = draw_angles(4000, "uniform", torch.Generator().manual_seed(0))
+    assert 0 <= float(angles.min()) and float(angles.max()) < 360
+    counts = torch.histc(angles, bins=8, min=0, max=360)
+    assert counts.min() > 400  # 500 expected per 45° bin
+    assert (torch.remainder(draw_angles(100, "c4", torch.Generator()), 90) == 0).all()
+    with pytest.raises(SymmetryError, match="rotate='upright': expected one of none, uniform, c4"):
+        draw_angles(4, "upright", torch.Generator())
+
+
+def test_angle_accuracy_of_an_exact_net_repeats_every_quarter_turn():
+    from symtrain.data.digits_rotated import angle_accuracy
+
+    torch.manual_seed(0)
+    net = p4_cnn(planes=2, num_classes=3)
+    x, y = torch.randn(40, 1, 28, 28), torch.randint(0, 3, (40,))
+    acc = angle_accuracy(net, x, y, [0, 20, 90, 110, 180, 270])
+    assert net.training  # its mode is restored
+    assert acc[0.0] == acc[90.0] == acc[180.0] == acc[270.0] and acc[20.0] == acc[110.0]
+    assert all(0 <= v <= 1 for v in acc.values())
+
+
+# --- the paper's schedule ----------------------------------------------------------------
+def test_step_schedule_halves_the_rate_every_step_size():
+    from symtrain.train import ConfigError, resolve
+    from symtrain.train.optim import create_optimizer, create_scheduler
+
+    base = {"data": {"name": "digits_rotated"}, "model": {"name": "p4_cnn"}, "train": {"steps": 10}}
+    recipe = resolve({**base, "optim": {"lr": 0.01, "schedule": "step", "step_size": 3, "gamma": 0.5}})
+    net = torch.nn.Linear(2, 2)
+    opt = create_optimizer(net, recipe)
+    sched = create_scheduler(opt, recipe)
+    rates = []
+    for _ in range(7):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates == pytest.approx([0.01] * 3 + [0.005] * 3 + [0.0025])
+    with pytest.raises(ConfigError, match="optim.step_size: missing"):
+        resolve({**base, "optim": {"schedule": "step"}})
+    with pytest.raises(ConfigError, match="optim.step_size: only used by schedule 'step'"):
+        resolve({**base, "optim": {"step_size": 3}})
+    assert not math.isnan(rates[-1])
