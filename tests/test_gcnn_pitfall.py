@@ -189,3 +189,61 @@ def test_step_schedule_halves_the_rate_every_step_size():
     with pytest.raises(ConfigError, match="optim.step_size: only used by schedule 'step'"):
         resolve({**base, "optim": {"step_size": 3}})
     assert not math.isnan(rates[-1])
+
+
+# --- does the data have the symmetry? (symtrain diagnose on the new recipes) -------------
+QUICK = ["--permutations", "200", "--steps", "100", "--hidden", "32", "--samples", "400"]
+
+
+@pytest.mark.parametrize("rotate, symmetric", [("none", False), ("c4", True), ("uniform", True)])
+def test_diagnose_digits_under_c4_upright_broken_augmented_symmetric(rotate, symmetric, capsys):
+    """Real digits, at a fixed seed: upright ones are not C4-symmetric (AUC ≫ 0.5); made
+    symmetric by rotating each by a random quarter turn, or a uniform angle, they look
+    symmetric (AUC ≈ 0.5, large p)."""
+    pytest.importorskip("sklearn")
+    from symtrain.cli import main
+
+    previous = torch.get_num_threads()
+    try:
+        code = main(["diagnose", "gcnn_digits_exact", "--budget", "smoke", "--set", f"data.rotate={rotate}",
+                     "data.size=12", *QUICK])
+    finally:
+        torch.set_num_threads(previous)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    auc = float(out.strip().splitlines()[-2].split("=")[1])
+    p = float(out.strip().splitlines()[-1].split("=")[1])
+    if symmetric:
+        assert abs(auc - 0.5) < 0.1 and p > 0.05, out
+    else:
+        assert auc > 0.8 and p < 0.01, out
+
+
+# --- the bench, at smoke size ----------------------------------------------------------------
+def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "gcnn_pitfall.py"
+    spec = importlib.util.spec_from_file_location("bench_gcnn_pitfall", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    previous = torch.get_num_threads()
+    try:
+        assert bench.main(["--budget", "smoke", "--seeds", "1", "--workers", "1", "--angles", "0", "90", "180",
+                           "270", "--out", str(tmp_path)]) == 0
+    finally:
+        torch.set_num_threads(previous)
+    out = capsys.readouterr().out
+    assert re.fullmatch(r"gcnn_rotated_gap=-?[0-9.]+", out.strip().splitlines()[-1]), out
+    assert "exactness error of approx at 27 px" in out and "pool1 (27 px)" in out
+    folder, = tmp_path.iterdir()
+    assert (folder / "accuracy_vs_angle.png").stat().st_size > 10_000
+    runs = __import__("json").loads((folder / "results.json").read_text())["runs"]
+    assert len(runs) == 6 and {r["net"] for r in runs} == {"exact", "approx", "cnn"}
+    exact = [r for r in runs if r["net"] == "exact"]
+    assert all(r["exactness_error"] < 1e-5 for r in exact)
+    # the exact net's accuracy is the same at every quarter turn, whatever it learned
+    assert all(len({round(r["accuracy"][a], 9) for a in ("0", "90", "180", "270")}) == 1 for r in exact)
