@@ -62,7 +62,14 @@ def test_p4_layers_are_equivariant_layer_by_layer_and_the_plain_ones_are_not(dty
                                   layers=[(n, getattr(net, n)) for n in maps],
                                   layer_actions={n: regular for n in maps}, tol=TOL)
     assert [v.layer for v in verdicts] == maps + ["(output)"]
+    assert maps[:6] == ["conv1", "bn1", "conv2", "bn2", "pool1", "conv3"]  # forward order
     assert all(v.equivariant for v in verdicts), "\n".join(map(str, verdicts))
+    # at 27 px the first layer that is not equivariant is the first pooling
+    off = layer_equivariance(net, torch.randn(2, 1, 27, 27, dtype=dtype), Symmetry("C4", input="image", output="trivial"),
+                             layers=[(n, getattr(net, n)) for n in maps], layer_actions={n: regular for n in maps},
+                             tol=TOL)
+    assert next(v.layer for v in off if not v.equivariant) == "pool1"
+    assert all(v.equivariant for v in off[:4])
     # a plain conv read as regular fields is not: the check can fail
     plain = torch.nn.Conv2d(8, 8, 3, padding=1).to(dtype)
     bad = layer_equivariance(plain, torch.randn(2, 8, 12, 12, dtype=dtype), "C4",

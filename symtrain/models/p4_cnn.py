@@ -119,11 +119,11 @@ class PoolingCNN(nn.Module):
             convs += [nn.Conv2d(width, width, 3, padding=1) for _ in range(5)]
             convs += [nn.Conv2d(width, width, 4)]
             norms = [nn.BatchNorm2d(width) for _ in range(7)]
-        for i, (conv, norm) in enumerate(zip(convs, norms), 1):
+        for i, (conv, norm) in enumerate(zip(convs, norms), 1):  # registered in forward order
             self.add_module(f"conv{i}", conv)
             self.add_module(f"bn{i}", norm)
-        self.pool1 = nn.MaxPool2d(2)
-        self.pool2 = nn.MaxPool2d(2)
+            if i in (2, 3):
+                self.add_module(f"pool{i - 1}", nn.MaxPool2d(2))
         self.fc = nn.Linear(width, num_classes)
         for conv in convs:  # He initialisation over the true fan-in (channels × rotations × k²)
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
