@@ -31,6 +31,7 @@ paper's optimisation (Adam lr 0.01, StepLR γ 0.5 every 10 epochs, batch 256, 50
 
     python bench/gcnn_pitfall.py                    # 18 runs, about 10 min with 2 workers
     python bench/gcnn_pitfall.py --budget paper     # the paper's budget (GPU recommended)
+    python bench/gcnn_pitfall.py --budget paper --seeds 1 --trainings upright   # a part of it
     python bench/gcnn_pitfall.py --budget smoke --seeds 1 --angles 0 90   # seconds
 """
 
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--angles", type=float, nargs="*", default=[float(a) for a in range(0, 360, 10)])
     parser.add_argument("--set", dest="overrides", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides applied to every recipe (e.g. train.steps=600)")
+    parser.add_argument("--nets", nargs="*", choices=list(NETS), default=list(NETS))
+    parser.add_argument("--trainings", nargs="*", choices=list(TRAININGS), default=list(TRAININGS))
     parser.add_argument("--out", type=Path, default=Path("runs/gcnn_pitfall"))
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.workers < 1:
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--angles must include 0 90 180 270")
     out = new_folder(args.out)
     jobs = [(net, training, seed, args.budget, args.overrides, args.angles)
-            for seed in range(args.seeds) for training in TRAININGS for net in NETS]
+            for seed in range(args.seeds) for training in args.trainings for net in args.nets]
     start = time.perf_counter()
     runs = []
     if args.workers == 1:

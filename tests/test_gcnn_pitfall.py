@@ -151,6 +151,20 @@ def test_rotated_digits_are_what_they_claim():
                        torch.rot90(upright["test"][0], 1, dims=(-2, -1)))
 
 
+def test_rotated_digits_name_bad_arguments():
+    pytest.importorskip("sklearn")
+    from symtrain.data.digits_rotated import rotated_digits
+
+    with pytest.raises(SymmetryError, match="rotate='random': expected one of none, uniform, c4"):
+        rotated_digits(28, "random")
+    with pytest.raises(SymmetryError, match="size=4: expected an integer side of at least 8"):
+        rotated_digits(4)
+    with pytest.raises(SymmetryError, match="test_angle=nan"):
+        rotated_digits(28, test_angle=float("nan"))
+    with pytest.raises(ValueError, match="sum below 1"):
+        rotated_digits(28, val_fraction=0.6, test_fraction=0.5)
+
+
 def test_uniform_angles_cover_the_circle():
     from symtrain.data.digits_rotated import draw_angles
 
