@@ -240,23 +240,29 @@ def test_diagnose_digits_under_c4_upright_broken_augmented_symmetric(rotate, sym
         assert auc > 0.8 and p < 0.01, out
 
 
-# --- the bench, at smoke size ----------------------------------------------------------------
-def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys):
-    pytest.importorskip("sklearn")
+# --- the benches, at smoke size --------------------------------------------------------------
+def run_bench(name: str, argv: list[str]) -> int:
+    """``bench/<name>.py``'s ``main(argv)`` (torch's thread count restored after)."""
     import importlib.util
-    import re
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "bench" / "gcnn_pitfall.py"
-    spec = importlib.util.spec_from_file_location("bench_gcnn_pitfall", path)
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     previous = torch.get_num_threads()
     try:
-        assert bench.main(["--budget", "smoke", "--seeds", "1", "--workers", "1", "--trainings", "upright",
-                           "--angles", "0", "90", "180", "270", "--out", str(tmp_path)]) == 0
+        return bench.main(argv)
     finally:
         torch.set_num_threads(previous)
+
+
+def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    import re
+
+    assert run_bench("gcnn_pitfall", ["--budget", "smoke", "--seeds", "1", "--workers", "1", "--trainings", "upright",
+                                      "--angles", "0", "90", "180", "270", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert re.fullmatch(r"gcnn_rotated_gap=-?[0-9.]+", out.strip().splitlines()[-1]), out
     assert "exactness error of approx at 27 px" in out and "pool1 (27 px)" in out
@@ -272,18 +278,8 @@ def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys)
 
 def test_data_symmetry_bench_runs_a_row(capsys):
     pytest.importorskip("sklearn")
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "data_symmetry.py"
-    spec = importlib.util.spec_from_file_location("bench_data_symmetry", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    previous = torch.get_num_threads()
-    try:
-        assert bench.main(["--only", "upright", "--samples", "300", "--steps", "100", "--permutations", "100"]) == 0
-    finally:
-        torch.set_num_threads(previous)
+    assert run_bench("data_symmetry", ["--only", "upright", "--samples", "300", "--steps", "100",
+                                       "--permutations", "100"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == "data_symmetry_broken=1", lines
     assert lines[-2].startswith("digits upright, C4") and lines[-2].endswith("broken")
