@@ -14,7 +14,8 @@ each trained on upright digits and on uniformly rotated digits (``data.rotate``)
 weights), then tested on the test split rotated every 10° (bilinear, counter-clockwise;
 multiples of 90° exact).
 
-Printed: the exactness error of each trained net (``input_size_check`` at its size),
+Printed first: ``input_size_check``'s verdict on sides 26–30 (the bench stops if the
+recipes' sides disagree with it). Then the exactness error of each trained net (``input_size_check`` at its size),
 a table of accuracy (%, mean ± std over seeds) at 0°, at 90°/180°/270° (their mean per
 seed), and the mean over the 36 angles, beside the paper's numbers (rotated MNIST, 10
 seeds, 50 epochs, 20 fields); and last ``gcnn_rotated_gap=<exact − approximate accuracy
@@ -152,6 +153,26 @@ def plot(summary: dict, angles: list[float], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def sizes_checked(budget: str, overrides: list[str]) -> None:
+    """Print ``input_size_check``'s verdict for sides 26–30 of an untrained p4 CNN and
+    stop if the recipes' sides are not what it says (exact: exact, approx: not)."""
+    import torch
+
+    from symtrain.metrics.grid import input_size_check
+    from symtrain.models.p4_cnn import p4_cnn
+    from symtrain.train import load_recipe
+    from symtrain.train.recipes import find_recipe
+
+    torch.manual_seed(0)
+    scan = input_size_check(p4_cnn(planes=2).eval(), range(26, 31), "C4", generator=torch.Generator().manual_seed(0))
+    print(scan, flush=True)
+    for net, exact in (("exact", True), ("approx", False)):
+        size = int(load_recipe(find_recipe(NETS[net]), overrides, budget).data.args["size"])
+        if (size in scan.exact_sizes) != exact:
+            raise SystemExit(f"{NETS[net]}: data.size={size} is {'not ' if exact else ''}an exact size of the p4 "
+                             f"CNN (exact: {scan.exact_sizes}); the comparison would be mislabelled")
+
+
 def new_folder(root: Path) -> Path:
     """A new timestamped folder under ``root`` (never an existing one: no record is overwritten)."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
@@ -181,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--seeds and --workers must be positive")
     if not {0.0, *GRID} <= set(args.angles):
         parser.error("--angles must include 0 90 180 270")
+    sizes_checked(args.budget, args.overrides)
     out = new_folder(args.out)
     jobs = [(net, training, seed, args.budget, args.overrides, args.angles)
             for seed in range(args.seeds) for training in args.trainings for net in args.nets]

@@ -266,6 +266,7 @@ def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys)
     out = capsys.readouterr().out
     assert re.fullmatch(r"gcnn_rotated_gap=-?[0-9.]+", out.strip().splitlines()[-1]), out
     assert "exactness error of approx at 27 px" in out and "pool1 (27 px)" in out
+    assert "input sizes exactly C4-equivariant (relative error <= 0.0001): [28]" in out
     folder, = tmp_path.iterdir()
     assert (folder / "accuracy_vs_angle.png").stat().st_size > 10_000
     runs = __import__("json").loads((folder / "results.json").read_text())["runs"]
@@ -274,6 +275,12 @@ def test_bench_prints_the_table_and_the_gap_and_saves_the_plot(tmp_path, capsys)
     assert all(r["exactness_error"] < 1e-5 for r in exact)
     # the exact net's accuracy is the same at every quarter turn, whatever it learned
     assert all(len({round(r["accuracy"][a], 9) for a in ("0", "90", "180", "270")}) == 1 for r in exact)
+
+
+def test_bench_refuses_mislabelled_sizes(tmp_path):
+    with pytest.raises(SystemExit, match="gcnn_digits_approx: data.size=28 is an exact size"):
+        run_bench("gcnn_pitfall", ["--budget", "smoke", "--set", "data.size=28", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # nothing written
 
 
 def test_data_symmetry_bench_runs_a_row(capsys):
