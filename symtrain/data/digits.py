@@ -52,23 +52,36 @@ def digits_dataset(size: int = 32, *, val_fraction: float = 0.1, test_fraction: 
         three splits are disjoint and cover all 1,797 images; the same arguments give the
         same tensors.
     """
-    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise ValueError(f"val_fraction and test_fraction must be in (0, 1) and sum below 1, "
-                         f"got {val_fraction} and {test_fraction}")
     if size < 1 or channels < 1:
         raise ValueError(f"size and channels must be positive, got size={size}, channels={channels}")
-    images, labels = _load_digits()
-    images = images[:, None] / 16.0  # [n, 1, 8, 8] in [0, 1]
-    if size != images.shape[-1]:
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
-    n = labels.numel()
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
-    parts = {"train": order[n_val + n_test:], "val": order[:n_val], "test": order[n_val:n_val + n_test]}
+    images, labels = upsampled_digits(size)
+    parts = digits_split(labels.numel(), val_fraction, test_fraction, seed)
     train = images[parts["train"]]
     mean, std = train.mean(), train.std()
     images = ((images - mean) / std).expand(-1, channels, -1, -1)
     return {name: (images[idx].contiguous(), labels[idx]) for name, idx in parts.items()}
+
+
+def upsampled_digits(size: int) -> tuple[Tensor, Tensor]:
+    """All 1,797 digits as ``(images [n, 1, size, size] in [0, 1], labels [n])``: the 8×8
+    originals scaled to [0, 1] and upsampled bilinearly (``size=8``: as they are). The
+    background is 0."""
+    images, labels = _load_digits()
+    images = images[:, None] / 16.0  # [n, 1, 8, 8] in [0, 1]
+    if size != images.shape[-1]:
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+    return images, labels
+
+
+def digits_split(n: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, Tensor]:
+    """``{"train", "val", "test"}`` → indices of a seeded permutation of ``range(n)`` (the
+    split :func:`digits_dataset` uses)."""
+    if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise ValueError(f"val_fraction and test_fraction must be in (0, 1) and sum below 1, "
+                         f"got {val_fraction} and {test_fraction}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = max(1, round(n * val_fraction)), max(1, round(n * test_fraction))
+    return {"train": order[n_val + n_test:], "val": order[:n_val], "test": order[n_val:n_val + n_test]}
 
 
 @register_dataset("digits")

@@ -8,6 +8,12 @@ about the image centre, so that rotating the input by 90° rotates the sampled g
 itself, only when the last sampled pixel is the last pixel, i.e. the size n is odd. With
 L such layers every intermediate size must be odd: n ≡ 1 (mod 2^L). So a p4 ResNet with
 two downsamplings is exact at 29, 33, 37 and not at 32.
+
+In general a layer with kernel k, stride s and padding p is centred on a side n when
+``n + 2p − k ≡ 0 (mod s)``: 2×2 max-pooling with stride 2 needs even sides, so a net with
+L such poolings is exact at n ≡ 0 (mod 2^L) (the rotated-MNIST P4 CNN: 28 exact, 27 and 29
+not). :func:`input_size_check` states the rule of the strided layers it finds and names,
+for each size, the layers whose sampled grid is off-centre.
 """
 
 from __future__ import annotations
@@ -263,7 +269,12 @@ def sampling_offsets(model: nn.Module, x: Tensor) -> list[tuple[str, int, float]
     ``x`` and report ``(layer, input size, offset)``: how far (in input pixels, along
     width) the centre of the sampled grid is from the centre of the input. Zero at
     every layer is what exact rot90 equivariance needs."""
-    records: list[tuple[str, int, float]] = []
+    return [(name, n, offset) for name, n, offset, _ in _strided_layers(model, x)]
+
+
+def _strided_layers(model: nn.Module, x: Tensor) -> list[tuple[str, int, float, tuple[int, int, int]]]:
+    """:func:`sampling_offsets` rows with each layer's ``(kernel, stride, padding)`` along width."""
+    records: list[tuple[str, int, float, tuple[int, int, int]]] = []
 
     def hook(name):
         def fn(mod, args, out):
@@ -275,7 +286,7 @@ def sampling_offsets(model: nn.Module, x: Tensor) -> list[tuple[str, int, float]
             m = (n + 2 * p[1] - k[1]) // s[1] + 1
             first = (k[1] - 1) / 2 - p[1]
             last = first + s[1] * (m - 1)
-            records.append((name, n, (first + last) / 2 - (n - 1) / 2))
+            records.append((name, n, (first + last) / 2 - (n - 1) / 2, (k[1], s[1], p[1])))
         return fn
 
     handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules()
@@ -292,7 +303,9 @@ def sampling_offsets(model: nn.Module, x: Tensor) -> list[tuple[str, int, float]
 @dataclass
 class InputSizeScan:
     """Result of :func:`input_size_check`. ``rows``: per size ``{size, error, exact,
-    predicted_exact, offsets}``."""
+    predicted_exact, offsets, broken_by}`` (``broken_by``: the strided layers whose
+    sampled grid is off-centre at that size, in forward order, each with its input side,
+    e.g. ``"pool1 (27 px)"``)."""
 
     group: str
     tol: float
@@ -308,7 +321,8 @@ class InputSizeScan:
         lines = [f"input sizes exactly {self.group}-equivariant (relative error <= {self.tol:g}): "
                  f"{self.exact_sizes}", self.explanation]
         lines += [f"  {r['size']:>4}  error {r['error']:.2e}  {'exact' if r['exact'] else 'not exact'}"
-                  f"  (grid {'symmetric' if r['predicted_exact'] else 'off-centre'})" for r in self.rows]
+                  f"  (grid {'symmetric' if r['predicted_exact'] else 'off-centre at ' + ', '.join(r['broken_by'])})"
+                  for r in self.rows]
         return "\n".join(lines)
 
 
@@ -338,6 +352,7 @@ def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), gro
     device = param.device if param is not None else None
     rows = []
     depth = 0
+    kinds: dict[tuple[int, int, int], list[str]] = {}
     for n in sizes:
         x = torch.randn(batch, in_channels, n, n, generator=generator, dtype=dtype).to(device)
         fn = _as_tensor_fn(model)
@@ -348,16 +363,35 @@ def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), gro
                              else create_action("trivial"))
             sym = Symmetry(group, input="image", output=out)
         err = equivariance_error(fn, sym, x)
-        offsets = sampling_offsets(model, x)
-        depth = max(depth, len({size for _, size, _ in offsets}))  # downsampling levels
+        strided = _strided_layers(model, x)
+        depth = max(depth, len({size for _, size, _, _ in strided}))  # downsampling levels
+        for name, _, _, kind in strided:
+            if name not in kinds.setdefault(kind, []):
+                kinds[kind].append(name)
         rows.append({"size": n, "error": err.max, "exact": err.max <= tol,
-                     "predicted_exact": all(abs(o) < 1e-9 for _, _, o in offsets),
-                     "offsets": [o for _, _, o in offsets]})
-    explanation = (f"{depth} downsampling level(s): a stride-2 layer with a 3×3 kernel and padding 1 samples pixels "
-                   f"0, 2, 4, …, symmetric about the centre only for odd sizes, so exact rot90 "
-                   f"equivariance needs n ≡ 1 (mod 2^{depth}) = 1 (mod {2 ** depth}) for such layers; "
-                   "'offsets' give each strided layer's off-centre shift for other kernels")
-    return InputSizeScan(str(sym.group), tol, rows, depth, explanation)
+                     "predicted_exact": all(abs(o) < 1e-9 for _, _, o, _ in strided),
+                     "offsets": [o for _, _, o, _ in strided],
+                     "broken_by": [f"{name} ({size} px)" for name, size, o, _ in strided if abs(o) >= 1e-9]})
+    return InputSizeScan(str(sym.group), tol, rows, depth, _size_rule(depth, kinds))
+
+
+def _size_rule(depth: int, kinds: dict[tuple[int, int, int], list[str]]) -> str:
+    """The input-size rule of the strided layers found, from their (kernel, stride, padding):
+    a layer is centred on side n when n ≡ k − 2p (mod s)."""
+    if not kinds:
+        return "no strided layer: the sampled grid is centred at every size"
+    rules: dict[tuple[int, int], list[str]] = {}
+    for (k, s, p), names in kinds.items():
+        first = (k - 1) / 2 - p
+        rules.setdefault((s, (k - 2 * p) % s), []).append(
+            f"{', '.join(names)} ({k}×{k}, stride {s}, padding {p}: pixels {first:g}, {first + s:g}, …)")
+    parts = [f"{'; '.join(layers)} centred only on sides n ≡ {r} (mod {s})" for (s, r), layers in rules.items()]
+    text = f"{depth} downsampling level(s): " + "; ".join(parts)
+    if len(rules) == 1 and next(iter(rules))[0] == 2:
+        r = next(iter(rules))[1]  # every level needs an odd (3×3, padding 1) or an even (2×2 pooling) side
+        text += (f"; with {depth} such level(s) every intermediate side must be {'odd' if r else 'even'}, so "
+                 f"exact rot90 equivariance needs n ≡ {r} (mod 2^{depth}) = {r % 2 ** depth} (mod {2 ** depth})")
+    return text + "; 'broken_by' names the layers off-centre at each size"
 
 
 def _in_channels(model: nn.Module) -> int:

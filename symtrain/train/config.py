@@ -136,7 +136,8 @@ class ParamGroupConfig(Section):
 
 class OptimConfig(Section):
     """AdamW with linear warm-up then a ``cosine``, ``linear`` or ``constant`` schedule
-    (down to ``min_lr_ratio`` × the rate at ``train.steps``).
+    (down to ``min_lr_ratio`` × the rate at ``train.steps``), or ``step``: the rate times
+    ``gamma`` every ``step_size`` optimizer steps (torch's ``StepLR``).
 
     ``skip_nonfinite``: how many optimizer steps with NaN/inf gradients may be skipped
     (no update, like a grad scaler's overflow skip) before training stops with an error;
@@ -147,11 +148,22 @@ class OptimConfig(Section):
     betas: tuple[Beta, Beta] = (0.9, 0.999)
     eps: PositiveFloat = 1e-8
     warmup_steps: NonNegative = 0
-    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    schedule: Literal["cosine", "linear", "constant", "step"] = "cosine"
     min_lr_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    step_size: Positive | None = None
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.5
     grad_clip: NonNegativeFloat | None = None
     skip_nonfinite: NonNegative = 0
     param_groups: list[ParamGroupConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _step_schedule(self) -> "OptimConfig":
+        if self.schedule == "step" and self.step_size is None:
+            raise ValueError("optim.step_size: missing; schedule 'step' multiplies the rate by gamma every "
+                             "step_size optimizer steps")
+        if self.schedule != "step" and self.step_size is not None:
+            raise ValueError(f"optim.step_size: only used by schedule 'step', not {self.schedule!r}")
+        return self
 
 
 class TrainConfig(Section):

@@ -6,7 +6,7 @@ import re
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR, StepLR
 
 from ..overrides import ConfigError
 from .config import Recipe
@@ -53,11 +53,14 @@ def create_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe) -> LRSche
     step ``t``), then down to ``min_lr_ratio`` at ``train.steps``: a ``cosine``
     (:class:`~torch.optim.lr_scheduler.CosineAnnealingLR`, floor ``min_lr_ratio × optim.lr``)
     or ``linear`` decay (:class:`~torch.optim.lr_scheduler.LinearLR`, floor ``min_lr_ratio`` ×
-    each group's rate), or ``constant``. Stepped once per optimizer step."""
+    each group's rate), ``constant``, or ``step`` (:class:`~torch.optim.lr_scheduler.StepLR`:
+    × ``gamma`` every ``step_size`` steps after the warm-up). Stepped once per optimizer step."""
     o = recipe.optim
     warm, decay_steps = o.warmup_steps, max(1, recipe.train.steps - o.warmup_steps)
     if o.schedule == "cosine":
         decay: LRScheduler = CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=o.min_lr_ratio * o.lr)
+    elif o.schedule == "step":
+        decay = StepLR(optimizer, step_size=o.step_size, gamma=o.gamma)
     elif o.schedule == "linear":
         decay = LinearLR(optimizer, start_factor=1.0, end_factor=o.min_lr_ratio, total_iters=decay_steps)
     else:
