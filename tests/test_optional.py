@@ -19,3 +19,19 @@ def test_missing_module_names_the_extra(monkeypatch):
 
     with pytest.raises(ImportError, match=r"pip install symtrain\[ray\]"):
         import_ray()
+
+
+def test_missing_escnn_names_the_extra(monkeypatch):
+    """Without escnn (the core install; or numpy 2, under which its lie_learn fails to
+    import) the features that need it say which extra to install."""
+    import symtrain._escnn as escnn_fix
+
+    monkeypatch.setattr(escnn_fix, "_patched", False)
+    monkeypatch.setitem(sys.modules, "escnn", None)
+    with pytest.raises(ImportError, match=r"p4 ResNet needs escnn.*pip install symtrain\[escnn\].*numpy<2"):
+        escnn_fix.ensure_escnn("The p4 ResNet")
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    from symtrain.scaling.fit import _fit_offset
+
+    with pytest.raises(ImportError, match=r"pip install symtrain\[scaling\]"):
+        _fit_offset(None, None, 1.0, None)

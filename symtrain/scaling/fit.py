@@ -54,6 +54,8 @@ from typing import Any
 
 import numpy as np
 
+from .._optional import import_optional
+
 log = logging.getLogger(__name__)
 
 CONFIG_KEYS = ("method", "params", "steps", "dataset_size")
@@ -150,7 +152,7 @@ def _fit_plain(x: np.ndarray, y: np.ndarray, x0: float) -> PowerLaw:
 
 
 def _fit_offset(x: np.ndarray, y: np.ndarray, x0: float, start: PowerLaw) -> PowerLaw:
-    from scipy.optimize import least_squares
+    least_squares = import_optional("scipy.optimize", "The power-law fit with an offset", "scaling").least_squares
 
     u, v = np.log(x / x0), np.log(y)
 
