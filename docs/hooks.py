@@ -1,4 +1,5 @@
-"""mkdocs hook: the recipe table of docs/training.md, generated from the recipe registry.
+"""mkdocs hooks: the recipe table of docs/training.md, generated from the recipe registry,
+and docstring doctests (``>>>`` lines) shown as code in the API reference.
 
 ``<!-- recipes-table -->`` on a page is replaced by one row per recipe that
 ``symtrain recipes`` lists (data, model, method and presets read from the recipe itself,
@@ -9,7 +10,11 @@ Run ``python docs/hooks.py`` to print the table.
 
 from __future__ import annotations
 
+import re
+
 import yaml
+from markdown import Extension
+from markdown.preprocessors import Preprocessor
 
 from symtrain.train.recipes import find_recipe, list_recipes
 
@@ -72,6 +77,52 @@ def recipes_table() -> str:
     lines.append("")
     lines += [f"- `{row['name']}`: {_cell(row['description'])}" for row in recipe_rows()]
     return "\n".join(lines)
+
+
+class _Doctests(Preprocessor):
+    """Fence each run of doctest lines (``>>>``, ``...`` and the output up to a blank
+    line) as a ``pycon`` code block; Markdown would read ``>>>`` as nested quotes. Sphinx
+    roles in docstrings (``:func:`~a.b` ``) become inline code (``b``)."""
+
+    PROMPT = re.compile(r"^(\s*)>>> ?")
+    ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|exc|obj):`(~?)([^`]+)`")
+
+    @classmethod
+    def _role(cls, match: re.Match) -> str:
+        name = match.group(2)
+        return f"`{name.rsplit('.', 1)[-1] if match.group(1) else name}`"
+
+    def run(self, lines: list[str]) -> list[str]:
+        out: list[str] = []
+        i, fenced = 0, False
+        while i < len(lines):
+            line = lines[i]
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            match = None if fenced else self.PROMPT.match(line)
+            if match is None:
+                out.append(line if fenced else self.ROLE.sub(self._role, line))
+                i += 1
+                continue
+            indent = match.group(1)
+            block = []
+            while i < len(lines) and lines[i].strip():
+                block.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i].lstrip())
+                i += 1
+            out += ["", indent + "```pycon", *(indent + b for b in block), indent + "```", ""]
+        return out
+
+
+class DoctestExtension(Extension):
+    def extendMarkdown(self, md) -> None:  # noqa: N802 - Markdown's API
+        md.preprocessors.register(_Doctests(md), "symtrain_doctests", 29)  # before the fences (30)
+
+
+def on_config(config, **kwargs):
+    """mkdocs event: the doctest extension joins the page and docstring Markdown
+    (mkdocstrings renders docstrings with this same list of extensions)."""
+    config.markdown_extensions.append(DoctestExtension())
+    return config
 
 
 def on_page_markdown(markdown: str, **kwargs) -> str:
