@@ -67,7 +67,9 @@ def test_caller_data_is_not_modified():
     # the same permutation on adjacency, features and node targets: P A Pᵀ, P x, P y
     order = torch.argsort(gy, dim=1)
     ref = torch.argsort(y, dim=1)
-    take = lambda t, idx: t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+    def take(t, idx):
+        return t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+
     assert torch.allclose(take(gfeat, order), take(feat, ref))
 
 

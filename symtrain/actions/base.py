@@ -111,7 +111,9 @@ class Action(ABC):
                 raise UnsupportedGroupError(f"{self!r} cannot act with {factor}: {reason}")
 
     def check(self, x: Any, group: Group) -> None:
-        """Raise :class:`ShapeError` if ``x`` does not fit this action and group."""
+        """Raise :class:`ShapeError` if ``x`` does not fit this action and group (the
+        default accepts anything; subclasses that can tell check here)."""
+        return None
 
     # --- acting ---------------------------------------------------------------------
     def act(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:

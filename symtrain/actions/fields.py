@@ -56,7 +56,7 @@ class Fields(Action):
     def check(self, x, group):
         items = self._items(x)
         sizes = set()
-        for key, action, value in items:
+        for _key, action, value in items:
             action.check(value, group)
             sizes.add(action.batch_size(value))
         if len(sizes) > 1:

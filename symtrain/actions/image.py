@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.base import Group, element_tile, element_repeat
+from ..groups.base import Group, element_repeat, element_tile
 from .base import Action, require_tensor
 from .registry import register_action
 

@@ -130,7 +130,7 @@ def SO(d: int) -> SpecialOrthogonal:
     return SpecialOrthogonal(d)
 
 
-def O(d: int) -> Orthogonal:
+def O(d: int) -> Orthogonal:  # noqa: E743 - the group's own name, public API (st.groups.O)
     """The orthogonal group O(d)."""
     return Orthogonal(d)
 

@@ -42,9 +42,10 @@ from torch import Tensor, nn
 from ..actions.base import Action
 from ..errors import ShapeError, SymmetryError
 from ..symmetry import Symmetry, call_model
-from ..tree import leaves as tree_leaves, tree_map
+from ..tree import leaves as tree_leaves
+from ..tree import tree_map
+from .generators import LAYOUTS, ActionGenerator, BoundGenerator, Generator, resolve_generators
 from .tangents import TangentRules
-from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
 
 NORMS = ("squared", "abs")
 METHODS = ("auto", "jvp", "fd")

@@ -241,7 +241,7 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
         grads = torch.autograd.grad(y, outs, cot, retain_graph=True, allow_unused=True,
                                     is_grads_batched=True)
         cols = [torch.zeros(cot.shape[0], batch, device=x.device, dtype=x.dtype) if g is None else
-                (g * l).reshape(g.shape[0], batch, -1).sum(-1) for g, l in zip(grads, lies)]
+                (g * lie).reshape(g.shape[0], batch, -1).sum(-1) for g, lie in zip(grads, lies)]
         return torch.stack(cols, -1)
 
     contribution = dots(lf[None])[0]

@@ -41,10 +41,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch.autograd.forward_ad import unpack_dual
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
-from torch.autograd.forward_ad import unpack_dual
 
 
 def constant(*tensors) -> bool:

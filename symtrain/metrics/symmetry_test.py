@@ -53,8 +53,7 @@ from torch import Tensor, nn
 from ..actions.base import Action
 from ..data.task import take_examples
 from ..errors import SymmetryError, UnsupportedGroupError
-from ..groups.base import (Element, Group, GroupContext, element_repeat, element_tile,
-                           iter_factors)
+from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
 from ..symmetry import Symmetry, reference_tensor
 
 #: Integer fields with at most this many distinct values are one-hot encoded.
@@ -398,7 +397,8 @@ def _per_element(symmetry: Symmetry, g: Element, context: GroupContext, scores: 
     moved = scores[n_kept:][test[n_kept:]]
     # each moved example's share of kept examples it outscores (ties: one half); their
     # mean over the examples moved by one element is that element's AUC
-    share = (torch.searchsorted(kept, moved).double() + torch.searchsorted(kept, moved, right=True)) / (2 * kept.numel())
+    below = torch.searchsorted(kept, moved).double() + torch.searchsorted(kept, moved, right=True)
+    share = below / (2 * kept.numel())
     count = torch.bincount(which, minlength=order)
     auc = torch.bincount(which, weights=share, minlength=order) / count.clamp_min(1)
     auc = torch.where(count > 0, auc, torch.full_like(auc, float("nan")))

@@ -347,14 +347,15 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
     for name, x, keys in (("data", "dataset_size", fixed), ("epochs", "epochs", ("dataset_size", "params"))):
         out[name] = {}
         for label, group in _curves(configs, x, keys).items():
-            fit = _safe(lambda g=group: fit_power_law([r[x] for r in g], [r["test_loss"] for r in g], offset=offset))
+            fit = _safe(lambda g=group, x=x: fit_power_law([r[x] for r in g], [r["test_loss"] for r in g],
+                                                           offset=offset))
             if fit is None:
                 continue
             xs = np.geomspace(group[0][x], group[-1][x], 50)
             boots = []
             for cfg in boot_configs:
                 sub = _curves(cfg, x, keys).get(label)
-                boots.append(sub and _safe(lambda s=sub: fit_power_law(
+                boots.append(sub and _safe(lambda s=sub, x=x, fit=fit: fit_power_law(
                     [r[x] for r in s], [r["test_loss"] for r in s], offset=fit.offset)))
             out[name][label] = {**_law_summary(fit, boots, xs), "x": x,
                                 "points": [[r[x], r["test_loss"]] for r in group]}
@@ -413,9 +414,8 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     """Read ``results.csv``, fit everything, write ``fits.json`` and the four PNG plots
     (:func:`symtrain.scaling.plots.plot_fits`) to ``out_dir`` (default: next to
     ``results``); returns the fits."""
-    from .plots import plot_fits
-
     from ..paths import input_file, output_folder
+    from .plots import plot_fits
 
     results = input_file(results, "results")
     out = output_folder(out_dir if out_dir is not None else results.parent, "out_dir")

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..groups.base import Element, Group, GroupContext, element_take
 from ..checks import check_samples  # noqa: F401  (re-exported)
+from ..groups.base import Element, Group, GroupContext, element_take
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
 

@@ -381,7 +381,7 @@ def identity_prior(group, g: Element) -> Tensor:
     """Mean squared distance ``‖R − I‖²`` of the matrix (rotation) parts of ``g`` to the
     identity; 0 for other factors."""
     total = None
-    for factor, comp in iter_factors(group, g):
+    for _factor, comp in iter_factors(group, g):
         rot = comp[0] if isinstance(comp, tuple) else comp
         if isinstance(rot, Tensor) and rot.is_floating_point() and rot.dim() == 3:
             eye = torch.eye(rot.shape[-1], device=rot.device, dtype=rot.dtype)

@@ -261,7 +261,7 @@ class RunFolder:
             try:
                 acc.load_state(str(latest))
             except Exception as err:  # torch, safetensors and pickle errors: name the checkpoint
-                detail = next((l.strip() for l in str(err).splitlines() if "size mismatch" in l),
+                detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line),
                               str(err).splitlines()[0][:300] if str(err) else type(err).__name__)
                 raise CheckpointError(f"checkpoint {latest} cannot be restored into this run "
                                       f"({type(err).__name__}: {detail})") from None
