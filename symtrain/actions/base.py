@@ -199,7 +199,7 @@ class Action(ABC):
     def rows(self, y: Any, context: GroupContext) -> Tensor:
         """``y`` as one row per sample, ``[B, D]`` (``B = context.batch_size``), to compare
         outputs in error metrics: tensors (and tuples / dicts of them) flattened per sample."""
-        return flatten_rows(y, context.batch_size)
+        return flatten_rows(y, context.batch())
 
     def scalar_field(self) -> "Action":
         """The action on a one-channel scalar field of the same kind as this data
@@ -228,7 +228,7 @@ class Action(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and vars(self) == vars(other)
 
     def __hash__(self) -> int:

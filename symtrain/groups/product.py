@@ -51,12 +51,11 @@ class DirectProduct(Group):
 
     @property
     def order(self):
-        orders = [g.order for g in self.groups]
-        if any(o is None for o in orders):
-            return None
         out = 1
-        for o in orders:
-            out *= o
+        for g in self.groups:
+            if g.order is None:
+                return None
+            out *= g.order
         return out
 
     def identity(self, batch=1, **kw):

@@ -45,7 +45,7 @@ shuffling them is an exact test, and retraining per permutation would cost
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -218,7 +218,8 @@ def _auc_from_ranks(ranks: Tensor, labels: Tensor, n1: Tensor, n0: Tensor) -> Te
 
 
 # --- reading the data -------------------------------------------------------------------
-def _check_arguments(samples, test_fraction, hidden, steps, lr, weight_decay, permutations, max_elements):
+def _check_arguments(samples: int | None, test_fraction: float, hidden: int, steps: int, lr: float,
+                     weight_decay: float, permutations: int, max_elements: int) -> None:
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 8):
         raise SymmetryTestError(f"samples={samples!r}: expected an integer of at least 8 (or None: all), "
                                 "so that each split holds both kept and moved examples")
@@ -283,7 +284,7 @@ def _about_centroid(group: Group, g: Element, context: GroupContext) -> Element:
     return _set_translations(group, g, about)
 
 
-def _set_translations(group: Group, g: Element, translation) -> Element:
+def _set_translations(group: Group, g: Element, translation: Callable[[Tensor], Tensor]) -> Element:
     """``g`` with the translation part of every factor that has translations set to
     ``translation(rotation)`` ``[B, d]`` (``rotation``: that factor's ``[B, d, d]``)."""
     parts = []
@@ -303,15 +304,16 @@ def _centred(symmetry: Symmetry, x: Any, y: Any) -> tuple[Any, Any, Tensor | Non
     far-off or scattered position no longer hides the shape from a small MLP."""
     context = symmetry.context(x)
     group = symmetry.group
-    if context.centroid is None or not any(f.has_translations for f in group.factors):
+    centroid = context.centroid
+    if centroid is None or not any(f.has_translations for f in group.factors):
         return x, y, None
     ref = reference_tensor(x)
     ident = group.identity(symmetry.input.batch_size(x), context=context, device=ref.device,
                            dtype=ref.dtype if ref.is_floating_point() else None)
-    to_origin = _set_translations(group, ident, lambda rot: -context.centroid.to(rot.dtype))
+    to_origin = _set_translations(group, ident, lambda rot: -centroid.to(rot.dtype))
     x = symmetry.act_input(to_origin, x, context)
     y = None if y is None else symmetry.act_output(to_origin, y, context)
-    return x, y, context.centroid
+    return x, y, centroid
 
 
 # --- the classifier's input -------------------------------------------------------------
