@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.symtrain-installed
 
-.PHONY: install demo test bench docs lint numpy2 clean
+.PHONY: install demo test bench docs figures lint numpy2 clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ bench: install
 # turns every warning (a broken link, a missing page or snippet) into an error.
 docs: install
 	$(VENV)/bin/mkdocs build --strict
+
+# The figures of the pages (docs/img/*.png, committed; about 10 s).
+figures: install
+	$(PY) docs/figures.py
 
 # ruff over the whole tree, mypy over the public modules (both configured in pyproject.toml).
 lint: install
