@@ -38,15 +38,16 @@ def run_python(code: str, *args: str, env: dict | None = None, timeout: int = 30
 
 
 def test_every_python_block_on_the_pages_runs():
-    """One process for all pages (one import of torch); each page in a fresh namespace."""
+    """One process for all pages (one import of torch); each page in a fresh namespace,
+    seeded as if run alone."""
     blocks = {str(p.relative_to(DOCS)): code_blocks(p) for p in pages()}
     blocks = {k: v for k, v in blocks.items() if v}
     assert len(blocks) >= 8, f"expected runnable code on most pages, found it on {sorted(blocks)}"
     driver = (
         "import json, sys, traceback, torch\n"
-        "torch.manual_seed(0)\n"
         "failed = []\n"
         "for page, blocks in json.loads(sys.argv[1]).items():\n"
+        "    torch.manual_seed(0)  # each page as if run alone\n"
         "    scope = {'__name__': '__docs__'}\n"
         "    for i, block in enumerate(blocks):\n"
         "        try:\n"
