@@ -57,7 +57,7 @@ def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, trai
             wrap_times.append(b if i % 2 == 0 else a)
     # On a shared machine the load changes from call to call: the median of the paired
     # ratios is the robust figure; the minima are printed for reference.
-    ratio = statistics.median(w / p for w, p in zip(wrap_times, part_times))
+    ratio = statistics.median(w / p for w, p in zip(wrap_times, part_times, strict=True))
     mode = "train" if train else "eval"
     print(f"{name:<38} {mode:<5} base+interface {min(part_times) * 1e3:8.2f} ms   "
           f"LPS {min(wrap_times) * 1e3:8.2f} ms   median ratio {ratio:.3f}")

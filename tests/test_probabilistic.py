@@ -24,7 +24,7 @@ def fixed_noise_error(model, x):
     probe = model.symmetry.probe(x, samples=1)
     f_gx, g_fx, estimate = probe.outputs(model)
     assert estimate != "monte-carlo"
-    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(leaves(f_gx), leaves(g_fx)))
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(leaves(f_gx), leaves(g_fx), strict=True))
 
 
 def as_tuple(x):

@@ -260,7 +260,7 @@ class Group(ABC):
         """``[B]`` bool: whether the elements are equal (up to ``atol`` for continuous groups)."""
         gs, hs = _leaves(g), _leaves(h)
         out = torch.ones(gs[0].shape[0], dtype=torch.bool, device=gs[0].device)
-        for a, b in zip(gs, hs):
+        for a, b in zip(gs, hs, strict=True):
             diff = (a.to(torch.float64) - b.to(torch.float64)).abs().reshape(a.shape[0], -1)
             out &= (diff <= atol).all(1)
         return out
@@ -283,7 +283,7 @@ def _leaves(g: Element) -> list[Tensor]:
 
 def iter_factors(group: Group, g: Element) -> Iterator[tuple[Group, Element]]:
     """Pairs ``(factor, component)`` of a (possibly product) group element."""
-    yield from zip(group.factors, group.split(g))
+    yield from zip(group.factors, group.split(g), strict=True)
 
 
 def default_float(dtype: DType) -> torch.dtype:

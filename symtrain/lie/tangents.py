@@ -201,7 +201,7 @@ _CONVS = {F.conv1d: F.conv1d, F.conv2d: F.conv2d, F.conv3d: F.conv3d}
 
 def _args(names: tuple[str, ...], defaults: tuple, args: tuple, kwargs: dict) -> list:
     """Positional and keyword arguments of a call, in the order of ``names``."""
-    return list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):])]
+    return list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):], strict=True)]
 
 
 class TangentRules(TorchFunctionMode):

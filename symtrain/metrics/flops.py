@@ -69,7 +69,7 @@ def count_step_flops(model: nn.Module, batch: Any, loss_fn: Callable[[nn.Module,
         with FlopCounterMode(display=False) as bwd:
             loss.backward()
     finally:
-        for p, grad in zip(params, saved):
+        for p, grad in zip(params, saved, strict=True):
             p.grad = grad
     ops = _by_op(fwd)
     for op, n in _by_op(bwd).items():

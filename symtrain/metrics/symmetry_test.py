@@ -351,7 +351,7 @@ def _encode(kept: list[Tensor], moved: list[Tensor]) -> Tensor:
     ``[n_kept + n_moved, D]``: integer leaves with at most :data:`MAX_CATEGORIES`
     distinct values one-hot encoded (the categories read from both sets)."""
     columns = []
-    for a, b in zip(kept, moved):
+    for a, b in zip(kept, moved, strict=True):
         leaf = torch.cat([a, b])
         if not leaf.is_floating_point() and leaf.dtype != torch.bool:
             values = torch.unique(leaf)
@@ -415,4 +415,5 @@ def _element_labels(group: Group, elems: Element, order: int) -> list[str]:
     if not group.acts_on_grid:
         return [f"#{k}" for k in range(order)]
     turns, flips = group.grid_moves(elems)
-    return [("flip+" if bool(f) else "") + f"rot{90 * int(q) % 360}" for q, f in zip(turns.tolist(), flips.tolist())]
+    return [("flip+" if bool(f) else "") + f"rot{90 * int(q) % 360}"
+            for q, f in zip(turns.tolist(), flips.tolist(), strict=True)]

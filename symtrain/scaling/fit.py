@@ -100,7 +100,7 @@ def average_seeds(rows: Iterable[Row]) -> list[Row]:
         groups[tuple(row.get(k) for k in CONFIG_KEYS)].append(row)
     out = []
     for key, group in groups.items():
-        mean = dict(zip(CONFIG_KEYS, key))
+        mean = dict(zip(CONFIG_KEYS, key, strict=True))
         for col in ("flops", "test_loss", "epochs", "batch_size"):
             values = [r[col] for r in group if isinstance(r.get(col), float | int)]
             if values:
@@ -287,7 +287,7 @@ def _curves(configs: list[Row], x: str, fixed: tuple[str, ...]) -> dict[str, lis
     for row in configs:
         if all(isinstance(row.get(k), float | int) for k in (x, *fixed)):
             groups[tuple(round(float(row[k]), 6) for k in fixed)].append(row)
-    return {", ".join(f"{k}={v:.4g}" for k, v in zip(fixed, key)): sorted(g, key=lambda r: r[x])
+    return {", ".join(f"{k}={v:.4g}" for k, v in zip(fixed, key, strict=True)): sorted(g, key=lambda r: r[x])
             for key, g in sorted(groups.items()) if len({r[x] for r in g}) >= 2}
 
 
@@ -363,11 +363,11 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
     best = [list(b) for b in best_sizes(configs)]
     points = [(c, n) for c, n, edge in best if edge == 0]
     if len({n for _, n in points}) >= 2:
-        k, e = fit_line_loglog(*zip(*points))
+        k, e = fit_line_loglog(*zip(*points, strict=True))
         boot_ke = []
         for cfg in boot_configs:
             pts = n_opt_points(cfg)
-            boot_ke.append(fit_line_loglog(*zip(*pts)) if len({n for _, n in pts}) >= 2 else None)
+            boot_ke.append(fit_line_loglog(*zip(*pts, strict=True)) if len({n for _, n in pts}) >= 2 else None)
         boot_ke = [p for p in boot_ke if p is not None]
         xs = np.geomspace(points[0][0], points[-1][0], 50)
         preds = np.array([bk * xs ** be for bk, be in boot_ke])

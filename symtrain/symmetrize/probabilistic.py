@@ -238,7 +238,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
             return hard
         group = self.symmetry.group
         parts = group.split(g)
-        for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft)):
+        for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft, strict=True)):
             if soft is None:
                 continue
             if self._chunk is not None:  # the soft parts of this chunk's copies

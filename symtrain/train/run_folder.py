@@ -296,7 +296,7 @@ class RunFolder:
         """The recipe's learning rates ``rates`` (one per parameter group) and schedule at
         ``step`` (the checkpoint holds the old ones): a fresh schedule on the same
         optimizer, stepped ``step`` times."""
-        for group, rate in zip(optimizer.param_groups, rates):
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
             group["lr"] = group["initial_lr"] = rate
         fresh = create_scheduler(getattr(optimizer, "optimizer", optimizer), self.recipe)
         with warnings.catch_warnings():
