@@ -7,7 +7,7 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.symtrain-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench docs figures lint numpy2 clean
 
 install: $(STAMP)
 
@@ -35,5 +35,23 @@ test: install
 bench: install
 	for f in bench/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
 
+# The documentation site (mkdocs-material + mkdocstrings, offline) into site/; --strict
+# turns every warning (a broken link, a missing page or snippet) into an error.
+docs: install
+	$(VENV)/bin/mkdocs build --strict
+
+# The figures of the pages (docs/img/*.png, committed; about 10 s).
+figures: install
+	$(PY) docs/figures.py
+
+# ruff over the whole tree, mypy over the public modules (both configured in pyproject.toml).
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# The core package (no extras) with numpy 2 in a fresh environment, and a smoke test.
+numpy2:
+	.ci/numpy2_core.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) .venv-numpy2 site build *.egg-info .pytest_cache

@@ -279,7 +279,8 @@ def main(argv=None):
     log(f"ViT-tiny + PS, N = 188, batch {args.batch}, training steps (forward + backward + AdamW)")
     log(f"{'k':>3} {'samples/s':>10} {'s/step':>8} {'peak RSS MB':>12} {'growth MB':>10}")
     for r in rows:
-        log(f"{r['k']:>3} {r['samples_per_s']:>10.3f} {r['step_s']:>8.2f} {r['peak_rss_mb']:>12.0f} {r['peak_growth_mb']:>10.0f}")
+        log(f"{r['k']:>3} {r['samples_per_s']:>10.3f} {r['step_s']:>8.2f} {r['peak_rss_mb']:>12.0f} "
+            f"{r['peak_growth_mb']:>10.0f}")
 
     train, test = sbm(400, 0), sbm(100, 1)
     seeds = list(range(args.seeds))
@@ -299,7 +300,7 @@ def main(argv=None):
     if pool:
         pool.shutdown()
     runs = {}
-    for kind, pretrained, seed, acc, secs in results:
+    for kind, pretrained, _seed, acc, secs in results:
         runs.setdefault((kind, pretrained), []).append((acc, secs))
     majority = 1 - test.labels[test.mask].float().mean().item()
     log(f"SBM node classification (graph_vit_ps cpu graphs: {len(train)} train / {len(test)} test, "

@@ -35,8 +35,14 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from symtrain.lie import (IMAGE_GENERATORS, ImageGenerator, forward_ad_attention, lie_derivative,
-                          lie_derivatives, resolve_method)
+from symtrain.lie import (
+    IMAGE_GENERATORS,
+    ImageGenerator,
+    forward_ad_attention,
+    lie_derivative,
+    lie_derivatives,
+    resolve_method,
+)
 
 
 def race(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
@@ -128,11 +134,12 @@ def main() -> None:
             ref_one = {"rotation": lie_derivative(m64, x64, "rotation", method="jvp")}
             ref_all = lie_derivatives(m64, x64, gens, method="jvp")
             del m64
-            cands = {"forward": lambda: model(x)}
+            cands = {"forward": lambda model=model, x=x: model(x)}
             for method in ("jvp", "fd"):
-                cands[f"{method} one"] = lambda m=method: lie_derivative(model, x, "rotation", method=m)
+                cands[f"{method} one"] = (lambda m=method, model=model, x=x:
+                                          lie_derivative(model, x, "rotation", method=m))
             one = race(cands, args.reps)
-            every = race({f"{m} all": lambda m=m: lie_derivatives(model, x, gens, method=m)
+            every = race({f"{m} all": lambda m=m, model=model, x=x: lie_derivatives(model, x, gens, method=m)
                           for m in ("jvp", "fd")}, max(1, args.reps - 1))
             fwd = one["forward"]
             figures = {}
@@ -142,7 +149,8 @@ def main() -> None:
                 a, b = one[f"{method} one"] / fwd, every[f"{method} all"] / (len(gens) * fwd)
                 figures[method] = (a, b, max(e1, ea))
         with forward_ad_attention(model):  # fused attention has no double backward either
-            double = race({"db": lambda: double_backward_translation(model, x)}, max(1, args.reps - 1))["db"]
+            double = race({"db": lambda model=model, x=x: double_backward_translation(model, x)},
+                          max(1, args.reps - 1))["db"]
         auto_one, auto_all = resolve_method(model, x), resolve_method(model, x, per_call=len(gens))
         a, b = figures[auto_one][0], figures[auto_all][1]
         worst_a, worst_b = max(worst_a, a), max(worst_b, b)

@@ -22,13 +22,12 @@ import contextlib
 import statistics
 
 import torch
+from overhead import SmallTransformer, timed  # the same point model and timer as bench/overhead.py
 
 import symtrain as st
 from symtrain.models import AdjacencyMLP
 from symtrain.symmetrize.interfaces import PermutationInterface, RotationInterface
 from symtrain.symmetrize.probabilistic import ProbabilisticSymmetrization
-
-from overhead import SmallTransformer, timed  # the same point model and timer as bench/overhead.py
 
 
 def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, train: bool) -> float:
@@ -58,7 +57,7 @@ def compare(name: str, model: ProbabilisticSymmetrization, x, repeats: int, trai
             wrap_times.append(b if i % 2 == 0 else a)
     # On a shared machine the load changes from call to call: the median of the paired
     # ratios is the robust figure; the minima are printed for reference.
-    ratio = statistics.median(w / p for w, p in zip(wrap_times, part_times))
+    ratio = statistics.median(w / p for w, p in zip(wrap_times, part_times, strict=True))
     mode = "train" if train else "eval"
     print(f"{name:<38} {mode:<5} base+interface {min(part_times) * 1e3:8.2f} ms   "
           f"LPS {min(wrap_times) * 1e3:8.2f} ms   median ratio {ratio:.3f}")
@@ -80,7 +79,8 @@ def main(argv=None) -> None:
     adj = torch.triu(adj, 1)
     adj = adj + adj.transpose(1, 2)
     sn = st.Symmetry("S_n", st.actions.Adjacency(), st.actions.Trivial())
-    graph_model = ProbabilisticSymmetrization(AdjacencyMLP(n, 2, hidden=512, layers=3), sn, PermutationInterface(in_features=0),
+    graph_model = ProbabilisticSymmetrization(AdjacencyMLP(n, 2, hidden=512, layers=3), sn,
+                                              PermutationInterface(in_features=0),
                                               samples=args.samples, noise_scale=1.0)
     clouds = torch.randn(8, 32, 3)
     o3 = st.Symmetry("O3", st.actions.Points(), st.actions.Points())

@@ -69,7 +69,7 @@ def compare(name, base, wrapped, x, x_rep, repeats):
         base_times.append(timed(lambda: base(x_rep)))
         wrap_times.append(timed(lambda: wrapped(x)))
     # The median of paired ratios is robust to the bursts of a shared machine.
-    ratio = statistics.median(w / b for w, b in zip(wrap_times, base_times))
+    ratio = statistics.median(w / b for w, b in zip(wrap_times, base_times, strict=True))
     tb, tw = statistics.median(base_times), statistics.median(wrap_times)
     print(f"{name:<34} base {tb * 1e3:8.2f} ms   wrapped {tw * 1e3:8.2f} ms   median ratio {ratio:.3f}")
     return ratio

@@ -19,12 +19,12 @@ import sys
 
 import torch
 from torch import nn
-from symtrain.tree import tree_map
 
 from symtrain import Symmetry
 from symtrain.symmetrize import Symmetrizer, register_symmetrizer
 from symtrain.symmetrize.base import check_samples, uniform_weights
 from symtrain.symmetry import reference_tensor
+from symtrain.tree import tree_map
 
 
 @register_symmetrizer("antithetic_averaging")

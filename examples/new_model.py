@@ -61,7 +61,7 @@ def mlp(inputs: int, hidden: int, outputs: int, layers: int) -> nn.Sequential:
     """``layers`` linear layers with SiLU between them."""
     widths = [inputs] + [hidden] * (layers - 1) + [outputs]
     mods: list[nn.Module] = []
-    for a, b in zip(widths[:-1], widths[1:]):
+    for a, b in zip(widths[:-1], widths[1:], strict=True):
         mods += [nn.Linear(a, b), nn.SiLU()]
     return nn.Sequential(*mods[:-1])
 

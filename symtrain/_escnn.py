@@ -10,14 +10,25 @@ the same results with or without scikit-learn installed.
 
 from __future__ import annotations
 
+from ._optional import import_optional
+
 _patched = False
 
+# escnn is not a core dependency: its lie_learn needs numpy<2 and its py3nj a Fortran
+# compiler, so the [escnn] extra carries its real dependencies and escnn itself is
+# installed without its declared ones.
+INSTALL_NOTE = ("  (installs escnn's dependencies and numpy<2), then "
+                "pip install --no-deps escnn==1.0.11")
 
-def ensure_escnn() -> None:
-    """Import escnn and apply the fix above (idempotent)."""
+
+def ensure_escnn(needed_by: str = "This feature") -> None:
+    """Import escnn and apply the fix above (idempotent). Without escnn (or with numpy 2,
+    under which escnn's lie_learn fails to import) this raises an ``ImportError`` that
+    names ``needed_by`` and the ``escnn`` extra."""
     global _patched
     if _patched:
         return
+    import_optional("escnn", needed_by, "escnn", INSTALL_NOTE)
     from escnn.group import _numerical
 
     _numerical.randomized_svd = None

@@ -124,7 +124,7 @@ class Registry(Generic[T]):
         return name.lower() if self.ignore_case else name
 
     def register(self, name: str, fn: Callable[..., T] | None = None, *, aliases: Iterable[str] = (),
-                 tags: Iterable[str] = ()):
+                 tags: Iterable[str] = ()) -> Any:
         """``@registry.register("name")`` on a function or class, or
         ``registry.register("name", fn)``. ``aliases`` are other names for it; ``tags``
         label it for :meth:`list` (``tag=``). A later registration of a name replaces it,
@@ -139,7 +139,7 @@ class Registry(Generic[T]):
             return f
         return wrap(fn) if fn is not None else wrap
 
-    def register_pattern(self, pattern: str, fn: Callable[..., T] | None = None, *, example: str):
+    def register_pattern(self, pattern: str, fn: Callable[..., T] | None = None, *, example: str) -> Any:
         """Register ``fn`` for every name that fully matches the regex ``pattern``; the
         match's groups are passed to it as strings (``r"SO(\\d)"`` → ``fn("3")``).
         ``example`` is the name :meth:`list` shows for the pattern."""
@@ -163,7 +163,7 @@ class Registry(Generic[T]):
 
     # --- discovery ------------------------------------------------------------------
     def _discover(self) -> None:
-        if self._discovered:
+        if self._discovered or self.package is None:
             return
         self._discovered = True
         pkg = importlib.import_module(self.package)
@@ -245,7 +245,7 @@ class Registry(Generic[T]):
             if match:
                 return name, functools.partial(self._patterns[pattern], *match.groups())
         if self.fallback is not None:
-            key = self.fallback(name, self._entries)
-            if key is not None:
-                return key, self._entries[key]
+            found = self.fallback(name, self._entries)
+            if found is not None:
+                return found, self._entries[found]
         return None

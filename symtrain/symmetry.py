@@ -6,7 +6,7 @@ every consumer of a model shares: :func:`call_model` and :func:`reference_tensor
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -15,17 +15,17 @@ from .actions.base import Action
 from .actions.registry import create_action
 from .checks import check_finite_input, check_samples
 from .errors import DTypeError, ShapeError, UnsupportedGroupError
-from .groups.base import Element, Group, GroupContext, element_batch_size, element_tile
+from .groups.base import Device, DType, Element, Group, GroupContext, element_batch_size, element_tile
 from .groups.registry import create_group
 from .tree import reference_tensor  # noqa: F401  (re-exported: symtrain.reference_tensor)
 
 
-def call_model(model, x: Any) -> Any:
+def call_model(model: Callable[..., Any], x: Any) -> Any:
     """Call ``model`` on an input; a tuple is unpacked into positional arguments."""
     return model(*x) if isinstance(x, tuple) else model(x)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Symmetry:
     """The symmetry a model should respect: ``f(g·x) = g·f(x)`` for all ``g`` in ``group``,
     with ``g`` acting on inputs by ``input`` and on outputs by ``output``.
@@ -38,9 +38,17 @@ class Symmetry:
 
     group: Group
     input: Action
-    output: Action = "trivial"  # type: ignore[assignment]
+    output: Action
 
-    def __post_init__(self):
+    def __init__(self, group: Group | str, input: Action | str, output: Action | str = "trivial") -> None:
+        """``group``: a :class:`Group` or a name (``"E3"``, ``"S_n x O3"``); ``input`` and
+        ``output``: :class:`~symtrain.actions.Action` objects or action names."""
+        object.__setattr__(self, "group", group)
+        object.__setattr__(self, "input", input)
+        object.__setattr__(self, "output", output)
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
         object.__setattr__(self, "group", create_group(self.group))
         for role in ("input", "output"):
             action = getattr(self, role)
@@ -105,16 +113,16 @@ class Symmetry:
         return act(self.group, g, y, context)
 
     def sample(self, context: GroupContext, k: int = 1, generator: torch.Generator | None = None,
-               device=None, dtype=None) -> Element:
+               device: Device = None, dtype: DType = None) -> Element:
         """``k`` elements per input (``[B·k]``, b-major) for an input with ``context``."""
-        batch = context.batch_size * k
+        batch = context.batch() * k
         return self.group.sample(batch, context=context.repeat(k), generator=generator,
                                  device=device, dtype=dtype)
 
-    def all_elements(self, context: GroupContext, device=None, dtype=None) -> Element:
+    def all_elements(self, context: GroupContext, device: Device = None, dtype: DType = None) -> Element:
         """Every element of a finite group, tiled over the batch: ``[B·|G|]``, b-major."""
         elems = self.group.elements(context=context, device=device, dtype=dtype)
-        return element_tile(elems, context.batch_size)
+        return element_tile(elems, context.batch())
 
     def probe(self, x: Any, samples: int | None = None, generator: torch.Generator | None = None, *,
               random_translations: bool = False) -> "Probe":
@@ -145,7 +153,7 @@ class Symmetry:
         if g is None:
             drawn = replace(context, centroid=None) if random_translations else context
             g = self.sample(drawn, samples or 16, generator, device=device, dtype=dtype)
-        k = element_batch_size(g) // context.batch_size
+        k = element_batch_size(g) // context.batch()
         inputs = self.act_input(g, self.input.repeat(x, k, context), context.repeat(k), check=False)
         return Probe(self, x, context, g, k, inputs)
 
@@ -201,7 +209,7 @@ class Probe:
         """Outputs of the ``B·k`` copies as rows ``[B·k, D]`` (see :meth:`Action.rows`)."""
         return self.symmetry.output.rows(y, self.copies_context)
 
-    def outputs(self, model, fx: Any = None, *, exact: bool = True) -> Compared:
+    def outputs(self, model: Callable[..., Any], fx: Any = None, *, exact: bool = True) -> Compared:
         """``f(g·x)`` and ``g·f(x)``, each one batch of ``B·k`` (``f(x)`` one of ``B``).
 
         ``exact``: when ``model`` is stochastic and offers it (a symtrain wrapper's

@@ -67,7 +67,7 @@ def _flatten_graph(data: Any):
 
 def _unflatten_graph(spec: _GraphSpec, children) -> Any:
     out = copy.copy(spec.template)  # a new object and store; the slices of a Batch are shared
-    for key, value in zip(spec.keys, children):
+    for key, value in zip(spec.keys, children, strict=True):
         out[key] = value
     return out
 
@@ -119,7 +119,7 @@ def tree_map(fn: Callable[..., Any], x: Any, *rest: Any) -> Any:
     for r in rest:
         flatten(r)  # registers the PyG classes of r
         others.append(spec.flatten_up_to(r))
-    return spec.unflatten([fn(*values) for values in zip(flat, *others)])
+    return spec.unflatten([fn(*values) for values in zip(flat, *others, strict=True)])
 
 
 def detach(x: Any) -> Any:
@@ -132,7 +132,7 @@ def walk(x: Any) -> Iterator[tuple[str, Any]]:
     itself, ``[0]['pos']`` for an item, ``.x`` for an attribute of a PyG graph."""
     flatten(x)
     accessors, flat, _ = optree.tree_flatten_with_accessor(x, namespace=NAMESPACE)
-    for accessor, leaf in zip(accessors, flat):
+    for accessor, leaf in zip(accessors, flat, strict=True):
         yield accessor.codify(""), leaf
 
 

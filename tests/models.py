@@ -54,7 +54,9 @@ class CNN(nn.Module):
 
     def forward(self, x):
         y = self.conv(x)
-        return self.head(y.flatten(1)) if self.pooled else y + x.mean(1, keepdim=True) * torch.linspace(0, 1, x.shape[-1])
+        if self.pooled:
+            return self.head(y.flatten(1))
+        return y + x.mean(1, keepdim=True) * torch.linspace(0, 1, x.shape[-1])
 
 
 class NodeIndexGNN(nn.Module):

@@ -126,7 +126,7 @@ def test_graph_action_matches_dense_actions():
     torch.testing.assert_close(to_dense_adj(out.edge_index, out.batch), exp_adj)
     assert torch.equal(got_mask, exp_mask)
     # the caller's batch is untouched
-    for old, new in zip(before, (batch.x, batch.edge_index, batch.pos)):
+    for old, new in zip(before, (batch.x, batch.edge_index, batch.pos), strict=True):
         assert torch.equal(old, new)
 
 

@@ -62,12 +62,14 @@ def test_caller_data_is_not_modified():
     feat, y = torch.randn(3, 5, 2), torch.randn(3, 5)
     copies = [t.clone() for t in (adj, feat, y)]
     (gadj, gfeat), gy = Augment(sym, generator=_gen())((adj, feat), y)
-    for t, c in zip((adj, feat, y), copies):
+    for t, c in zip((adj, feat, y), copies, strict=True):
         assert torch.equal(t, c)
     # the same permutation on adjacency, features and node targets: P A Pᵀ, P x, P y
     order = torch.argsort(gy, dim=1)
     ref = torch.argsort(y, dim=1)
-    take = lambda t, idx: t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+    def take(t, idx):
+        return t.gather(1, idx[..., None].expand(-1, -1, t.shape[-1]))
+
     assert torch.allclose(take(gfeat, order), take(feat, ref))
 
 

@@ -117,7 +117,8 @@ def test_non_finite_input_is_named_before_linear_algebra(bad):
     x = torch.randn(3, 6, 3)
     x[1, 2, 0] = bad
     base = nn.Identity()
-    for model in (st.FrameAveraging(base, sym), st.Canonicalization(base, sym), st.GroupAveraging(base, sym, samples=2)):
+    wrappers = (st.FrameAveraging(base, sym), st.Canonicalization(base, sym), st.GroupAveraging(base, sym, samples=2))
+    for model in wrappers:
         with pytest.raises(NonFiniteError, match=r"not finite.*samples \[1\]"):
             model(x)
     with pytest.raises(NonFiniteError, match="not finite"):

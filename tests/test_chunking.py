@@ -46,7 +46,7 @@ def test_group_averaging_monte_carlo_chunks(grad):
                 outs.append((model(x), ()))
     (a, ga), (b, gb) = outs
     assert torch.allclose(a, b, atol=1e-6)
-    for u, v in zip(ga, gb):
+    for u, v in zip(ga, gb, strict=True):
         assert torch.allclose(u, v, atol=1e-5)
 
 
@@ -62,7 +62,7 @@ def test_exact_group_averaging_chunks(grad):
     if grad:
         ga = torch.autograd.grad(a.square().sum(), list(base.parameters()))
         gb = torch.autograd.grad(b.square().sum(), list(base.parameters()))
-        for u, v in zip(ga, gb):
+        for u, v in zip(ga, gb, strict=True):
             assert torch.allclose(u, v, atol=1e-5)
     assert st.equivariance_error(chunked, sym, x).max < 1e-5
 
@@ -88,7 +88,7 @@ def test_lps_chunks_with_fixed_noise(grad):
         params = list(full.parameters())
         ga = torch.autograd.grad(a.square().sum(), params, allow_unused=True)
         gb = torch.autograd.grad(b.square().sum(), params, allow_unused=True)
-        for u, v in zip(ga, gb):
+        for u, v in zip(ga, gb, strict=True):
             assert (u is None) == (v is None)
             if u is not None:
                 assert torch.allclose(u, v, atol=1e-5)

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_straight_through import _Relaxed, on_nodes, perm_matrix, random_soft
 
 import symtrain as st
 from symtrain.groups import GroupContext, SymmetricGroup
-
-from test_straight_through import _Relaxed, on_nodes, perm_matrix, random_soft
 
 PATH = Path(__file__).resolve().parents[1] / "examples" / "new_data_type.py"
 

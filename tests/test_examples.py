@@ -46,7 +46,8 @@ y, z = g.sample(64), g.sample(64)
 assert bool(g.allclose(g.compose(g.compose(x, y), z), g.compose(x, g.compose(y, z))).all())
 for dtype in (torch.float32, torch.float64):
     sym = st.Symmetry("P3", input=st.actions.Points(), output=st.actions.Vectors(nodes=False))
-    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).to(dtype)
+    base = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 16), torch.nn.Tanh(),
+                               torch.nn.Linear(16, 3)).to(dtype)
     pts = torch.randn(6, 4, 3, dtype=dtype)
     assert st.equivariance_error(st.GroupAveraging(base, sym), sym, pts).max < 1e-5
     assert st.equivariance_error(base, sym, pts).max > 1e-2

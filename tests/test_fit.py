@@ -56,13 +56,13 @@ def test_bad_inputs():
 
 
 def test_frontier_is_the_lower_envelope():
-    configs = [{"flops": c, "test_loss": l} for c, l in [(1, 5), (2, 6), (3, 4), (3, 3.5), (4, 4), (5, 1)]]
+    configs = [{"flops": c, "test_loss": loss} for c, loss in [(1, 5), (2, 6), (3, 4), (3, 3.5), (4, 4), (5, 1)]]
     assert [(r["flops"], r["test_loss"]) for r in ft.compute_frontier(configs)] == [(1, 5), (3, 3.5), (5, 1)]
 
 
 # A Chinchilla-like ground truth L(N, T) = E + A/N^alpha + B/T^beta (T samples seen = steps x
-# batch, C = 6 N T; A = 90, B = 30 put N_opt inside the grid of sizes): the frontier is then L(C) = E + g C^(-alpha beta/(alpha+beta)) and the
-# compute-optimal size N_opt ∝ C^(beta/(alpha+beta)).
+# batch, C = 6 N T; A = 90, B = 30 put N_opt inside the grid of sizes): the frontier is then
+# L(C) = E + g C^(-alpha beta/(alpha+beta)) and the compute-optimal size N_opt ∝ C^(beta/(alpha+beta)).
 ALPHA, BETA, E0 = 0.5, 0.3, 0.02
 
 

@@ -27,6 +27,7 @@ def test_installed_package_lists_every_recipe(tmp_path):
     assert build.returncode == 0, build.stderr[-3000:]
     assert sorted(p.stem for p in (target / "symtrain" / "recipes").glob("*.yaml")) == list_recipes()
     assert (target / "symtrain" / "recipes" / "sweeps" / "rigid_sweep.yaml").is_file()
+    assert (target / "symtrain" / "py.typed").is_file()  # PEP 561 marker: type checkers read the hints
     env = dict(os.environ, PYTHONPATH=str(target))
     env.pop("SYMTRAIN_RECIPES", None)
     where = subprocess.run([sys.executable, "-c", "import symtrain; print(symtrain.__file__)"],

@@ -4,15 +4,13 @@ with the hard elements; bad inputs give clear errors."""
 
 import pytest
 import torch
+from test_symmetrizers import padded_adjacency, pyg_batch
 
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Graph, Mask, Nodes
 from symtrain.groups.base import element_repeat
 from symtrain.symmetrize.base import reference_tensor
-from symtrain.symmetrize.interfaces import (PermutationInterface, log_sinkhorn, permutation_entropy,
-                                            soft_sort_logits)
-
-from test_symmetrizers import padded_adjacency, pyg_batch
+from symtrain.symmetrize.interfaces import PermutationInterface, log_sinkhorn, permutation_entropy, soft_sort_logits
 
 
 def check_interface(interface, sym, x, k=3, atol=1e-5, exact=False):

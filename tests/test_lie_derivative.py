@@ -116,8 +116,10 @@ def test_rotation_tangent_agrees_with_the_image_action():
     act = st.actions.Image(interpolation="bilinear", padding_mode="border")
     so2 = st.groups.SO(2)
     h = 1e-2
-    rot = lambda a: act.act(so2, torch.tensor([[[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]],
-                                              dtype=torch.float64), x)
+    def rot(a):
+        return act.act(so2, torch.tensor([[[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]],
+                                         dtype=torch.float64), x)
+
     fd = (rot(h) - rot(-h)) / (2 * h)
     tan = ImageGenerator("rotation").image_tangent(x, (40, 40), is_input=True)
     assert ((tan - fd).norm() / fd.norm()).item() < 2e-2
@@ -135,7 +137,7 @@ def test_equivariant_points_output_matches_finite_difference(method):
 
     group = sym.group
     for gen in group_generators(sym):
-        def conj(t):  # T_t⁻¹ f(T_t x) with exact group elements
+        def conj(t, gen=gen):  # T_t⁻¹ f(T_t x) with exact group elements
             m = torch.linalg.matrix_exp(t * gen.xi.double())
             g = (m[:3, :3].expand(2, 3, 3), m[:3, 3].expand(2, 3))
             return sym.act_output(group.inverse(g), model(sym.act_input(g, x)))
@@ -143,7 +145,9 @@ def test_equivariant_points_output_matches_finite_difference(method):
         fd = (conj(h) - conj(-h)) / (2 * h)
         lie = lie_derivative(model, x, gen, method=method)
         assert ((lie - fd).norm() / fd.norm()).item() < 1e-3
-    equivariant = lambda p: 2 * p - p.mean(1, keepdim=True)
+    def equivariant(p):
+        return 2 * p - p.mean(1, keepdim=True)
+
     for gen in group_generators(sym):  # float64: fd's rounding is of order eps^(2/3) ~ 4e-11
         assert lie_derivative(equivariant, x, gen, method=method).abs().max() < {"jvp": 1e-12, "fd": 1e-9}[method]
 
@@ -230,7 +234,9 @@ def test_group_generators_of_a_product_with_permutations(method):
 def test_generators_are_named_by_their_motion():
     """The trainer logs ``val/lie/<name>``: names a reader can place, not indices."""
     points = st.actions.Points()
-    names = lambda g: [gen.name for gen in group_generators(st.Symmetry(g, points, st.actions.Trivial()))]
+    def names(g):
+        return [gen.name for gen in group_generators(st.Symmetry(g, points, st.actions.Trivial()))]
+
     assert names("E3") == ["E3/rotate_yz", "E3/rotate_zx", "E3/rotate_xy",
                            "E3/translate_x", "E3/translate_y", "E3/translate_z"]
     assert names("SE2") == ["SE2/rotate_xy", "SE2/translate_x", "SE2/translate_y"]

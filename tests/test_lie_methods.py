@@ -12,8 +12,7 @@ from torch import nn
 
 import symtrain as st
 from symtrain.errors import SymmetryError
-from symtrain.lie import (IMAGE_GENERATORS, fd_step, group_generators, lie_derivative,
-                          lie_derivatives, resolve_method)
+from symtrain.lie import IMAGE_GENERATORS, fd_step, group_generators, lie_derivative, lie_derivatives, resolve_method
 from symtrain.lie.layerwise import layerwise_lie
 
 BOUND = 1e-3  # relative error against the float64 jvp, the accuracy bound
@@ -175,7 +174,7 @@ def test_so3_generators_on_points_against_float64_jvp_and_the_orbit(method):
             lin.double()
             ref = lie_derivative(model, x.double(), gen, method="jvp").detach()
 
-            def conj(t):  # ρ_out(−t) f(ρ_in(t) x) with exact rotations
+            def conj(t, gen=gen, sym=sym, model=model):  # ρ_out(−t) f(ρ_in(t) x) with exact rotations
                 g = torch.linalg.matrix_exp(t * gen.xi.double()).expand(3, 3, 3)
                 return sym.act_output(sym.group.inverse(g), model(sym.act_input(g, x.double())))
             h = 1e-5

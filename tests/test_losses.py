@@ -2,14 +2,13 @@
 
 import pytest
 import torch
+from models import NBodyMLP, NodeIndexGNN, PointMLP
 from torch import nn
 from torch_geometric.data import Batch, Data
 
 import symtrain as st
 from symtrain.actions import Fields, Graph, GraphNodes, Nodes, Points, Vectors
 from symtrain.losses import EquivarianceLoss, GradNorm, equivariance_metrics
-
-from models import NBodyMLP, NodeIndexGNN, PointMLP
 
 TOL = 1e-4  # absolute, float32, outputs of order 1
 

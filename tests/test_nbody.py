@@ -33,7 +33,9 @@ def test_dynamics_are_equivariant_to_rotations_translations_and_permutations():
     rot = torch.linalg.qr(torch.randn(4, 3, 3, dtype=torch.float64))[0]
     shift = torch.randn(4, 1, 3, dtype=torch.float64)
     perm = torch.stack([torch.randperm(5) for _ in range(4)])
-    take = lambda t: torch.gather(t, 1, perm[..., None].expand_as(t)) if t.dim() == 3 else torch.gather(t, 1, perm)
+    def take(t):
+        return torch.gather(t, 1, perm[..., None].expand_as(t)) if t.dim() == 3 else torch.gather(t, 1, perm)
+
     out, _, _ = integrate(pos, vel, q, 200, settings)
     moved, _, _ = integrate(take(pos @ rot.mT + shift), take(vel @ rot.mT), take(q), 200, settings)
     assert torch.allclose(moved, take(out @ rot.mT + shift), atol=1e-8)

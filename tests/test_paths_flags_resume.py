@@ -232,7 +232,8 @@ def test_extending_a_finished_run_records_the_whole_run(cli_run, tmp_path, caplo
     assert [r["step"] for r in logged if any(k.startswith("test/") for k in r)] == ["6"]  # the old test row went
     assert [r["step"] for r in logged if "train/loss" in r] == [str(s) for s in range(1, 7)]
     log = (run / "train.log").read_text()
-    assert "learning-rate schedule rebuilt for the new recipe (cosine, 6 steps) at step 4: the rate goes from 0 to" in log
+    assert ("learning-rate schedule rebuilt for the new recipe (cosine, 6 steps) at step 4: the rate goes from 0 to"
+            in log)
     assert "resuming with the recipe recorded in" in caplog.text
 
 

@@ -5,16 +5,15 @@ equivariant (they fail the same checks)."""
 
 import pytest
 import torch
+from models import MaskedAdjacencyMLP, PointMLP
+from test_symmetrizers import padded_adjacency
 
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Mask, Nodes, Trivial
 from symtrain.groups.base import element_repeat
-from symtrain.tree import leaves
 from symtrain.symmetrize.interfaces import PermutationInterface
 from symtrain.symmetrize.probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
-
-from models import MaskedAdjacencyMLP, PointMLP
-from test_symmetrizers import padded_adjacency
+from symtrain.tree import leaves
 
 
 @torch.no_grad()
@@ -25,7 +24,7 @@ def fixed_noise_error(model, x):
     probe = model.symmetry.probe(x, samples=1)
     f_gx, g_fx, estimate = probe.outputs(model)
     assert estimate != "monte-carlo"
-    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(leaves(f_gx), leaves(g_fx)))
+    return max(float((a - b).abs().max() / b.abs().max()) for a, b in zip(leaves(f_gx), leaves(g_fx), strict=True))
 
 
 def as_tuple(x):
@@ -130,10 +129,10 @@ def test_bad_inputs():
 
 
 # --- rotations and S_n × E(3) ----------------------------------------------------------
-from symtrain.actions import Fields, Points, Vectors  # noqa: E402
-from symtrain.symmetrize.interfaces import ProductInterface, RotationInterface  # noqa: E402
-
 from models import NBodyMLP  # noqa: E402
+
+from symtrain.actions import Points, Vectors  # noqa: E402
+from symtrain.symmetrize.interfaces import ProductInterface, RotationInterface  # noqa: E402
 
 
 def nbody_model(group="S_n x E3", k=4, **options):
@@ -192,10 +191,10 @@ def test_nbody_error_of_sample_mean_falls_with_k():
 
 
 # --- images: finite groups through the distribution's straight-through path -------------
+from models import CNN  # noqa: E402
+
 from symtrain.actions import Image  # noqa: E402
 from symtrain.symmetrize.interfaces import ImageInterface  # noqa: E402
-
-from models import CNN  # noqa: E402
 
 
 def test_image_lps_fixed_noise_and_straight_through_gradients():
@@ -212,10 +211,10 @@ def test_image_lps_fixed_noise_and_straight_through_gradients():
 
 
 # --- PyG graphs, per-sample equivariance, learned canonicalization of rotations ---------
-from symtrain.actions import Graph, GraphNodes  # noqa: E402
-
 from models import NodeIndexGNN  # noqa: E402
 from test_symmetrizers import pyg_batch  # noqa: E402
+
+from symtrain.actions import Graph, GraphNodes  # noqa: E402
 
 
 def test_pyg_graph_lps_is_equivariant_with_fixed_noise_and_trains_the_interface():

@@ -3,12 +3,11 @@ the REMUL loss and Augment; and the exact check of Monte-Carlo group averaging."
 
 import pytest
 import torch
+from models import CNN, PointMLP
 
 import symtrain as st
 from symtrain.actions import Image, Points, Trivial
 from symtrain.groups.base import element_batch_size, element_take
-
-from models import CNN, PointMLP
 
 
 def test_probe_lists_a_finite_group_and_moves_the_copies_b_major():

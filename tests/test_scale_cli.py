@@ -10,6 +10,7 @@ import re
 import sys
 from pathlib import Path
 
+import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
 import pytest
 import yaml
 
@@ -19,7 +20,6 @@ from symtrain.scaling.sweep import expand, find_sweep
 from symtrain.train.config import load_recipe
 from symtrain.train.recipes import find_recipe
 
-import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
 pytestmark = pytest.mark.usefixtures("symtrain_cache")
 ROOT = Path(__file__).resolve().parents[1]
 

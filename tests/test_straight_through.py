@@ -77,7 +77,10 @@ def on_nodes(m, x):
 def gradient_of_soft(model, interface, x, weights):
     model.train()
     out = model(x)
-    loss = (out * weights).sum() if not isinstance(out, tuple) else sum((o * w).sum() for o, w in zip(out, weights))
+    if isinstance(out, tuple):
+        loss = sum((o * w).sum() for o, w in zip(out, weights, strict=True))
+    else:
+        loss = (out * weights).sum()
     (grad,) = torch.autograd.grad(loss, interface.soft[0] if isinstance(interface.soft, tuple) else interface.soft)
     return out, grad
 

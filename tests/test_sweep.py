@@ -106,5 +106,6 @@ def test_ray_backend_on_two_local_cpus(tmp_path):
 def test_cli_runs_the_synthetic_sweep(tmp_path):
     file = tmp_path / "sweep.yaml"
     file.write_text("grid:\n  params: [1000, 10000]\n  seed: [0]\n")
-    assert main(["sweep", str(file), "--out", str(tmp_path / "out"), "--run", "symtrain.scaling.sweep:synthetic_run"]) == 0
+    assert main(["sweep", str(file), "--out", str(tmp_path / "out"),
+                 "--run", "symtrain.scaling.sweep:synthetic_run"]) == 0
     assert len(_rows(tmp_path / "out")) == 2

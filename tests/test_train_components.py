@@ -10,9 +10,9 @@ import torch
 import yaml
 from torch import nn
 
-from symtrain.train import ConfigError, TrainingDiverged, load_recipe
 from symtrain.data.task import TensorData
 from symtrain.metrics.flops import count_step_flops
+from symtrain.train import ConfigError, TrainingDiverged, load_recipe
 from symtrain.train.checkpoints import CheckpointError, Checkpoints
 from symtrain.train.cost import model_size, step_flops
 from symtrain.train.guard import GradientGuard

@@ -4,12 +4,11 @@ degenerate frames, custom canonicalizers."""
 
 import pytest
 import torch
+from models import CNN, PointMLP
 from torch import nn
 
 import symtrain as st
 from symtrain.actions import Image, Nodes, Points, Trivial
-
-from models import CNN, PointMLP
 
 
 def test_finite_averaging_uses_every_element_once():

@@ -116,7 +116,9 @@ class Action(ABC):
                 raise UnsupportedGroupError(f"{self!r} cannot act with {factor}: {reason}")
 
     def check(self, x: Any, group: Group) -> None:
-        """Raise :class:`ShapeError` if ``x`` does not fit this action and group."""
+        """Raise :class:`ShapeError` if ``x`` does not fit this action and group (the
+        default accepts anything; subclasses that can tell check here)."""
+        return None
 
     # --- acting ---------------------------------------------------------------------
     def act(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:
@@ -210,7 +212,7 @@ class Action(ABC):
     def rows(self, y: Any, context: GroupContext) -> Tensor:
         """``y`` as one row per sample, ``[B, D]`` (``B = context.batch_size``), to compare
         outputs in error metrics: tensors (and tuples / dicts of them) flattened per sample."""
-        return flatten_rows(y, context.batch_size)
+        return flatten_rows(y, context.batch())
 
     def scalar_field(self) -> "Action":
         """The action on a one-channel scalar field of the same kind as this data
@@ -245,7 +247,7 @@ class Action(ABC):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other) -> bool:
+    def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and vars(self) == vars(other)
 
     def __hash__(self) -> int:

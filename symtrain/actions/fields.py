@@ -32,7 +32,7 @@ class Fields(Action):
         if not isinstance(x, (tuple, list)) or len(x) != len(self.actions):
             got = f"{len(x)} items" if isinstance(x, (tuple, list)) else type(x).__name__
             raise ShapeError(f"Fields expects a tuple of {len(self.actions)} items, got {got}")
-        return [(i, a, v) for i, (a, v) in enumerate(zip(self.actions, x))]
+        return [(i, a, v) for i, (a, v) in enumerate(zip(self.actions, x, strict=True))]
 
     def _rebuild(self, pairs):
         if isinstance(self.actions, dict):
@@ -56,7 +56,7 @@ class Fields(Action):
     def check(self, x, group):
         items = self._items(x)
         sizes = set()
-        for key, action, value in items:
+        for _key, action, value in items:
             action.check(value, group)
             sizes.add(action.batch_size(value))
         if len(sizes) > 1:
@@ -84,7 +84,7 @@ class Fields(Action):
             if ctx.mask is not None:
                 mask = ctx.mask
         out = GroupContext()
-        for (_, action, value), ctx in zip(items, contexts):
+        for (_, action, value), ctx in zip(items, contexts, strict=True):
             # only fields whose own context lacks the mask are asked again, with it
             out = out.merge(action.context(value, mask=mask) if mask is not None and ctx.mask is None else ctx)
         return out

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.base import Group, element_tile, element_repeat
+from ..groups.base import Group, element_repeat, element_tile
 from .base import Action, require_tensor
 from .registry import register_action
 
@@ -105,7 +105,7 @@ class Image(Action):
         if len(group.factors) != 1 or not group.acts_on_grid or self.fiber != "trivial":
             return None
         quarter, flip = group.grid_moves(elements)
-        return list(zip((quarter % 4).tolist(), flip.tolist()))
+        return list(zip((quarter % 4).tolist(), flip.tolist(), strict=True))
 
     @staticmethod
     def _grid_move(x: Tensor, quarter: int, flip: int) -> Tensor:

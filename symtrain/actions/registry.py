@@ -17,7 +17,7 @@ from .base import Action
 ACTIONS: Registry[Action] = Registry("action", "symtrain.actions", ignore_case=True)
 
 
-def register_action(name: str):
+def register_action(name: str) -> Any:
     """Register an :class:`Action` class (or factory) under ``name`` (any case); a taken
     name is replaced with a warning (:func:`symtrain.registry.store`)."""
     return ACTIONS.register(name)

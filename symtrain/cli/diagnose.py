@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="a recipe file, or the name of a recipe (see `symtrain recipes`)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="override recipe keys, e.g. symmetrization.group=C4 data.train=500")
-    parser.add_argument("--budget", default=None, help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
-    parser.add_argument("--split", choices=("train", "val", "test"), default="train", help="the split to test (default train)")
+    parser.add_argument("--budget", default=None,
+                        help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
+    parser.add_argument("--split", choices=("train", "val", "test"), default="train",
+                        help="the split to test (default train)")
     parser.add_argument("--samples", type=COUNT, default=1000,
                         help="examples to use (at most; default 1000, or the whole split if smaller)")
     parser.add_argument("--test-fraction", type=FRACTION, default=0.5, help="share held out to score the classifier")
@@ -35,11 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden", type=COUNT, default=128, help="width of the classifier's two hidden layers")
     parser.add_argument("--permutations", type=COUNT, default=1000, help="label shufflings for the p-value")
     parser.add_argument("--seed", type=SEED, default=0)
-    parser.add_argument("--threads", type=COUNT, default=None, help="torch CPU threads (default: the recipe's train.threads)")
+    parser.add_argument("--threads", type=COUNT, default=None,
+                        help="torch CPU threads (default: the recipe's train.threads)")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes, searched before the provided ones (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
-                        type=module_or_file, help="import a module or a .py file first (datasets it registers can be named)")
+                        type=module_or_file,
+                        help="import a module or a .py file first (datasets it registers can be named)")
 
 
 @COMMANDS.register("diagnose")

@@ -17,10 +17,12 @@ from ._numbers import COUNT, SEED
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="timm model name, e.g. resnet18, vit_tiny_patch16_224")
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--checkpoint", type=INPUT_FILE, help="local weights file, loaded through timm's pretrained path")
+    weights.add_argument("--checkpoint", type=INPUT_FILE,
+                         help="local weights file, loaded through timm's pretrained path")
     weights.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     data = parser.add_mutually_exclusive_group(required=True)
-    data.add_argument("--images", type=INPUT_FOLDER, help="directory of images (preprocessed with the model's timm transform)")
+    data.add_argument("--images", type=INPUT_FOLDER,
+                      help="directory of images (preprocessed with the model's timm transform)")
     data.add_argument("--synthetic", type=COUNT, metavar="N", help="N smooth random images")
     parser.add_argument("--image-size", type=COUNT, help="input size (default: the model's)")
     parser.add_argument("--batch-size", type=COUNT, default=8)
@@ -37,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", choices=("auto", "jvp", "fd"), default="auto",
                         help="forward-mode AD (jvp), central differences (fd), or auto (see resolve_method)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra timm.create_model keyword, the value read as YAML (as symtrain train --set), repeatable")
+                        help="extra timm.create_model keyword, the value read as YAML (as symtrain train --set), "
+                             "repeatable")
     parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--out", required=True, type=OUTPUT_FOLDER, help="output directory")
     parser.add_argument("--no-progress", action="store_true")

@@ -10,7 +10,8 @@ from ._paths import INPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--recipes", "--dir", dest="recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
+    parser.add_argument("--recipes", "--dir", dest="recipes", action="append", default=[], metavar="DIR",
+                        type=INPUT_FOLDER,
                         help="a folder of your own recipes, searched before the provided ones (repeatable)")
 
 

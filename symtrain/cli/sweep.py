@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", help="sweep YAML file, or the name of a provided one (rigid_sweep)")
-    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="output folder: results.csv and runs/<point id>/ "
+    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER,
+                        help="output folder: results.csv and runs/<point id>/ "
                         "(default sweeps/<sweep name>)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one point at a time here; ray: each point a Ray task")
@@ -73,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         run_point = functools.partial(train_point, recipe_dirs=tuple(args.recipes), imports=tuple(args.imports))
     out = Path(args.out) if args.out else Path("sweeps") / path.stem
     outcome = run_sweep(path, run_point, out, backend=args.backend, address=args.address,
-                        num_cpus=args.num_cpus, cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
+                        num_cpus=args.num_cpus,
+                        cpus_per_point=1 if args.cpus_per_point is None else args.cpus_per_point,
                         gpus_per_point=args.gpus_per_point or 0)
     log.info("ran %d, skipped %d, failed %d -> %s", len(outcome.ran), len(outcome.skipped),
              len(outcome.failed), out / RESULTS)

@@ -33,9 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", nargs="?", help="a recipe file, or the name of a recipe (see `symtrain recipes`)")
     parser.add_argument("--set", dest="overrides", nargs="+", action="extend", default=[],
                         metavar="KEY=VALUE", help="override recipe keys, e.g. optim.lr=1e-3 train.budget=smoke")
-    parser.add_argument("--budget", default=None, help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
-    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="run directory (default train.out_dir or runs/<recipe name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in the run directory")
+    parser.add_argument("--budget", default=None,
+                        help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
+    parser.add_argument("--out", default=None, type=OUTPUT_FOLDER,
+                        help="run directory (default train.out_dir or runs/<recipe name>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the last complete checkpoint in the run directory")
     parser.add_argument("--allow-changes", dest="allow_changes", nargs="+", action="extend", default=[], metavar="KEY",
                         help="with --resume: recipe keys (or sections) that may differ from the run's config.yaml, "
                              "e.g. optim.lr data.batch_size")

@@ -2,12 +2,12 @@
 for the conventions (left action, column vectors, batch-first elements)."""
 
 from .base import Element, Group, GroupContext
-from .registry import create_group, list_groups, register_group
-from .planar import Cyclic, Dihedral
-from .orthogonal import O, SO, Orthogonal, SpecialOrthogonal
-from .euclidean import E, SE, Euclidean
+from .euclidean import SE, E, Euclidean
+from .orthogonal import SO, O, Orthogonal, SpecialOrthogonal
 from .permutation import SymmetricGroup, invert_permutation, permutations_from_scores
+from .planar import Cyclic, Dihedral
 from .product import DirectProduct
+from .registry import create_group, list_groups, register_group
 
 Sn = SymmetricGroup
 

@@ -18,18 +18,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
-from typing import Iterator, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
 
-from ..errors import UnsupportedGroupError
+from ..errors import SymmetryError, UnsupportedGroupError
 
 Element = Union[Tensor, tuple]
+Device = Union[torch.device, str, None]  # where new tensors go (None: torch's default)
+DType = Optional[torch.dtype]            # their dtype (None: the default float)
 """A batch of group elements: a tensor ``[B, ...]`` or a (nested) tuple of them."""
 
 
-def element_map(fn, g: Element) -> Element:
+def element_map(fn: Callable[[Tensor], Any], g: Element) -> Element:
     """Apply ``fn`` to every tensor of a (possibly nested tuple) element batch."""
     if isinstance(g, tuple):
         return tuple(element_map(fn, h) for h in g)
@@ -84,6 +86,14 @@ class GroupContext:
             values[name] = a if a is not None else b
         return GroupContext(**values)
 
+    def batch(self) -> int:
+        """``batch_size``, which every action's ``context(x)`` sets; a ``SymmetryError``
+        naming the argument when this context was built without it."""
+        if self.batch_size is None:
+            raise SymmetryError("GroupContext.batch_size is None: build the context with the input "
+                                "action's context(x), which sets it")
+        return self.batch_size
+
     def repeat(self, k: int) -> "GroupContext":
         """The context of the input with every sample repeated ``k`` times (b-major)."""
         if k == 1:
@@ -133,7 +143,7 @@ class Group(ABC):
     # --- algebra ---------------------------------------------------------------------
     @abstractmethod
     def identity(self, batch: int = 1, *, context: GroupContext | None = None,
-                 device=None, dtype=None) -> Element:
+                 device: Device = None, dtype: DType = None) -> Element:
         ...
 
     @abstractmethod
@@ -146,19 +156,19 @@ class Group(ABC):
 
     @abstractmethod
     def sample(self, batch: int, *, context: GroupContext | None = None,
-               generator: torch.Generator | None = None, device=None, dtype=None) -> Element:
+               generator: torch.Generator | None = None, device: Device = None, dtype: DType = None) -> Element:
         """``batch`` independent Haar-random elements.
 
         For groups that are not compact (translations) there is no Haar measure: see the
         subclass for what is drawn.
         """
 
-    def elements(self, *, context: GroupContext | None = None, device=None,
-                 dtype=None) -> Element:
+    def elements(self, *, context: GroupContext | None = None, device: Device = None,
+                 dtype: DType = None) -> Element:
         """All ``order`` elements as one batch (finite groups only)."""
         raise TypeError(f"{self} is infinite: it has no list of elements; sample from it instead")
 
-    def matrix(self, g: Element) -> Tensor:
+    def matrix(self, g: Element, dtype: torch.dtype | None = None) -> Tensor:
         """Standard representation ``[B, d, d]`` (acts on column vectors)."""
         raise TypeError(f"{self} has no standard matrix representation")
 
@@ -202,11 +212,11 @@ class Group(ABC):
         """Whether elements also translate points (:meth:`translation`)."""
         return False
 
-    def rotation(self, g: Element, dtype=None) -> Tensor:
+    def rotation(self, g: Element, dtype: DType = None) -> Tensor:
         """The linear part ``[B, d, d]`` acting on column vectors (``d = vector_dim``)."""
         raise UnsupportedGroupError(f"{self} does not act on vectors (it has no rotation part)")
 
-    def translation(self, g: Element, dtype=None) -> Tensor:
+    def translation(self, g: Element, dtype: DType = None) -> Tensor:
         """The translation part ``[B, d]`` (groups with :attr:`has_translations`)."""
         raise UnsupportedGroupError(f"{self} has no translations")
 
@@ -215,7 +225,7 @@ class Group(ABC):
         ``[B, d]`` for groups with translations): inverse of :meth:`rotation`/:meth:`translation`."""
         raise UnsupportedGroupError(f"{self} cannot build elements from a rotation matrix")
 
-    def lie_algebra(self, *, device=None, dtype=None) -> Tensor:
+    def lie_algebra(self, *, device: Device = None, dtype: DType = None) -> Tensor:
         """Basis ``[m, k, k]`` of the Lie algebra, in the representation :meth:`exp` takes."""
         raise UnsupportedGroupError(f"{self} is not a continuous group: it has no Lie algebra")
 
@@ -250,7 +260,7 @@ class Group(ABC):
         """``[B]`` bool: whether the elements are equal (up to ``atol`` for continuous groups)."""
         gs, hs = _leaves(g), _leaves(h)
         out = torch.ones(gs[0].shape[0], dtype=torch.bool, device=gs[0].device)
-        for a, b in zip(gs, hs):
+        for a, b in zip(gs, hs, strict=True):
             diff = (a.to(torch.float64) - b.to(torch.float64)).abs().reshape(a.shape[0], -1)
             out &= (diff <= atol).all(1)
         return out
@@ -273,10 +283,10 @@ def _leaves(g: Element) -> list[Tensor]:
 
 def iter_factors(group: Group, g: Element) -> Iterator[tuple[Group, Element]]:
     """Pairs ``(factor, component)`` of a (possibly product) group element."""
-    yield from zip(group.factors, group.split(g))
+    yield from zip(group.factors, group.split(g), strict=True)
 
 
-def default_float(dtype) -> torch.dtype:
+def default_float(dtype: DType) -> torch.dtype:
     return dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()
 
 

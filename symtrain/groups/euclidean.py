@@ -32,7 +32,7 @@ class Euclidean(Group):
         return f"{'SE' if self.proper else 'E'}{self.dim}"
 
     @property
-    def rotations(self) -> Group:
+    def rotations(self) -> SpecialOrthogonal | Orthogonal:
         """The compact part, O(d) or SO(d)."""
         return SpecialOrthogonal(self.dim) if self.proper else Orthogonal(self.dim)
 

@@ -53,7 +53,7 @@ class _MatrixLieGroup(Group):
     def matrix_dim(self) -> int:  # type: ignore[override]
         return self.dim
 
-    def identity(self, batch=1, *, context=None, device=None, dtype=None):
+    def identity(self, batch=1, *, context=None, device=None, dtype=None) -> Tensor:
         eye = torch.eye(self.dim, device=device, dtype=default_float(dtype))
         return eye.expand(batch, -1, -1).clone()
 
@@ -102,7 +102,7 @@ class SpecialOrthogonal(_MatrixLieGroup):
     def name(self) -> str:  # type: ignore[override]
         return f"SO{self.dim}"
 
-    def sample(self, batch, *, context=None, generator=None, device=None, dtype=None):
+    def sample(self, batch, *, context=None, generator=None, device=None, dtype=None) -> Tensor:
         if self.dim == 2:
             angle = torch.rand(batch, generator=generator, device=device, dtype=default_float(dtype))
             return rotation_matrix_2d(angle * (2 * torch.pi))
@@ -122,7 +122,7 @@ class Orthogonal(_MatrixLieGroup):
     def name(self) -> str:  # type: ignore[override]
         return f"O{self.dim}"
 
-    def sample(self, batch, *, context=None, generator=None, device=None, dtype=None):
+    def sample(self, batch, *, context=None, generator=None, device=None, dtype=None) -> Tensor:
         return haar_orthogonal(batch, self.dim, generator=generator, device=device, dtype=dtype)
 
 
@@ -131,7 +131,7 @@ def SO(d: int) -> SpecialOrthogonal:
     return SpecialOrthogonal(d)
 
 
-def O(d: int) -> Orthogonal:
+def O(d: int) -> Orthogonal:  # noqa: E743 - the group's own name, public API (st.groups.O)
     """The orthogonal group O(d)."""
     return Orthogonal(d)
 

@@ -43,7 +43,7 @@ class DirectProduct(Group):
     def compatible(self, other) -> bool:
         theirs = other.factors
         return len(theirs) == len(self.groups) and all(
-            a.compatible(b) for a, b in zip(self.groups, theirs))
+            a.compatible(b) for a, b in zip(self.groups, theirs, strict=True))
 
     @property
     def is_finite(self) -> bool:
@@ -51,22 +51,21 @@ class DirectProduct(Group):
 
     @property
     def order(self):
-        orders = [g.order for g in self.groups]
-        if any(o is None for o in orders):
-            return None
         out = 1
-        for o in orders:
-            out *= o
+        for g in self.groups:
+            if g.order is None:
+                return None
+            out *= g.order
         return out
 
     def identity(self, batch=1, **kw):
         return tuple(g.identity(batch, **kw) for g in self.groups)
 
     def compose(self, g, h):
-        return tuple(G.compose(a, b) for G, a, b in zip(self.groups, g, h))
+        return tuple(G.compose(a, b) for G, a, b in zip(self.groups, g, h, strict=True))
 
     def inverse(self, g):
-        return tuple(G.inverse(a) for G, a in zip(self.groups, g))
+        return tuple(G.inverse(a) for G, a in zip(self.groups, g, strict=True))
 
     def sample(self, batch, **kw):
         return tuple(g.sample(batch, **kw) for g in self.groups)
@@ -87,12 +86,12 @@ class DirectProduct(Group):
         return tuple(out)
 
     def matrix(self, g, dtype=None):
-        mats = [G.matrix(a, dtype) for G, a in zip(self.groups, g)]
+        mats = [G.matrix(a, dtype) for G, a in zip(self.groups, g, strict=True)]
         return torch.vmap(torch.block_diag)(*mats)
 
     def allclose(self, g, h, atol=1e-5):
         out = None
-        for G, a, b in zip(self.groups, g, h):
+        for G, a, b in zip(self.groups, g, h, strict=True):
             c = G.allclose(a, b, atol)
             out = c if out is None else out & c
         return out

@@ -8,7 +8,7 @@ on :data:`GROUPS`, found by package discovery): adding a group is one new file i
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 from ..registry import Registry
 from .base import Group
@@ -18,7 +18,7 @@ GROUPS: Registry[Group] = Registry("group", "symtrain.groups", ignore_case=True,
                                    hint="combine groups with ' x '")
 
 
-def register_group(pattern: str, example: str):
+def register_group(pattern: str, example: str) -> Any:
     """Register a constructor for names matching ``pattern`` (a full-match regex whose
     groups are passed to the constructor as strings); ``example`` is listed by
     :func:`list_groups`."""

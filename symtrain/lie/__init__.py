@@ -2,10 +2,16 @@
 end (:func:`lie_derivative`, :func:`lie_derivatives`), layer by layer
 (:func:`layerwise_lie`), and as a report (:func:`lie_report`, ``symtrain lie``)."""
 
-from .derivative import (METHODS, fd_step, forward_ad_attention, lie_derivative, lie_derivatives,
-                         per_example_norm, resolve_method)
-from .generators import (IMAGE_GENERATORS, ActionGenerator, Generator, ImageGenerator,
-                         group_generators, image_gradient)
+from .derivative import (
+    METHODS,
+    fd_step,
+    forward_ad_attention,
+    lie_derivative,
+    lie_derivatives,
+    per_example_norm,
+    resolve_method,
+)
+from .generators import IMAGE_GENERATORS, ActionGenerator, Generator, ImageGenerator, group_generators, image_gradient
 from .layerwise import LayerwiseLie, default_units, layerwise_lie
 from .report import LieReport, WeightsUnavailableError, lie_report, load_timm_model
 

@@ -40,12 +40,13 @@ import torch
 from torch import Tensor, nn
 
 from ..actions.base import Action
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, Real, check_args
 from ..errors import ShapeError, SymmetryError
 from ..symmetry import Symmetry, call_model
-from ..tree import leaves as tree_leaves, tree_map
+from ..tree import leaves as tree_leaves
+from ..tree import tree_map
+from .generators import LAYOUTS, ActionGenerator, BoundGenerator, Generator, resolve_generators
 from .tangents import TangentRules
-from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
-from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, Real, check_args
 
 NORMS = ("squared", "abs")
 METHODS = ("auto", "jvp", "fd")
@@ -336,7 +337,7 @@ def _fd_many(model: Any, x: Any, tangents: list[Any],
         return tree_map(lambda a, b: a + h * b if isinstance(a, Tensor) and a.is_floating_point() else a,
                                x, v)
 
-    copies = [moved(v, s * h) for v, h in zip(tangents, steps) for s in (1.0, -1.0)]
+    copies = [moved(v, s * h) for v, h in zip(tangents, steps, strict=True) for s in (1.0, -1.0)]
     per_call = 2 * (chunk_size or len(tangents))
     outs: list[Any] = []
     for start in range(0, len(copies), per_call):
@@ -394,7 +395,7 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
         else:
             y, jvs = _jvp_many(model, x, tangents, share_primal, chunk_size)
         out = {}
-        for b, jv in zip(bound, jvs):
+        for b, jv in zip(bound, jvs, strict=True):
             d = tree_map(torch.sub, jv, b.output_tangent(y))
             out[b.name] = d if norm is None else per_example_norm(d, norm)
     return out

@@ -116,7 +116,7 @@ class LayerwiseLie:
         rows = [{"generator": self.generator, "layer": n, "contribution": float(c),
                  "contribution_probe": float(p), "norm_probe": float(q)}
                 for n, c, p, q in zip(self.names, self.contribution.mean(0),
-                                      self.contribution_probe.mean(0), self.norm_probe.mean(0))]
+                                      self.contribution_probe.mean(0), self.norm_probe.mean(0), strict=True)]
         rows.append({"generator": self.generator, "layer": "(residual)",
                      "contribution": float(self.residual.mean()), "contribution_probe": float("nan"),
                      "norm_probe": float("nan")})
@@ -244,7 +244,7 @@ def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator =
         grads = torch.autograd.grad(y, outs, cot, retain_graph=True, allow_unused=True,
                                     is_grads_batched=True)
         cols = [torch.zeros(cot.shape[0], batch, device=x.device, dtype=x.dtype) if g is None else
-                (g * l).reshape(g.shape[0], batch, -1).sum(-1) for g, l in zip(grads, lies)]
+                (g * lie).reshape(g.shape[0], batch, -1).sum(-1) for g, lie in zip(grads, lies, strict=True)]
         return torch.stack(cols, -1)
 
     contribution = dots(lf[None])[0]

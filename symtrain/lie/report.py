@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..errors import SymmetryError
 from ..paths import output_file, output_folder
 from ..models import timm_loader
-from ..models.timm_loader import WeightsUnavailableError
+from ..models.timm_loader import WeightsUnavailableError as WeightsUnavailableError  # re-exported
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
@@ -134,7 +134,8 @@ def _batches(data: Any) -> Iterable[Tensor]:
         if isinstance(batch, dict):
             batch = batch.get("image", batch.get("pixel_values"))
         if not isinstance(batch, Tensor):
-            raise SymmetryError(f"a data batch must be images (B, C, H, W) or (images, labels), got {type(batch).__name__}")
+            raise SymmetryError("a data batch must be images (B, C, H, W) or (images, labels), "
+                                f"got {type(batch).__name__}")
         yield batch
 
 

@@ -41,10 +41,9 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch.autograd.forward_ad import unpack_dual
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.overrides import TorchFunctionMode
-from torch.autograd.forward_ad import unpack_dual
 
 
 def constant(*tensors) -> bool:
@@ -202,7 +201,7 @@ _CONVS = {F.conv1d: F.conv1d, F.conv2d: F.conv2d, F.conv3d: F.conv3d}
 
 def _args(names: tuple[str, ...], defaults: tuple, args: tuple, kwargs: dict) -> list:
     """Positional and keyword arguments of a call, in the order of ``names``."""
-    return list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):])]
+    return list(args) + [kwargs.get(n, d) for n, d in zip(names[len(args):], defaults[len(args):], strict=True)]
 
 
 class TangentRules(TorchFunctionMode):

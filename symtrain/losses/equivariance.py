@@ -48,7 +48,7 @@ def structured_loss(fn: Callable[[Tensor, Tensor], Tensor], pred: Any, target: A
             raise TypeError(f"cannot compute a loss on outputs of type {type(p).__name__}")
     if not flat:
         raise TypeError(f"cannot compute a loss on outputs of type {type(pred).__name__}")
-    return sum(fn(p, t) for p, t in zip(flat, spec.flatten_up_to(target)))
+    return sum(fn(p, t) for p, t in zip(flat, spec.flatten_up_to(target), strict=True))
 
 
 def remul_metrics(probe: Probe, f_gx: Any, g_fx: Any) -> dict[str, Tensor]:

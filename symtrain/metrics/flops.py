@@ -20,7 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -70,7 +69,7 @@ def count_step_flops(model: nn.Module, batch: Any, loss_fn: Callable[[nn.Module,
         with FlopCounterMode(display=False) as bwd:
             loss.backward()
     finally:
-        for p, grad in zip(params, saved):
+        for p, grad in zip(params, saved, strict=True):
             p.grad = grad
     ops = _by_op(fwd)
     for op, n in _by_op(bwd).items():

@@ -45,7 +45,7 @@ shuffling them is an exact test, and retraining per permutation would cost
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -53,8 +53,7 @@ from torch import Tensor, nn
 from ..actions.base import Action
 from ..data.task import take_examples
 from ..errors import SymmetryError, UnsupportedGroupError
-from ..groups.base import (Element, Group, GroupContext, element_repeat, element_tile,
-                           iter_factors)
+from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
 from ..symmetry import Symmetry, reference_tensor
 from ..domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
@@ -274,7 +273,7 @@ def _about_centroid(group: Group, g: Element, context: GroupContext) -> Element:
     return _set_translations(group, g, about)
 
 
-def _set_translations(group: Group, g: Element, translation) -> Element:
+def _set_translations(group: Group, g: Element, translation: Callable[[Tensor], Tensor]) -> Element:
     """``g`` with the translation part of every factor that has translations set to
     ``translation(rotation)`` ``[B, d]`` (``rotation``: that factor's ``[B, d, d]``)."""
     parts = []
@@ -294,15 +293,16 @@ def _centred(symmetry: Symmetry, x: Any, y: Any) -> tuple[Any, Any, Tensor | Non
     far-off or scattered position no longer hides the shape from a small MLP."""
     context = symmetry.context(x)
     group = symmetry.group
-    if context.centroid is None or not any(f.has_translations for f in group.factors):
+    centroid = context.centroid
+    if centroid is None or not any(f.has_translations for f in group.factors):
         return x, y, None
     ref = reference_tensor(x)
     ident = group.identity(symmetry.input.batch_size(x), context=context, device=ref.device,
                            dtype=ref.dtype if ref.is_floating_point() else None)
-    to_origin = _set_translations(group, ident, lambda rot: -context.centroid.to(rot.dtype))
+    to_origin = _set_translations(group, ident, lambda rot: -centroid.to(rot.dtype))
     x = symmetry.act_input(to_origin, x, context)
     y = None if y is None else symmetry.act_output(to_origin, y, context)
-    return x, y, context.centroid
+    return x, y, centroid
 
 
 # --- the classifier's input -------------------------------------------------------------
@@ -340,7 +340,7 @@ def _encode(kept: list[Tensor], moved: list[Tensor]) -> Tensor:
     ``[n_kept + n_moved, D]``: integer leaves with at most :data:`MAX_CATEGORIES`
     distinct values one-hot encoded (the categories read from both sets)."""
     columns = []
-    for a, b in zip(kept, moved):
+    for a, b in zip(kept, moved, strict=True):
         leaf = torch.cat([a, b])
         if not leaf.is_floating_point() and leaf.dtype != torch.bool:
             values = torch.unique(leaf)
@@ -388,7 +388,8 @@ def _per_element(symmetry: Symmetry, g: Element, context: GroupContext, scores: 
     moved = scores[n_kept:][test[n_kept:]]
     # each moved example's share of kept examples it outscores (ties: one half); their
     # mean over the examples moved by one element is that element's AUC
-    share = (torch.searchsorted(kept, moved).double() + torch.searchsorted(kept, moved, right=True)) / (2 * kept.numel())
+    below = torch.searchsorted(kept, moved).double() + torch.searchsorted(kept, moved, right=True)
+    share = below / (2 * kept.numel())
     count = torch.bincount(which, minlength=order)
     auc = torch.bincount(which, weights=share, minlength=order) / count.clamp_min(1)
     auc = torch.where(count > 0, auc, torch.full_like(auc, float("nan")))
@@ -403,4 +404,5 @@ def _element_labels(group: Group, elems: Element, order: int) -> list[str]:
     if not group.acts_on_grid:
         return [f"#{k}" for k in range(order)]
     turns, flips = group.grid_moves(elems)
-    return [("flip+" if bool(f) else "") + f"rot{90 * int(q) % 360}" for q, f in zip(turns.tolist(), flips.tolist())]
+    return [("flip+" if bool(f) else "") + f"rot{90 * int(q) % 360}"
+            for q, f in zip(turns.tolist(), flips.tolist(), strict=True)]

@@ -54,6 +54,8 @@ from typing import Any
 import numpy as np
 from ..errors import SymmetryError
 
+from .._optional import import_optional
+
 log = logging.getLogger(__name__)
 
 CONFIG_KEYS = ("method", "params", "steps", "dataset_size")
@@ -99,7 +101,7 @@ def average_seeds(rows: Iterable[Row]) -> list[Row]:
         groups[tuple(row.get(k) for k in CONFIG_KEYS)].append(row)
     out = []
     for key, group in groups.items():
-        mean = dict(zip(CONFIG_KEYS, key))
+        mean = dict(zip(CONFIG_KEYS, key, strict=True))
         for col in ("flops", "test_loss", "epochs", "batch_size"):
             values = [r[col] for r in group if isinstance(r.get(col), float | int)]
             if values:
@@ -151,7 +153,7 @@ def _fit_plain(x: np.ndarray, y: np.ndarray, x0: float) -> PowerLaw:
 
 
 def _fit_offset(x: np.ndarray, y: np.ndarray, x0: float, start: PowerLaw) -> PowerLaw:
-    from scipy.optimize import least_squares
+    least_squares = import_optional("scipy.optimize", "The power-law fit with an offset", "scaling").least_squares
 
     u, v = np.log(x / x0), np.log(y)
 
@@ -286,7 +288,7 @@ def _curves(configs: list[Row], x: str, fixed: tuple[str, ...]) -> dict[str, lis
     for row in configs:
         if all(isinstance(row.get(k), float | int) for k in (x, *fixed)):
             groups[tuple(round(float(row[k]), 6) for k in fixed)].append(row)
-    return {", ".join(f"{k}={v:.4g}" for k, v in zip(fixed, key)): sorted(g, key=lambda r: r[x])
+    return {", ".join(f"{k}={v:.4g}" for k, v in zip(fixed, key, strict=True)): sorted(g, key=lambda r: r[x])
             for key, g in sorted(groups.items()) if len({r[x] for r in g}) >= 2}
 
 
@@ -346,14 +348,15 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
     for name, x, keys in (("data", "dataset_size", fixed), ("epochs", "epochs", ("dataset_size", "params"))):
         out[name] = {}
         for label, group in _curves(configs, x, keys).items():
-            fit = _safe(lambda g=group: fit_power_law([r[x] for r in g], [r["test_loss"] for r in g], offset=offset))
+            fit = _safe(lambda g=group, x=x: fit_power_law([r[x] for r in g], [r["test_loss"] for r in g],
+                                                           offset=offset))
             if fit is None:
                 continue
             xs = np.geomspace(group[0][x], group[-1][x], 50)
             boots = []
             for cfg in boot_configs:
                 sub = _curves(cfg, x, keys).get(label)
-                boots.append(sub and _safe(lambda s=sub: fit_power_law(
+                boots.append(sub and _safe(lambda s=sub, x=x, fit=fit: fit_power_law(
                     [r[x] for r in s], [r["test_loss"] for r in s], offset=fit.offset)))
             out[name][label] = {**_law_summary(fit, boots, xs), "x": x,
                                 "points": [[r[x], r["test_loss"]] for r in group]}
@@ -361,11 +364,11 @@ def fit_method(rows: list[Row], *, offset: bool | str = "auto", bootstrap: int =
     best = [list(b) for b in best_sizes(configs)]
     points = [(c, n) for c, n, edge in best if edge == 0]
     if len({n for _, n in points}) >= 2:
-        k, e = fit_line_loglog(*zip(*points))
+        k, e = fit_line_loglog(*zip(*points, strict=True))
         boot_ke = []
         for cfg in boot_configs:
             pts = n_opt_points(cfg)
-            boot_ke.append(fit_line_loglog(*zip(*pts)) if len({n for _, n in pts}) >= 2 else None)
+            boot_ke.append(fit_line_loglog(*zip(*pts, strict=True)) if len({n for _, n in pts}) >= 2 else None)
         boot_ke = [p for p in boot_ke if p is not None]
         xs = np.geomspace(points[0][0], points[-1][0], 50)
         preds = np.array([bk * xs ** be for bk, be in boot_ke])
@@ -412,9 +415,8 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     """Read ``results.csv``, fit everything, write ``fits.json`` and the four PNG plots
     (:func:`symtrain.scaling.plots.plot_fits`) to ``out_dir`` (default: next to
     ``results``); returns the fits."""
-    from .plots import plot_fits
-
     from ..paths import input_file, output_folder
+    from .plots import plot_fits
 
     results = input_file(results, "results")
     out = output_folder(out_dir if out_dir is not None else results.parent, "out_dir")

@@ -58,12 +58,12 @@ def train_point(point: Mapping[str, Any], out_dir: str | Path, *, recipe_dirs: I
     return its ``results.csv`` row (see the module docstring). ``recipe_dirs``: user
     recipe folders (``--recipes``); ``imports``: modules or ``.py`` files registering
     datasets, models or methods, imported first (``--import``; in the worker, for Ray)."""
-    from ..user_code import import_user_code
-    from ..train.config import load_recipe
     from ..train.build import build_task
+    from ..train.config import load_recipe
     from ..train.recipes import find_recipe, recipe_folders
     from ..train.run_folder import holds_run
     from ..train.trainer import Trainer
+    from ..user_code import import_user_code
 
     for target in imports:
         import_user_code(target)

@@ -106,7 +106,7 @@ def expand(spec: str | Path | Mapping) -> list[dict]:
     for grid in spec["grids"]:
         values = [v if isinstance(v, list) else [v] for v in grid.values()]
         for combo in itertools.product(*values):
-            point = {**spec["base"], **dict(zip(grid, combo))}
+            point = {**spec["base"], **dict(zip(grid, combo, strict=True))}
             if (pid := point_id(point)) not in seen:
                 seen.add(pid)
                 points.append(point)

@@ -14,14 +14,14 @@ is: ``q(g | h·x) = q(h⁻¹ g | x)``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
 
-from ..groups.base import Element, Group, GroupContext, element_take
-from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
 from ..checks import check_finite_input
+from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
+from ..groups.base import Device, Element, Group, GroupContext, element_take
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
 
@@ -129,19 +129,20 @@ class Symmetrizer(nn.Module):
         k = weights.shape[1]
         if not repeated and self.chunk_size is not None and self.chunk_size < k:
             return self._chunked(k, lambda rows, cols: self.average(
-                x, context, element_take(g, rows), weights[:, cols]), context.batch_size, weights.device)
+                x, context, element_take(g, rows), weights[:, cols]), context.batch(), weights.device)
         context_k = context.repeat(k)
         xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
         ys = self.check_output(call_model(self.base, xs))
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
 
-    def _chunked(self, k: int, part, batch: int, device) -> Any:
+    def _chunked(self, k: int, part: Callable[[Tensor, Tensor], Any], batch: int, device: Device) -> Any:
         """The sum of ``part(rows, cols)`` over chunks of the ``K`` copies: ``cols`` the
         copies' indices, ``rows`` their rows among the ``B·K`` (b-major)."""
         out = None
-        for start in range(0, k, self.chunk_size):
-            cols = torch.arange(start, min(k, start + self.chunk_size), device=device)
+        size = self.chunk_size or k
+        for start in range(0, k, size):
+            cols = torch.arange(start, min(k, start + size), device=device)
             rows = (torch.arange(batch, device=device)[:, None] * k + cols[None]).reshape(-1)
             self._chunk = rows
             try:
@@ -159,7 +160,7 @@ class Symmetrizer(nn.Module):
         k = weights.shape[1]
         if self.chunk_size is not None and self.chunk_size < k:
             return self._chunked(k, lambda rows, cols: self.average_shared(
-                x, context, element_take(elements, cols), weights[:, cols]), context.batch_size,
+                x, context, element_take(elements, cols), weights[:, cols]), context.batch(),
                 weights.device)
         context_k = context.repeat(k)
         xs = sym.input.orbit(group, group.inverse(elements), x, context)
@@ -192,7 +193,7 @@ class Symmetrizer(nn.Module):
         return f"symmetry={self.symmetry}"
 
 
-def draw_rows(batch: int, k: int, per_input: int, device=None) -> Tensor:
+def draw_rows(batch: int, k: int, per_input: int, device: Device = None) -> Tensor:
     """Row indices that repeat each input's ``per_input`` draws (rows ``b·per_input + m``)
     for ``k`` copies of it: ``[B·k·per_input]``, ordered (input, copy, draw)."""
     rows = torch.arange(batch, device=device)[:, None, None] * per_input \

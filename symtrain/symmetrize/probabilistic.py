@@ -247,7 +247,7 @@ class ProbabilisticSymmetrization(Symmetrizer):
             return hard
         group = self.symmetry.group
         parts = group.split(g)
-        for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft)):
+        for i, (factor, comp, soft) in enumerate(zip(group.factors, parts, relaxed.soft, strict=True)):
             if soft is None:
                 continue
             if self._chunk is not None:  # the soft parts of this chunk's copies
@@ -394,7 +394,7 @@ def identity_prior(group, g: Element) -> Tensor:
     """Mean squared distance ``‖R − I‖²`` of the matrix (rotation) parts of ``g`` to the
     identity; 0 for other factors."""
     total = None
-    for factor, comp in iter_factors(group, g):
+    for _factor, comp in iter_factors(group, g):
         rot = comp[0] if isinstance(comp, tuple) else comp
         if isinstance(rot, Tensor) and rot.is_floating_point() and rot.dim() == 3:
             eye = torch.eye(rot.shape[-1], device=rot.device, dtype=rot.dtype)

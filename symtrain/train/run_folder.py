@@ -261,7 +261,7 @@ class RunFolder:
             try:
                 acc.load_state(str(latest))
             except Exception as err:  # torch, safetensors and pickle errors: name the checkpoint
-                detail = next((l.strip() for l in str(err).splitlines() if "size mismatch" in l),
+                detail = next((line.strip() for line in str(err).splitlines() if "size mismatch" in line),
                               str(err).splitlines()[0][:300] if str(err) else type(err).__name__)
                 raise CheckpointError(f"checkpoint {latest} cannot be restored into this run "
                                       f"({type(err).__name__}: {detail})") from None
@@ -296,7 +296,7 @@ class RunFolder:
         """The recipe's learning rates ``rates`` (one per parameter group) and schedule at
         ``step`` (the checkpoint holds the old ones): a fresh schedule on the same
         optimizer, stepped ``step`` times."""
-        for group, rate in zip(optimizer.param_groups, rates):
+        for group, rate in zip(optimizer.param_groups, rates, strict=True):
             group["lr"] = group["initial_lr"] = rate
         fresh = create_scheduler(getattr(optimizer, "optimizer", optimizer), self.recipe)
         with warnings.catch_warnings():

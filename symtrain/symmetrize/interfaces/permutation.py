@@ -126,7 +126,7 @@ class PermutationInterface(Interface):
         dims = [width] + [hidden] * layers
         self.convs = nn.ModuleList(
             DenseGINConv(nn.Sequential(nn.Linear(a, hidden), nn.ReLU(), nn.Linear(hidden, b)),
-                         train_eps=True) for a, b in zip(dims[:-1], dims[1:]))
+                         train_eps=True) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.head = nn.Linear(hidden, 1)
 
     @classmethod

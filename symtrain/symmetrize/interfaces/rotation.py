@@ -215,7 +215,7 @@ class PointEncoding(nn.Module):
             raise ShapeError(f"noise (noise_on={noise_on!r}) must be {count} tensor(s) of shape {want}, "
                              f"got {shapes}")
         if noise_on == "vectors":                                                   # [B, N, C, d]
-            v = torch.stack([c + e.to(ref.dtype) for c, e in zip(channels, draws)], -2)
+            v = torch.stack([c + e.to(ref.dtype) for c, e in zip(channels, draws, strict=True)], -2)
             pos = rearrange(v, "b n c d -> b n (c d)")      # kNN on the noisy vectors, as in LPS
         else:                                                                       # [B, N, C+1, d]
             v = torch.stack(channels + [draws[0].to(ref.dtype)], -2)
