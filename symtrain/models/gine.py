@@ -64,9 +64,10 @@ class GINE(nn.Module):
         present = (adj != 0).any(-1) & mask[:, :, None] & mask[:, None, :]
         g, i, j = present.nonzero(as_tuple=True)
         edge_index = torch.stack([position[g * n + j], position[g * n + i]])  # message j -> i
-        edge_attr = adj[g, i, j].float()
+        dtype = self.node_encoder.weight.dtype
+        edge_attr = adj[g, i, j].to(dtype)
         batch = torch.arange(b, device=adj.device).repeat_interleave(n)[real]
-        h = self.node_encoder(features.reshape(b * n, -1)[real].float())
+        h = self.node_encoder(features.reshape(b * n, -1)[real].to(dtype))
         for conv, norm in zip(self.convs, self.norms):
             h = h + self.dropout(torch.relu(norm(conv(h, edge_index, edge_attr))))
         if self.readout == "graph":
