@@ -211,7 +211,7 @@ def write_gnn_benchmark(root: Path, name: str = "PATTERN", sizes: dict[str, int]
 
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for split, count in (sizes or {"train": 48, "val": 16, "test": 16}).items():
+    for count in (sizes or {"train": 48, "val": 16, "test": 16}).values():
         graphs = []
         if name == "PATTERN":
             g = sbm_pattern(count, communities=2, community_size=(3, 4), pattern_size=3, generator=gen)

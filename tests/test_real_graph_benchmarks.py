@@ -9,12 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from pyg_fixtures import WRITERS, write_gnn_benchmark, write_lrgb
+
 from symtrain.data import create_dataset
-from symtrain.data.benchmark_metrics import (AveragePrecision, contact_ranking_metrics, mae_metrics,
-                                             multilabel_average_precision, weighted_accuracy_metrics)
 from symtrain.data.benchmark_graphs import one_hot_columns, weighted_node_cross_entropy
+from symtrain.data.benchmark_metrics import (
+    AveragePrecision,
+    contact_ranking_metrics,
+    mae_metrics,
+    multilabel_average_precision,
+    weighted_accuracy_metrics,
+)
 from symtrain.data.pyg import DenseGraphData
 from symtrain.overrides import ConfigError
 
@@ -181,12 +186,13 @@ def test_contact_ranking_by_hand_raw_filtered_no_self():
     y[0, 0, 2] = y[0, 0, 3] = 1
     m = {k: (num / den).item() for k, (num, den) in contact_ranking_metrics(scores, y).items()}
     # raw: (0,2) beaten by self and 1 -> rank 3; (0,3) by self, 1, 2 -> rank 4
-    assert m["mrr_raw"] == pytest.approx((1 / 3 + 1 / 4) / 2)
-    assert m["hits@3_raw"] == pytest.approx(0.5) and m["hits@1_raw"] == 0 and m["hits@10_raw"] == 1
+    assert m["mrr"] == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert m["hits@3"] == pytest.approx(0.5) and m["hits@1"] == 0 and m["hits@10"] == 1
     # filtered: the other contact leaves the row -> ranks 3 and 3
-    assert m["mrr"] == pytest.approx(1 / 3) and m["hits@3"] == 1
+    assert m["mrr_filtered"] == pytest.approx(1 / 3) and m["hits@3_filtered"] == 1
     # filtered, no self: ranks 2 and 2
-    assert m["mrr_noself"] == pytest.approx(1 / 2) and m["hits@1_noself"] == 0 and m["hits@3_noself"] == 1
+    assert m["mrr_filtered_noself"] == pytest.approx(1 / 2)
+    assert m["hits@1_filtered_noself"] == 0 and m["hits@3_filtered_noself"] == 1
     # per graph, then over graphs: a second graph (padded, 2 nodes, its contact first) counts once
     second = torch.full((1, 4, 4), -1.0)
     second[0, :2, :2] = 0
@@ -194,11 +200,17 @@ def test_contact_ranking_by_hand_raw_filtered_no_self():
     s2 = torch.zeros(1, 4, 4)
     s2[0, 0, 1] = 9.0
     both = contact_ranking_metrics(torch.cat([scores, s2]), torch.cat([y, second]))
-    num, den = both["mrr"]
+    num, den = both["mrr_filtered"]
     assert den.tolist() == [1, 1] and (num.sum() / den.sum()).item() == pytest.approx((1 / 3 + 1) / 2)
+    # a graph without contacts: 0 of 1 in the raw average, left out of the filtered ones (LPS code)
+    none = torch.zeros(1, 4, 4)
+    three = contact_ranking_metrics(torch.cat([scores, s2, none]), torch.cat([y, second, none]))
+    raw, filtered = three["mrr"], three["mrr_filtered"]
+    assert raw[1].tolist() == [1, 1, 1] and raw[0][2] == 0 and filtered[1].tolist() == [1, 1, 0]
     # ties count half: all scores equal, filtered, no self -> the contact shares rank with node 1
     flat = contact_ranking_metrics(torch.zeros(1, 4, 4), y)
-    assert (flat["mrr_noself"][0] / flat["mrr_noself"][1]).item() == pytest.approx(1 / 1.5)
+    key = "mrr_filtered_noself"
+    assert (flat[key][0] / flat[key][1]).item() == pytest.approx(1 / 1.5)
 
 
 def test_weighted_accuracy_is_per_batch_then_over_batches():

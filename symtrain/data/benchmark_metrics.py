@@ -11,14 +11,16 @@
 - :func:`mae_metrics` (Peptides-struct): mean absolute error over graphs and targets, on
   the targets as the dataset stores them (same value as torchmetrics'
   ``MeanAbsoluteError``).
-- :func:`contact_ranking_metrics` (PCQM-Contact): LRGB's ranking metrics. Per graph,
-  each true contact ``(i, j)`` is ranked against the scores of row ``i``; reciprocal
-  rank and Hits@1/3/10 are averaged over the contacts of the graph, then over graphs.
-  Three variants: *raw* (every other node of the row competes, other contacts and ``i``
-  itself included), *filtered* (``mrr``: the row's other contacts are left out) and
-  *filtered, no self* (``mrr_noself``: also ``i`` itself). LRGB's paper reports the
-  filtered one. Ties count half (the mean of the optimistic and pessimistic ranks, as
-  OGB's current link evaluator does; LRGB's ``argsort`` breaks ties arbitrarily).
+- :func:`contact_ranking_metrics` (PCQM-Contact): LRGB's ranking metrics, named as in
+  LRGB's and the LPS code. Per graph, each true contact ``(i, j)`` is ranked against the
+  scores of row ``i``; reciprocal rank and Hits@1/3/10 are averaged over the contacts of
+  the graph, then over graphs. Three variants: *raw* (``mrr``, ``hits@k``: every other
+  node of the row competes, other contacts and ``i`` itself included), *filtered*
+  (``mrr_filtered``: the row's other contacts are left out) and *filtered, no self*
+  (``mrr_filtered_noself``: also ``i`` itself). A graph without contacts counts 0 in the
+  raw average and is left out of the filtered ones (as the LPS code does). Ties count
+  half (the mean of the optimistic and pessimistic ranks, as OGB's current link
+  evaluator does; LRGB's ``argsort`` breaks ties arbitrarily).
 - :func:`weighted_accuracy_metrics` (PATTERN, CLUSTER): the GNN benchmark's accuracy:
   per evaluation batch, the mean over the classes present of the class's recall, then
   the mean over batches (each batch counts once, whatever its size: not the same as the
@@ -81,8 +83,9 @@ def mae_metrics(pred: Tensor, y: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
 def contact_ranking_metrics(pred: Tensor, y: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
     """LRGB's ranking metrics of ``pred [B, N, N]`` (pair scores; ``[B, N, N, 1]`` is
     squeezed) against ``y [B, N, N]``: 1 for a contact, 0 for another pair of real nodes,
-    -1 for padding. Per graph (graphs without a contact count 0 of 0): ``mrr``,
-    ``hits@k`` (filtered), ``mrr_raw``, ``hits@k_raw``, ``mrr_noself``, ``hits@k_noself``.
+    -1 for padding. Per graph: ``mrr``, ``hits@k`` (raw; a graph without contacts counts
+    0 of 1), ``mrr_filtered``, ``hits@k_filtered``, ``mrr_filtered_noself``,
+    ``hits@k_filtered_noself`` (a graph without contacts counts 0 of 0).
     """
     if pred.dim() == 4:
         pred = pred.squeeze(-1)
@@ -93,7 +96,7 @@ def contact_ranking_metrics(pred: Tensor, y: Tensor) -> dict[str, tuple[Tensor, 
     positive = y == 1
     real = y >= 0                                   # pairs of real nodes
     eye = torch.eye(y.shape[-1], dtype=torch.bool, device=y.device)
-    variants = {"_raw": real, "": real & ~positive, "_noself": real & ~positive & ~eye}
+    variants = {"": real, "_filtered": real & ~positive, "_filtered_noself": real & ~positive & ~eye}
     count = positive.sum((1, 2)).float()
     has = (count > 0).float()
     out: dict[str, tuple[Tensor, Tensor]] = {}
@@ -108,7 +111,7 @@ def contact_ranking_metrics(pred: Tensor, y: Tensor) -> dict[str, tuple[Tensor, 
         per_graph = {"mrr": 1 / rank, **{f"hits@{k}": (rank <= k).float() for k in HITS_AT}}
         for name, value in per_graph.items():
             mean = (value * positive).sum((1, 2)) / count.clamp_min(1)
-            out[name + suffix] = (mean * has, has)
+            out[name + suffix] = (mean * has, has if suffix else torch.ones_like(has))
     return out
 
 

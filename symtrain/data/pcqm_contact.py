@@ -5,9 +5,11 @@ apart in the graph are in 3-D contact (link prediction, edge-level outputs). Gro
 on the atoms; outputs are pair scores ``[B, N, N, 1]`` that move as the adjacency does
 (``P·S·Pᵀ``). Target ``[B, N, N]``: 1 for a contact of ``edge_label_index``, 0 for
 another pair of real atoms, -1 on padding (the release stores only the contacts).
-Metrics: LRGB's ranking metrics (:func:`~.benchmark_metrics.contact_ranking_metrics`);
-main metric ``mrr``, the *filtered* MRR that LRGB's paper reports; ``mrr_raw`` and
-``mrr_noself`` and the Hits@1/3/10 of each variant beside it.
+Metrics: LRGB's ranking metrics (:func:`~.benchmark_metrics.contact_ranking_metrics`),
+named as in LRGB's and the LPS code: ``mrr`` / ``hits@k`` (raw), ``mrr_filtered`` /
+``hits@k_filtered``, ``mrr_filtered_noself`` / ``hits@k_filtered_noself``. Main metric
+``mrr_filtered``, the variant LRGB's paper reports. (The LPS code logs raw Hits@1/3/10
+and all three MRRs; the Hits in the LPS paper can only be the raw ones.)
 
 Loss: binary cross-entropy over every pair of distinct real atoms (contacts positive,
 the rest negative). LRGB's GNNs and the LPS code train on ``edge_label_index`` with
@@ -49,6 +51,6 @@ def pcqm_contact_task(path: str | None = None, max_nodes: int | None = None, tra
     """PCQM-Contact from the local root ``path`` (arguments as ``peptides_func``)."""
     from .benchmark_graphs import lrgb_task
 
-    return lrgb_task('PCQM-Contact', 'edge', pair_bce, contact_ranking_metrics, 'mrr', 1, path=path, max_nodes=max_nodes,
-                     limits={"train": train, "val": val, "test": test}, download=download, timeout=timeout,
+    return lrgb_task('PCQM-Contact', 'edge', pair_bce, contact_ranking_metrics, 'mrr_filtered', 1, path=path,
+                     max_nodes=max_nodes, limits={"train": train, "val": val, "test": test}, download=download, timeout=timeout,
                      release=RELEASE)

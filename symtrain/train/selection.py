@@ -20,8 +20,9 @@ from .run_folder import write_weights
 logger = logging.getLogger("symtrain.train")
 
 # Main metrics that are better when higher; any other is a loss.
-HIGHER_IS_BETTER = frozenset({"accuracy", "weighted_accuracy", "ap", "mrr", "mrr_raw", "mrr_noself",
-                              *(f"hits@{k}{v}" for k in (1, 3, 10) for v in ("", "_raw", "_noself"))})
+HIGHER_IS_BETTER = frozenset({"accuracy", "weighted_accuracy", "ap",
+                              *(f"{m}{v}" for m in ("mrr", "hits@1", "hits@3", "hits@10")
+                                for v in ("", "_filtered", "_filtered_noself"))})
 
 
 class ModelSelection:
