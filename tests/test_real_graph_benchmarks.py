@@ -296,3 +296,30 @@ def test_gnn_benchmark_fixture_has_the_release_layout(tmp_path):
     root = write_lrgb(tmp_path, "pcqm-contact", sizes={"train": 2})
     graph = torch.load(root / "pcqm-contact" / "raw" / "train.pt", weights_only=True)[0]
     assert len(graph) == 5 and graph[0].shape[1] == 9 and graph[1].shape[1] == 3 and torch.all(graph[4] == 1)
+
+
+@pytest.mark.parametrize("name", ["peptides_func", "cluster"])
+def test_a_download_only_when_asked_that_fails_or_stalls_is_an_error_and_leaves_nothing(name, tmp_path,
+                                                                                      monkeypatch):
+    import socket
+    import time
+
+    from torch_geometric.datasets import GNNBenchmarkDataset, LRGBDataset
+
+    silent = socket.socket()                        # accepts connections and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    url = f"http://127.0.0.1:{silent.getsockname()[1]}/data.zip"
+    if name == "cluster":
+        monkeypatch.setitem(GNNBenchmarkDataset.urls, "CLUSTER", url)
+    else:
+        monkeypatch.setitem(LRGBDataset.urls, "peptides-func", url)
+    (tmp_path / "kept.txt").write_text("x")
+    start = time.perf_counter()
+    try:
+        with pytest.raises(ConfigError, match="Downloading them failed"):
+            create_dataset(name, path=str(tmp_path), download=True, timeout=1)
+    finally:
+        silent.close()
+    assert time.perf_counter() - start < 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
