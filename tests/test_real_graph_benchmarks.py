@@ -323,3 +323,23 @@ def test_a_download_only_when_asked_that_fails_or_stalls_is_an_error_and_leaves_
         silent.close()
     assert time.perf_counter() - start < 30
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+
+
+def test_the_benchmark_runs_a_recipe_on_data_it_writes_in_the_raw_format(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    monkeypatch.delenv("SYMTRAIN_LRGB_ROOT", raising=False)
+    path = Path(__file__).resolve().parents[1] / "bench" / "lrgb.py"
+    spec = importlib.util.spec_from_file_location("bench_lrgb", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "SIZES", {"train": 24, "val": 8, "test": 8})
+    assert bench.main(["--steps", "2", "--recipes", "pattern_gine", "--out", str(tmp_path / "out")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1] == "lrgb_rows=1"
+    row = lines[-2].split()
+    assert row[:2] == ["pattern_gine", "weighted_accuracy"] and 0 <= float(row[2]) <= 100
+    assert (tmp_path / "out" / "data" / "PATTERN" / "processed").is_dir()
+    assert not (tmp_path / "out" / "data" / "CLUSTER").exists()
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path / "out")])       # never written over
