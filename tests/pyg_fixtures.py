@@ -1,6 +1,8 @@
 """Tiny datasets written in their real raw on-disk formats, for torch_geometric's own
 ``process()`` to read: an MD17 / rMD17 ``.npz`` trajectory of a molecule whose energy
-and forces come from a pair potential, and ModelNet ``.off`` meshes."""
+and forces come from a pair potential, ModelNet ``.off`` meshes, the LRGB releases'
+``{train,val,test}.pt`` lists of tuples (Peptides-func/-struct, PCQM-Contact) and the GNN
+benchmark's ``<NAME>_v2.pt`` (PATTERN, CLUSTER)."""
 
 from __future__ import annotations
 
@@ -101,7 +103,140 @@ def write_modelnet(root: Path, classes: tuple[str, ...] = MODELNET10, train: int
     return root
 
 
-WRITERS = {"md17": write_md17, "modelnet40": write_modelnet}
+ATOM_DIMS = (119, 5, 12, 12, 10, 6, 6, 2, 2)  # OGB get_atom_feature_dims()
+BOND_DIMS = (5, 6, 2)  # OGB get_bond_feature_dims()
+LRGB_SPLITS = {"train": 48, "val": 16, "test": 16}
+
+
+def molecule(rng: np.random.Generator, nodes: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """A random molecule-like graph: a chain (the backbone) with side branches, atom codes
+    ``x [n, 9]`` and bond codes ``edge_attr [2m, 3]`` (int64, OGB ranges, a few atom types),
+    ``edge_index [2, 2m]`` with both directions, as LRGB stores them."""
+    n = int(rng.integers(nodes[0], nodes[1] + 1))
+    parent = [i - 1 if rng.random() < 0.75 else int(rng.integers(0, i)) for i in range(1, n)]
+    x = np.zeros((n, len(ATOM_DIMS)), dtype=np.int64)
+    x[:, 0] = rng.choice([5, 6, 7, 15], size=n)             # C, N, O, S (atomic number - 1)
+    x[:, 2] = rng.integers(1, 5, size=n)                      # degree code
+    x[:, 7] = rng.integers(0, 2, size=n)                      # aromatic
+    bonds = np.stack([np.arange(1, n), np.array(parent)], 0)
+    attr = np.zeros((n - 1, len(BOND_DIMS)), dtype=np.int64)
+    attr[:, 0] = rng.integers(0, 4, size=n - 1)
+    attr[:, 2] = rng.integers(0, 2, size=n - 1)
+    edge_index = np.concatenate([bonds, bonds[::-1]], 1)
+    edge_attr = np.concatenate([attr, attr], 0)
+    return torch.from_numpy(x), torch.from_numpy(edge_attr), torch.from_numpy(edge_index.copy())
+
+
+def peptide_targets(x: torch.Tensor, edge_index: torch.Tensor, name: str) -> torch.Tensor:
+    """Targets ``[1, T]`` that the graph determines: Peptides-func's 10 labels say whether
+    an atom type / aromatic share exceeds a threshold; Peptides-struct's 11 values are
+    size and composition statistics."""
+    share = torch.stack([(x[:, 0] == z).float().mean() for z in (5, 6, 7, 15)] + [x[:, 7].float().mean()])
+    if name == "peptides-func":
+        return torch.cat([share > 0.25, share > 0.2]).float()[None]
+    size = torch.tensor([x.shape[0] / 20.0, edge_index.shape[1] / 40.0])
+    return torch.cat([share, share[:4].pow(2), size]).float()[None]
+
+
+def write_lrgb(root: Path, name: str = "peptides-func", nodes: tuple[int, int] = (8, 14),
+               sizes: dict[str, int] | None = None, seed: int = 0) -> Path:
+    """The raw files ``root/<name>/raw/{train,val,test}.pt`` of an LRGB dataset
+    (``peptides-func``, ``peptides-struct`` or ``pcqm-contact``) as the release ships
+    them: ``torch.save`` of a list of tuples ``(x, edge_attr, edge_index, y)`` (Peptides)
+    or ``(x, edge_attr, edge_index, edge_label_index, edge_label)`` (PCQM-Contact, the
+    contacts being the pairs at graph distance 3, both directions, labels all ones).
+    Returns ``root``."""
+    from torch_geometric.utils import to_dense_adj
+
+    rng = np.random.default_rng(seed)
+    folder = root / name / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (sizes or LRGB_SPLITS).items():
+        graphs = []
+        for _ in range(count):
+            x, edge_attr, edge_index = molecule(rng, nodes)
+            if name == "pcqm-contact":
+                adj = to_dense_adj(edge_index, max_num_nodes=x.shape[0])[0]
+                hops = [torch.eye(x.shape[0])]
+                for _ in range(3):
+                    hops.append(((hops[-1] @ adj) > 0).float())
+                reach = [h > 0 for h in hops]
+                exact3 = reach[3] & ~reach[2] & ~reach[1] & ~reach[0]
+                label_index = exact3.nonzero().T.contiguous()
+                graphs.append((x, edge_attr, edge_index, label_index, torch.ones(label_index.shape[1])))
+            else:
+                graphs.append((x, edge_attr, edge_index, peptide_targets(x, edge_index, name)))
+        torch.save(graphs, folder / f"{split}.pt")
+    return root
+
+
+def sbm_clusters(count: int, gen: torch.Generator, communities: int = 6, size: tuple[int, int] = (2, 4),
+                 p: float = 0.9, q: float = 0.05):
+    """CLUSTER-style graphs (dense, padded): ``communities`` blocks of random sizes, edges
+    with probability ``p`` inside a block and ``q`` across, nodes in random order; labels
+    the block, features one-hot ``[N, communities + 1]`` of the block on one node per
+    block and of ``communities`` (unlabelled) elsewhere."""
+    from symtrain.data.graphs import DenseGraphs
+
+    n_max = communities * size[1]
+    adjs, feats, masks, ys = [], [], [], []
+    for _ in range(count):
+        per = torch.randint(size[0], size[1] + 1, (communities,), generator=gen)
+        block = torch.repeat_interleave(torch.arange(communities), per)
+        block = block[torch.randperm(len(block), generator=gen)]
+        n = len(block)
+        prob = torch.where(block[:, None] == block[None], p, q)
+        upper = (torch.rand(n, n, generator=gen) < prob).float().triu(1)
+        token = torch.full((n,), communities)
+        for c in range(communities):
+            token[(block == c).nonzero()[0]] = c
+        pad = n_max - n
+        adjs.append(torch.nn.functional.pad(upper + upper.T, (0, pad, 0, pad)))
+        feats.append(torch.nn.functional.pad(torch.nn.functional.one_hot(token, communities + 1).float(),
+                                             (0, 0, 0, pad)))
+        masks.append(torch.arange(n_max) < n)
+        ys.append(torch.nn.functional.pad(block, (0, pad), value=-1))
+    return DenseGraphs(torch.stack(adjs), torch.stack(feats), torch.stack(masks), torch.stack(ys))
+
+
+def write_gnn_benchmark(root: Path, name: str = "PATTERN", sizes: dict[str, int] | None = None,
+                        seed: int = 0) -> Path:
+    """The raw file ``root/<name>/raw/<name>_v2.pt`` of PyG's GNN benchmark release:
+    ``torch.save`` of ``[train, val, test]``, each a list of dicts ``x`` (float one-hot
+    node features), ``edge_index``, ``edge_attr`` (ones), ``y`` (node labels). PATTERN:
+    small SBM graphs with a planted pattern (``x`` 3 tokens, ``y`` in the pattern or
+    not); CLUSTER: 6 communities, ``x [n, 7]`` one-hot of the community on one node per
+    community and 6 ("unlabelled") elsewhere, ``y`` the community. Returns ``root``."""
+    from symtrain.data.graphs import sbm_pattern
+
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for count in (sizes or {"train": 48, "val": 16, "test": 16}).values():
+        graphs = []
+        if name == "PATTERN":
+            g = sbm_pattern(count, communities=2, community_size=(3, 4), pattern_size=3, generator=gen)
+            feats, labels = g.features, g.labels
+        else:
+            g = sbm_clusters(count, gen)
+            feats, labels = g.features, g.labels
+        for adj, x, mask, y in zip(g.adjacency, feats, g.mask, labels):
+            n = int(mask.sum())
+            edge_index = adj[:n, :n].nonzero().T.contiguous()
+            graphs.append({"x": x[:n].float(), "edge_index": edge_index,
+                           "edge_attr": torch.ones(edge_index.shape[1]), "y": y[:n].long()})
+        out.append(graphs)
+    folder = root / name / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(out, folder / f"{name}_v2.pt")
+    return root
+
+
+WRITERS = {"md17": write_md17, "modelnet40": write_modelnet,
+           "peptides_func": lambda root: write_lrgb(root, "peptides-func"),
+           "peptides_struct": lambda root: write_lrgb(root, "peptides-struct"),
+           "pcqm_contact": lambda root: write_lrgb(root, "pcqm-contact"),
+           "pattern": lambda root: write_gnn_benchmark(root, "PATTERN"),
+           "cluster": lambda root: write_gnn_benchmark(root, "CLUSTER")}
 """Datasets read from a local root, by registered name: the fixture writer of each."""
 
 

@@ -221,7 +221,7 @@ def _unknown_name_errors():
         "symmetrizer": (lambda: st.create_symmetrizer("group_averagin", torch.nn.Identity(), sym), "group_averaging"),
         "interface": (lambda: create_interface("permutaton", sym), "permutation"),
         "dataset": (lambda: create_dataset("nbdy"), "nbody"),
-        "model": (lambda: create_model("gine"), "gin"),
+        "model": (lambda: create_model("ginn"), "gin"),
         "method": (lambda: create_method("augmnt", torch.nn.Identity(), sym), "augment"),
         "distance": (lambda: EquivarianceLoss(sym, distance="l2_"), "l2"),
     }

@@ -17,6 +17,7 @@ import socket
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from ..overrides import ConfigError
 from .graphs import DenseGraphs
@@ -145,3 +146,76 @@ def open_pyg_dataset(cls, root: str | Path, describe, *, download: bool = False,
     root = Path(root).expanduser()
     return _offline_class(cls)(str(root), allow_download=bool(download), timeout=float(timeout),
                                describe=describe, **kwargs)
+
+
+class DenseGraphData(torch.utils.data.Dataset):
+    """A split of PyG graphs served as dense batches, built when a batch is asked for (so
+    the split is never held dense in memory).
+
+    ``data[[i, j, …]]`` (``__getitems__``) returns ``((adjacency, features, mask), target)``:
+    ``adjacency [B, N, N]`` (0/1) or ``[B, N, N, E]`` (``edge_encode(edge_attr)`` per
+    edge), ``features [B, N, F]`` (``node_encode(x)``), ``mask [B, N]`` (True for real
+    nodes, which come first), ``N = max_nodes``. ``target`` by ``level``:
+
+    - ``"graph"``: ``y`` stacked, ``[B, T]`` float;
+    - ``"node"``: ``y`` per node, ``[B, N]`` long, ``-1`` on padding;
+    - ``"edge"``: ``[B, N, N]`` float, 1 at the pairs of ``edge_label_index`` whose
+      ``edge_label`` is 1, 0 at the other pairs of real nodes, ``-1`` on padding.
+
+    Args:
+        graphs: a PyG dataset (indexable, ``len``) of ``Data``.
+        node_encode / edge_encode: ``[n, k]`` raw features → ``[n, F]`` float (``None``:
+            ``x`` as float; no edge features: adjacency ``[B, N, N]``).
+    """
+
+    LEVELS = ("graph", "node", "edge")
+
+    def __init__(self, graphs, max_nodes: int, level: str, node_encode=None, edge_encode=None):
+        if level not in self.LEVELS:
+            raise ValueError(f"level: one of {self.LEVELS}, got {level!r}")
+        self.graphs, self.max_nodes, self.level = graphs, max_nodes, level
+        self.node_encode, self.edge_encode = node_encode, edge_encode
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, index: int):
+        return self.__getitems__([index])
+
+    def __getitems__(self, indices: list[int]):
+        from torch_geometric.data import Batch
+        from torch_geometric.utils import to_dense_adj, to_dense_batch
+
+        batch = Batch.from_data_list([self.graphs[int(i)] for i in indices])
+        n = self.max_nodes
+        x = batch.x if batch.x.dim() == 2 else batch.x[:, None]
+        x = self.node_encode(x) if self.node_encode is not None else x.float()
+        features, mask = to_dense_batch(x, batch.batch, max_num_nodes=n)
+        if self.edge_encode is not None:
+            attr = self.edge_encode(batch.edge_attr)
+            adjacency = to_dense_adj(batch.edge_index, batch.batch, attr, max_num_nodes=n)
+        else:
+            adjacency = (to_dense_adj(batch.edge_index, batch.batch, max_num_nodes=n) > 0).float()
+        return (adjacency, features, mask), self._target(batch, mask)
+
+    def _target(self, batch, mask: Tensor) -> Tensor:
+        from torch_geometric.utils import to_dense_adj, to_dense_batch
+
+        if self.level == "graph":
+            return batch.y.float().reshape(mask.shape[0], -1)
+        if self.level == "node":
+            return to_dense_batch(batch.y.long(), batch.batch, fill_value=-1, max_num_nodes=self.max_nodes)[0]
+        keep = batch.edge_label == 1 if getattr(batch, "edge_label", None) is not None else slice(None)
+        index = batch.edge_label_index[:, keep]
+        contacts = to_dense_adj(index, batch.batch, max_num_nodes=self.max_nodes) > 0
+        pair = mask[:, :, None] & mask[:, None, :]
+        return torch.where(pair, contacts.float(), torch.full_like(contacts, -1, dtype=torch.float))
+
+
+def graph_sizes(dataset) -> Tensor:
+    """Node counts ``[len(dataset)]`` of a PyG ``InMemoryDataset`` (from its slices, without
+    building the graphs)."""
+    slices = getattr(dataset, "slices", None)
+    if slices is not None and "x" in slices:
+        return slices["x"].diff()[torch.as_tensor(list(dataset.indices()), dtype=torch.long)]
+    return torch.tensor([dataset[i].num_nodes for i in range(len(dataset))])

@@ -4,8 +4,9 @@ metrics."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +75,9 @@ class Task:
     name, per-example numerators and denominators ``([B], [B])`` (summed over the split,
     then divided); ``main_metric`` is the one reported first. ``info`` fills model
     arguments the recipe leaves out (``num_nodes``, ``num_classes``, ``in_features``, …).
+    ``split_metrics`` (optional) makes, per name, a fresh stateful metric for the
+    metrics that are not sums over examples (average precision): ``update(pred, y)``
+    per batch, ``compute()`` once over the split.
     """
 
     train: TensorData
@@ -84,6 +88,7 @@ class Task:
     metrics: Metrics
     main_metric: str
     info: dict = field(default_factory=dict)
+    split_metrics: Callable[[], dict[str, Any]] | None = None
 
 
 def mse_metrics(pred: Tensor, y: Tensor) -> dict[str, tuple[Tensor, Tensor]]:

@@ -62,11 +62,18 @@ class GraphViT(nn.Module):
         vit: a timm ``VisionTransformer`` (or family: DeiT, …). Its ``patch_embed`` is replaced and
             its classifier removed; ``backbone_parameters()`` / ``new_parameters()`` split the
             parameters for separate learning rates.
+        node_embed / edge_embed: if given, node features and edge channels first go through a
+            linear map without bias to that many channels (on one-hot categorical features,
+            OGB's ``AtomEncoder`` / ``BondEncoder``: a sum of per-column embeddings), so the
+            dense image has ``edge_embed + node_embed`` channels instead of the raw widths.
     """
 
     def __init__(self, vit: nn.Module, max_nodes: int, edge_dim: int = 1, node_dim: int = 0,
-                 out_dim: int = 1, task: Task = "graph"):
+                 out_dim: int = 1, task: Task = "graph", node_embed: int | None = None,
+                 edge_embed: int | None = None):
         super().__init__()
+        self.node_encoder = nn.Linear(node_dim, node_embed, bias=False) if node_embed and node_dim else None
+        self.edge_encoder = nn.Linear(edge_dim, edge_embed, bias=False) if edge_embed else None
         if task not in ("graph", "node", "edge"):
             raise ValueError(f"task must be 'graph', 'node' or 'edge', got {task!r}")
         grid = getattr(getattr(vit, "patch_embed", None), "grid_size", None)
@@ -80,7 +87,8 @@ class GraphViT(nn.Module):
         self.padded = self.patch * self.grid
         dim = vit.embed_dim
         vit.reset_classifier(0)
-        vit.patch_embed = GraphPatchEmbed(edge_dim + node_dim, dim, self.patch, self.grid)
+        channels = (edge_embed or edge_dim) + ((node_embed or node_dim) if node_dim else 0)
+        vit.patch_embed = GraphPatchEmbed(channels, dim, self.patch, self.grid)
         self.backbone = vit
         if task == "graph":
             self.head = nn.Linear(vit.num_features, out_dim)
@@ -93,7 +101,9 @@ class GraphViT(nn.Module):
 
     def new_parameters(self):
         """Parameters this adapter adds (graph patch embedding, readout head)."""
-        return list(self.backbone.patch_embed.parameters()) + list(self.head.parameters())
+        encoders = [m for m in (self.node_encoder, self.edge_encoder) if m is not None]
+        return ([p for m in encoders for p in m.parameters()] + list(self.backbone.patch_embed.parameters())
+                + list(self.head.parameters()))
 
     def dense_input(self, adj: Tensor, x: Tensor | None, mask: Tensor | None) -> Tensor:
         """``[B, C, N_pad, N_pad]`` image of the graph."""
@@ -107,11 +117,15 @@ class GraphViT(nn.Module):
                              f"{self.max_nodes}; build it with max_nodes >= {n}")
         if adj.shape[-1] != self.edge_dim:
             raise ShapeError(f"GraphViT was built for edge_dim={self.edge_dim}, got {adj.shape[-1]} edge channels")
-        parts = [adj.to(self.head.weight.dtype)]
+        adj = adj.to(self.head.weight.dtype)
+        parts = [self.edge_encoder(adj) if self.edge_encoder is not None else adj]
         if self.node_dim:
             if x is None or x.shape[:2] != (b, n) or x.shape[-1] != self.node_dim:
                 got = None if x is None else tuple(x.shape)
                 raise ShapeError(f"GraphViT expects node features ({b}, {n}, {self.node_dim}), got {got}")
+            x = x.to(parts[0].dtype)
+            if self.node_encoder is not None:
+                x = self.node_encoder(x)
             parts.append(torch.diag_embed(x.to(parts[0].dtype).transpose(1, 2)).permute(0, 2, 3, 1))
         dense = torch.cat(parts, -1)
         if mask is not None:
@@ -145,13 +159,15 @@ def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | P
 
 def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int, edge_dim: int = 1,
                      node_dim: int = 0, out_dim: int = 1, task: Task = "graph", pretrained: bool = False,
-                     checkpoint: str | Path | None = None, **timm_kwargs) -> GraphViT:
+                     checkpoint: str | Path | None = None, node_embed: int | None = None,
+                     edge_embed: int | None = None, **timm_kwargs) -> GraphViT:
     """``GraphViT`` around ``timm.create_model(model_name, ...)``; see :func:`create_vit`.
     The ViT's classifier is not used, so it is built without one (and a checkpoint's
     classifier weights, whatever their size, are dropped by timm's loader)."""
     timm_kwargs.setdefault("num_classes", 0)
     vit = create_vit(model_name, pretrained=pretrained, checkpoint=checkpoint, **timm_kwargs)
-    return GraphViT(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=node_dim, out_dim=out_dim, task=task)
+    return GraphViT(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=node_dim, out_dim=out_dim, task=task,
+                    node_embed=node_embed, edge_embed=edge_embed)
 
 
 def graph_vit_symmetry(task: Task = "graph") -> Symmetry:
@@ -178,11 +194,14 @@ def timm_vit(vit: str = "vit_tiny_patch16_224", num_classes: int = 1000, pretrai
 def graph_vit(max_nodes: int, vit: str = "vit_tiny_patch16_224", num_classes: int = 2,
               in_features: int = 0, edge_dim: int = 1, readout: str = "node", pretrained: bool = False,
               checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
-              depth: int | None = None, drop_path_rate: float = 0.0) -> nn.Module:
+              depth: int | None = None, drop_path_rate: float = 0.0, node_embed: int | None = None,
+              edge_embed: int | None = None) -> nn.Module:
     """A timm ViT reading dense graphs (:class:`GraphViT`); ``readout`` is ``"graph"``,
-    ``"node"`` or ``"edge"``. Parameter names: the pretrained part is ``backbone.*`` except
-    ``backbone.patch_embed.*`` (new), plus ``head.*`` (new)."""
+    ``"node"`` or ``"edge"``; ``node_embed`` / ``edge_embed``: linear encoders of the
+    features first (categorical one-hot features). Parameter names: the pretrained part is
+    ``backbone.*`` except ``backbone.patch_embed.*`` (new), plus ``head.*``,
+    ``node_encoder.*``, ``edge_encoder.*`` (new)."""
     return create_graph_vit(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=in_features,
                             out_dim=num_classes, task=readout, pretrained=pretrained, checkpoint=checkpoint,
-                            drop_path_rate=drop_path_rate,
+                            drop_path_rate=drop_path_rate, node_embed=node_embed, edge_embed=edge_embed,
                             **_size_kwargs(img_size=img_size, patch_size=patch_size, depth=depth))

@@ -38,6 +38,7 @@ class Evaluator:
             raw.eval_samples = samples
         model.eval()
         sums: dict[str, list[Tensor]] = {}
+        stateful = task.split_metrics() if getattr(task, "split_metrics", None) is not None else {}
         first = None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(t.seed + 12_345 + 7_919 * trial)
@@ -50,7 +51,12 @@ class Evaluator:
                 for name, (num, den) in task.metrics(pred, y).items():
                     num, den = acc.gather_for_metrics((num.float(), den.float()))
                     sums.setdefault(name, []).append(torch.stack([num.sum(), den.sum()]))
+                if stateful:
+                    every = acc.gather_for_metrics((pred, y))
+                    for metric in stateful.values():
+                        metric.update(*every)
             out = {f"{split}/{k}": float(sum(v)[0] / sum(v)[1].clamp_min(1e-12)) for k, v in sums.items()}
+            out.update({f"{split}/{k}": float(m.compute()) for k, m in stateful.items()})
             if first is not None and equivariance:
                 out.update(self.equivariance(raw, symmetry, first, split))
         if samples is not None:

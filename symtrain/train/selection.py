@@ -20,7 +20,9 @@ from .run_folder import write_weights
 logger = logging.getLogger("symtrain.train")
 
 # Main metrics that are better when higher; any other is a loss.
-HIGHER_IS_BETTER = frozenset({"accuracy"})
+HIGHER_IS_BETTER = frozenset({"accuracy", "weighted_accuracy", "ap",
+                              *(f"{m}{v}" for m in ("mrr", "hits@1", "hits@3", "hits@10")
+                                for v in ("", "_filtered", "_filtered_noself"))})
 
 
 class ModelSelection:
