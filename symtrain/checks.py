@@ -9,13 +9,13 @@ traced graph has no data-dependent branch. Shape checks always run.
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .errors import NonFiniteError, ShapeError, SymmetryError
+from .domains import check_samples  # noqa: F401  (re-exported; argument domains live there)
+from .errors import NonFiniteError, ShapeError
 from .tree import walk
 
 
@@ -75,15 +75,6 @@ def check_prefix_mask(mask: Tensor, what: str = "the node mask") -> None:
                          "torch_geometric.utils.to_dense_batch does); reorder the nodes")
 
 
-def check_samples(name: str, value: Any, optional: bool = True) -> int | None:
-    """A count of group elements per input: an integer >= 1, Python or numpy, never a
-    bool (or ``None`` when ``optional``)."""
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        what = "a positive integer or None" if optional else "a positive integer"
-        raise SymmetryError(f"{name} must be {what} (group elements per input), got {value!r}")
-    return int(value)
 
 
 def check_finite_input(x: Any, what: str = "the input") -> None:

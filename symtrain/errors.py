@@ -26,6 +26,24 @@ class NonFiniteError(SymmetryError):
     """Input holding NaN or infinite values."""
 
 
+class ArgumentError(SymmetryError):
+    """An argument out of its domain, a factory's argument it does not take, or a
+    required one missing. ``key`` names the argument; ``reason`` says what was wrong."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key, self.reason = key, reason
+
+    def __reduce__(self):
+        return type(self), (self.key, self.reason)
+
+
+class DTypeError(SymmetryError):
+    """Data whose dtype or device does not fit what acts on it (integer coordinates under
+    a continuous group, a half-precision batch through float32 interface weights, a
+    batch on another device than the wrapper's parameters)."""
+
+
 class UnknownNameError(SymmetryError):
     """A name that no entry of a registry answers to (a group, action, symmetrizer,
     interface, dataset, model, method, ...). The message names the kind, the name, the

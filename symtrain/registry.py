@@ -22,7 +22,7 @@ edit (no import line in ``__init__.py``). Import errors are not swallowed.
 >>> reg.create("square", sid=3)
 Traceback (most recent call last):
 ...
-symtrain.registry.ArgumentError: sid: not an argument of widget 'square' (arguments: side)
+symtrain.errors.ArgumentError: sid: not an argument of widget 'square' (arguments: side)
 >>> reg.get("sqare")
 Traceback (most recent call last):
 ...
@@ -41,23 +41,12 @@ import re
 import warnings
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
-from .errors import SymmetryError, UnknownNameError
+from .errors import ArgumentError, UnknownNameError  # noqa: F401  (ArgumentError re-exported)
 
 __all__ = ["Registry", "UnknownNameError", "ArgumentError", "keyword_parameters", "check_arguments",
            "store", "by_class_name"]
 
 T = TypeVar("T")
-
-
-class ArgumentError(SymmetryError):
-    """An argument a factory does not take, or a required one missing. ``key`` names it."""
-
-    def __init__(self, key: str, reason: str):
-        super().__init__(f"{key}: {reason}")
-        self.key, self.reason = key, reason
-
-    def __reduce__(self):
-        return type(self), (self.key, self.reason)
 
 
 def keyword_parameters(fn: Callable) -> dict[str, inspect.Parameter]:

@@ -14,6 +14,7 @@ from torch import Tensor
 from .actions.base import Action
 from .actions.registry import create_action
 from .checks import check_finite_input, check_samples
+from .errors import DTypeError, ShapeError, UnsupportedGroupError
 from .groups.base import Element, Group, GroupContext, element_batch_size, element_tile
 from .groups.registry import create_group
 from .tree import reference_tensor  # noqa: F401  (re-exported: symtrain.reference_tensor)
@@ -57,9 +58,36 @@ class Symmetry:
 
     def check_input(self, x: Any) -> None:
         """Raise if ``x`` does not fit the input action (shape, layout, group mismatch,
-        masks with padding between real nodes) or holds NaN/inf (eager mode only)."""
+        masks with padding between real nodes), holds NaN/inf (eager mode only), or holds
+        integer coordinates or pixels where a continuous group must move them
+        (:class:`~symtrain.errors.DTypeError`)."""
         self.input.check(x, self.group)
         check_finite_input(x)
+        self.check_dtypes(x)
+
+    def check_dtypes(self, x: Any) -> None:
+        """Rotations, reflections by arbitrary angles and translations by real amounts
+        need floating-point data: integer point coordinates or pixels under a continuous
+        group are a :class:`~symtrain.errors.DTypeError` naming the dtype (finite groups
+        permute integer data exactly, so it passes)."""
+        if not any(f.is_continuous for f in self.group.factors):
+            return
+        for what, read in (("point coordinates (or vectors)", self.input.points), ("pixels", self.input.pixels)):
+            try:
+                t = read(x)
+            except UnsupportedGroupError:  # the action holds no such data
+                continue
+            if t is not None and not (t.is_floating_point() or t.is_complex()):
+                raise DTypeError(f"the input's {what} are {t.dtype}, but {self.group} moves them by real "
+                                 "amounts (rotations, translations), which needs floating-point data; "
+                                 "convert them with .float() (or .double())")
+
+    def check_not_empty(self, x: Any, what: str) -> None:
+        """Raise :class:`~symtrain.errors.ShapeError` if ``x`` holds no inputs: ``what``
+        (a metric, a loss) has nothing to average over and would return NaN."""
+        if self.input.batch_size(x) == 0:
+            raise ShapeError(f"{what} got an empty batch (0 inputs): there is nothing to measure; "
+                             "pass at least one input")
 
     def context(self, x: Any) -> GroupContext:
         return self.input.context(x)
@@ -104,6 +132,7 @@ class Symmetry:
         """
         samples = check_samples("samples", samples)
         self.check_input(x)
+        self.check_not_empty(x, "a probe (equivariance error, REMUL loss, augmentation)")
         context = self.context(x)
         ref = reference_tensor(x)
         device, dtype = ref.device, ref.dtype if ref.is_floating_point() else None

@@ -224,7 +224,7 @@ def test_vector_dropout_drops_whole_vectors_and_commutes_with_rotations():
     assert 0.3 < float(kept.double().mean()) < 0.7
     assert torch.allclose(a[kept].norm(dim=-1), 2 * v[kept].norm(dim=-1))
     assert torch.equal(drop.eval()(v), v)
-    with pytest.raises(ValueError, match="dropout"):
+    with pytest.raises(ValueError, match=r"p: must be a number in \[0, 1\), got 1.0"):
         VNDropout(1.0)
 
 

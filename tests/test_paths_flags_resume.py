@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from symtrain.cli import COMMANDS, build_parser, main
 from symtrain.cli._paths import PathType, module_or_file
@@ -120,6 +121,15 @@ def test_library_entry_points_check_their_paths(tmp_path):
         fit_results(tmp_path)
     with pytest.raises(PathKindError, match=r"results: .*missing\.csv does not exist"):
         fit_results(tmp_path / "missing.csv")
+    from symtrain.lie.report import LieReport, lie_report, plot_summary
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2))
+    with pytest.raises(PathKindError, match=r"out_dir: .*file is a file, not a folder"):
+        lie_report(model, [torch.randn(1, 3, 8, 8)], ["rotation"], out_dir=tmp_path / "file")
+    with pytest.raises(PathKindError, match=r"out_dir: .*file is a file, not a folder"):
+        LieReport(summary=[], per_example=[]).save(tmp_path / "file")
+    with pytest.raises(PathKindError, match=r"path: .* is a folder, not a file"):
+        plot_summary([], tmp_path)
     assert snapshot(tmp_path) == before
     assert output_folder(tmp_path / "new" / "deeper", "x") == tmp_path / "new" / "deeper"  # mkdir -p is fine
     with pytest.raises(PathKindError, match="cannot write in /proc/sys"):

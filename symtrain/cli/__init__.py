@@ -31,9 +31,17 @@ The rules:
 - this package is the only place in ``symtrain/`` that prints: library functions return
   results (rows, dataclasses, dicts) and report progress through :mod:`logging`;
 - an error the user can fix prints one line, ``symtrain NAME: ...`` on stderr, and
-  returns 2; so does a usage error of the command line (:class:`Parser`);
+  returns 2; so does a usage error of the command line (:class:`Parser`); a
+  :class:`~symtrain.errors.SymmetryError` that reaches :func:`main` is printed so;
+- a number option takes its ``type=`` from :mod:`symtrain.cli._numbers` (``COUNT``,
+  ``SEED``, ``FRACTION``, ...): the library's argument domains, refused while the
+  command line is read;
 - a path option takes its ``type=`` from :mod:`symtrain.cli._paths` (``OUTPUT_FOLDER``,
   ``INPUT_FILE``, ...), so a path of the wrong kind is refused before anything runs;
+- an option that only means something with another one is declared in the module's
+  ``NEEDS = {"probes": ("--layerwise", lambda args: args.layerwise)}`` (option dest →
+  what it needs, and the test of it), with ``default=None``: given without what it needs
+  it is refused in one line (exit 2), never silently dropped (:func:`unmet_needs`);
 - a module whose name starts with ``_`` is a helper, not a command.
 """
 
@@ -42,6 +50,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import SymmetryError
 from ..registry import Registry
 
 COMMANDS: Registry = Registry("command", "symtrain.cli")
@@ -76,6 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def unmet_needs(module, args: argparse.Namespace) -> str | None:
+    """The one-line error for options given without what they need (the module's
+    ``NEEDS``), or ``None``."""
+    given: dict[str, list[str]] = {}
+    for dest, (what, met) in getattr(module, "NEEDS", {}).items():
+        value = getattr(args, dest, None)
+        if value is not None and value is not False and value != [] and not met(args):  # 0 is given
+            given.setdefault(what, []).append("--" + dest.replace("_", "-"))
+    if not given:
+        return None
+    return "; ".join(f"{', '.join(opts)} only appl{'y' if len(opts) > 1 else 'ies'} with {what}"
+                     for what, opts in given.items())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``symtrain ARGV`` and return its exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -89,4 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return int(COMMANDS.get(args.command)(args) or 0)
+    unmet = unmet_needs(command_module(args.command), args)
+    if unmet:
+        print(f"symtrain {args.command}: error: {unmet}", file=sys.stderr)
+        return 2
+    try:
+        return int(COMMANDS.get(args.command)(args) or 0)
+    except SymmetryError as err:  # an error the user can fix, from any command: one line, exit 2
+        print(f"symtrain {args.command}: error: {err}", file=sys.stderr)
+        return 2

@@ -12,13 +12,14 @@ import sys
 
 from . import COMMANDS
 from ._paths import OUTPUT_FOLDER
+from ._numbers import COUNT, SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", choices=("wrap", "train"), default=None,
                         help="only the wrapper table (seconds) or only the training comparison")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=16, help="group elements per input in the check")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--samples", type=COUNT, default=16, help="group elements per input in the check")
     parser.add_argument("--budget", default="cpu", help="budget preset of the recipes (smoke for a check in seconds)")
     parser.add_argument("--out", default="runs/demo", type=OUTPUT_FOLDER, help="folder of the training runs")
 

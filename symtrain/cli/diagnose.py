@@ -18,6 +18,7 @@ import sys
 
 from . import COMMANDS
 from ._paths import INPUT_FOLDER, module_or_file
+from ._numbers import COUNT, FRACTION, SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,15 +27,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override recipe keys, e.g. symmetrization.group=C4 data.train=500")
     parser.add_argument("--budget", default=None, help="budget preset: smoke, cpu or paper (same as --set train.budget=...)")
     parser.add_argument("--split", choices=("train", "val", "test"), default="train", help="the split to test (default train)")
-    parser.add_argument("--samples", type=int, default=1000,
+    parser.add_argument("--samples", type=COUNT, default=1000,
                         help="examples to use (at most; default 1000, or the whole split if smaller)")
-    parser.add_argument("--test-fraction", type=float, default=0.5, help="share held out to score the classifier")
+    parser.add_argument("--test-fraction", type=FRACTION, default=0.5, help="share held out to score the classifier")
     parser.add_argument("--no-targets", action="store_true", help="test the inputs alone, not (inputs, targets)")
-    parser.add_argument("--steps", type=int, default=300, help="full-batch training steps of the classifier")
-    parser.add_argument("--hidden", type=int, default=128, help="width of the classifier's two hidden layers")
-    parser.add_argument("--permutations", type=int, default=1000, help="label shufflings for the p-value")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the recipe's train.threads)")
+    parser.add_argument("--steps", type=COUNT, default=300, help="full-batch training steps of the classifier")
+    parser.add_argument("--hidden", type=COUNT, default=128, help="width of the classifier's two hidden layers")
+    parser.add_argument("--permutations", type=COUNT, default=1000, help="label shufflings for the p-value")
+    parser.add_argument("--seed", type=SEED, default=0)
+    parser.add_argument("--threads", type=COUNT, default=None, help="torch CPU threads (default: the recipe's train.threads)")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes, searched before the provided ones (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",

@@ -8,6 +8,7 @@ import argparse
 
 from . import COMMANDS
 from ._paths import INPUT_FILE, OUTPUT_FOLDER
+from ._numbers import COUNT, SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default=None, type=OUTPUT_FOLDER, help="output folder (default: next to results.csv)")
     parser.add_argument("--offset", choices=("auto", "yes", "no"), default="auto",
                         help="offset c in L = a·x^(−b) + c: chosen by AICc (auto), always, never")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for the intervals")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bootstrap", type=COUNT, default=200, help="bootstrap resamples for the intervals")
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--data-at", choices=("epochs", "steps"), default="epochs",
                         help="loss vs dataset size at fixed epochs or at fixed steps")
     parser.add_argument("--loss-label", default="test loss (MSE)")

@@ -11,6 +11,7 @@ import sys
 
 from . import COMMANDS
 from ._paths import INPUT_FILE, INPUT_FOLDER, OUTPUT_FOLDER
+from ._numbers import COUNT, SEED
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,24 +21,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     weights.add_argument("--no-pretrained", action="store_true", help="random initialisation")
     data = parser.add_mutually_exclusive_group(required=True)
     data.add_argument("--images", type=INPUT_FOLDER, help="directory of images (preprocessed with the model's timm transform)")
-    data.add_argument("--synthetic", type=int, metavar="N", help="N smooth random images")
-    parser.add_argument("--image-size", type=int, help="input size (default: the model's)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    data.add_argument("--synthetic", type=COUNT, metavar="N", help="N smooth random images")
+    parser.add_argument("--image-size", type=COUNT, help="input size (default: the model's)")
+    parser.add_argument("--batch-size", type=COUNT, default=8)
     parser.add_argument("--transforms", default="all",
                         help="'all' or comma-separated generator names (translation_x, rotation, ...)")
     parser.add_argument("--layerwise", action="store_true", help="attribute to layers (PNG per generator)")
-    parser.add_argument("--layerwise-transforms", default="translation_x,rotation",
-                        help="generators for the layer-wise attribution (comma-separated)")
-    parser.add_argument("--probes", type=int, default=20, help="random probes for layer-wise estimates")
+    parser.add_argument("--layerwise-transforms", default=None,
+                        help="generators for the layer-wise attribution (comma-separated; default "
+                             "translation_x,rotation; needs --layerwise)")
+    parser.add_argument("--probes", type=COUNT, default=None,
+                        help="random probes for layer-wise estimates (default 20; needs --layerwise)")
     parser.add_argument("--norm", choices=("squared", "abs"), default="squared")
     parser.add_argument("--logits", action="store_true", help="differentiate logits, not softmax")
     parser.add_argument("--method", choices=("auto", "jvp", "fd"), default="auto",
                         help="forward-mode AD (jvp), central differences (fd), or auto (see resolve_method)")
     parser.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra timm.create_model keyword, the value read as YAML (as symtrain train --set), repeatable")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--out", required=True, type=OUTPUT_FOLDER, help="output directory")
     parser.add_argument("--no-progress", action="store_true")
+
+
+#: Layer-wise options mean nothing without --layerwise (see symtrain.cli.unmet_needs).
+NEEDS = {dest: ("--layerwise", lambda args: args.layerwise) for dest in ("layerwise_transforms", "probes")}
 
 
 @COMMANDS.register("lie")
@@ -75,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
             return 2
     batches = list(images.split(args.batch_size))
     transforms = "all" if args.transforms == "all" else [t.strip() for t in args.transforms.split(",") if t.strip()]
-    layer_names = [t.strip() for t in args.layerwise_transforms.split(",") if t.strip()]
+    layer_names = [t.strip() for t in (args.layerwise_transforms or "translation_x,rotation").split(",") if t.strip()]
     try:
         report = lie_report(model, batches, transforms, probabilities=not args.logits,
                             layerwise=args.layerwise, layerwise_transforms=layer_names,
-                            probes=args.probes, norm=args.norm, progress=not args.no_progress,
+                            probes=args.probes or 20, norm=args.norm, progress=not args.no_progress,
                             generator=torch.Generator().manual_seed(args.seed), out_dir=args.out,
                             method=args.method)
     except SymmetryError as err:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from . import COMMANDS
 from ._paths import INPUT_FOLDER, OUTPUT_FOLDER, module_or_file
+from ._numbers import COUNT, NON_NEGATIVE_NUMBER, POSITIVE_NUMBER
+from ..errors import SymmetryError
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: one point at a time here; ray: each point a Ray task")
     parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
-    parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance")
-    parser.add_argument("--cpus-per-point", type=float, default=None, help="ray: CPUs of each point (default 1)")
-    parser.add_argument("--gpus-per-point", type=float, default=None, help="ray: GPUs of each point (default 0)")
+    parser.add_argument("--num-cpus", type=COUNT, default=None, help="CPUs of a local Ray instance")
+    parser.add_argument("--cpus-per-point", type=POSITIVE_NUMBER, default=None, help="ray: CPUs of each point (default 1)")
+    parser.add_argument("--gpus-per-point", type=NON_NEGATIVE_NUMBER, default=None, help="ray: GPUs of each point (default 0)")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes (and sweeps), searched first (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",
@@ -39,14 +41,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(e.g. symtrain.scaling.sweep:synthetic_run)")
 
 
-RAY_OPTIONS = ("address", "num_cpus", "cpus_per_point", "gpus_per_point")  # meaningless with --backend local
+#: Options of the Ray backend, meaningless with the local one (see symtrain.cli.unmet_needs).
+NEEDS = {dest: ("--backend ray (the local backend runs one point at a time here)", lambda args: args.backend == "ray")
+         for dest in ("address", "num_cpus", "cpus_per_point", "gpus_per_point")}
 
 
 def import_function(path: str):
     """The function named by ``module:function`` (``--run``)."""
     module, _, name = path.partition(":")
     if not name:
-        raise ValueError(f"--run takes module:function, got {path!r}")
+        raise SymmetryError(f"--run takes module:function, got {path!r}")
     return getattr(importlib.import_module(module), name)
 
 
@@ -56,11 +60,6 @@ def run(args: argparse.Namespace) -> int:
     from ..scaling.sweep import RESULTS, find_sweep, run_sweep
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ray_only = [f"--{k.replace('_', '-')}" for k in RAY_OPTIONS if getattr(args, k) is not None]
-    if args.backend == "local" and ray_only:
-        print(f"symtrain sweep: error: {', '.join(ray_only)} only apply with --backend ray (the local backend "
-              "runs one point at a time here)", file=sys.stderr)
-        return 2
     path = find_sweep(args.sweep, args.recipes)
     if not path.is_file():
         what = "is a folder, not a sweep file" if path.is_dir() else "names no sweep file"

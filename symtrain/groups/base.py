@@ -278,3 +278,15 @@ def iter_factors(group: Group, g: Element) -> Iterator[tuple[Group, Element]]:
 
 def default_float(dtype) -> torch.dtype:
     return dtype if dtype is not None and dtype.is_floating_point else torch.get_default_dtype()
+
+
+#: Floating types whose linear algebra (QR, eigh, det) runs in float32: torch has no CPU
+#: kernels for them, and their rounding would make group elements visibly non-orthogonal.
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_float(dtype) -> torch.dtype:
+    """The dtype group elements are computed in for data of ``dtype``: float32 for half
+    precision (the result is cast back to ``dtype``), else :func:`default_float`."""
+    dtype = default_float(dtype)
+    return torch.float32 if dtype in LOW_PRECISION else dtype

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UnsupportedGroupError
-from .base import Group, default_float
+from .base import Group, compute_float, default_float
 from .planar import rotation_matrix_2d
 from .registry import register_group
 
@@ -18,12 +18,12 @@ from .registry import register_group
 def haar_orthogonal(batch: int, d: int, *, generator=None, device=None, dtype=None) -> Tensor:
     """Haar-random ``[B, d, d]`` orthogonal matrices: QR of a Gaussian matrix with the
     signs of R's diagonal moved into Q (Mezzadri 2007), so the law is exactly Haar."""
-    dtype = default_float(dtype)
-    z = torch.randn(batch, d, d, generator=generator, device=device, dtype=dtype)
+    out = default_float(dtype)
+    z = torch.randn(batch, d, d, generator=generator, device=device, dtype=compute_float(out))
     q, r = torch.linalg.qr(z)
     signs = torch.sign(torch.diagonal(r, dim1=-2, dim2=-1))
     signs = torch.where(signs == 0, torch.ones_like(signs), signs)
-    return q * signs[:, None, :]
+    return (q * signs[:, None, :]).to(out)
 
 
 def skew_basis(d: int, *, device=None, dtype=None) -> Tensor:
@@ -106,11 +106,12 @@ class SpecialOrthogonal(_MatrixLieGroup):
         if self.dim == 2:
             angle = torch.rand(batch, generator=generator, device=device, dtype=default_float(dtype))
             return rotation_matrix_2d(angle * (2 * torch.pi))
-        q = haar_orthogonal(batch, self.dim, generator=generator, device=device, dtype=dtype)
+        work = compute_float(dtype)
+        q = haar_orthogonal(batch, self.dim, generator=generator, device=device, dtype=work)
         # Flipping one column of a Haar O(d) sample with det -1 gives Haar SO(d).
         det = torch.linalg.det(q)
         q[:, :, 0] = q[:, :, 0] * det.sign()[:, None]
-        return q
+        return q.to(default_float(dtype))
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from ..symmetry import Symmetry, call_model
 from ..tree import leaves as tree_leaves, tree_map
 from .tangents import TangentRules
 from .generators import ActionGenerator, BoundGenerator, Generator, LAYOUTS, resolve_generators
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, Real, check_args
 
 NORMS = ("squared", "abs")
 METHODS = ("auto", "jvp", "fd")
@@ -180,6 +181,7 @@ def _norm(tree: Any) -> Tensor:
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t.detach()) for t in leaves]))
 
 
+@check_args(factor=Real(0, low_open=True, optional=True))
 def fd_step(x: Any, v: Any, *, factor: float | None = None) -> float:
     """Step ``h`` of the central difference ``(f(x + h v) − f(x − h v)) / 2h``.
 
@@ -243,6 +245,7 @@ def _smooth(model: nn.Module) -> bool:
                for m in model.modules() if next(m.children(), None) is None)
 
 
+@check_args(per_call=POSITIVE_INT)
 def resolve_method(model: Any, x: Any, method: str = "auto",
                    generators: Sequence[Generator] = (), per_call: int = 1) -> str:
     """The method ``lie_derivative(s)`` uses: ``"jvp"`` or ``"fd"``.
@@ -344,6 +347,7 @@ def _fd_many(model: Any, x: Any, tangents: list[Any],
     return y, diffs
 
 
+@check_args(num_prefix_tokens=Count(0, optional=True), order=OneOf(2, 4), chunk_size=OPTIONAL_COUNT)
 def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output: Any = None,
                     symmetry: Symmetry | None = None, num_prefix_tokens: int | None = None,
                     norm: str | None = None, order: int = 2, padding: str = "replicate",
@@ -396,6 +400,7 @@ def lie_derivatives(model: nn.Module, x: Any, transforms: Any = "all", *, output
     return out
 
 
+@check_args(num_prefix_tokens=Count(0, optional=True), order=OneOf(2, 4))
 def lie_derivative(model: nn.Module, x: Any, transform: str | Generator, *, output: Any = None,
                    symmetry: Symmetry | None = None, num_prefix_tokens: int | None = None,
                    norm: str | None = None, order: int = 2, padding: str = "replicate",

@@ -30,9 +30,10 @@ from einops import rearrange
 from torch import Tensor
 
 from ..actions.base import Action
-from ..errors import ShapeError, SymmetryError
+from ..errors import ArgumentError, ShapeError, SymmetryError
 from ..symmetry import Symmetry
 from ..tree import reference_tensor, tree_map
+from ..domains import Count, OneOf, check_args, check_fields
 
 #: Generators of the plane's affine group, ``v(x, y) = A (x, y)ᵀ + b``, as ``(A, b)``.
 _AFFINE: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {
@@ -57,6 +58,7 @@ IMAGE_GENERATORS: tuple[str, ...] = tuple(_AFFINE) + _COLOUR
 LAYOUTS = ("invariant", "image", "tokens")
 
 
+@check_args(order=OneOf(2, 4))
 def image_gradient(img: Tensor, *, order: int = 2, padding: str = "replicate") -> tuple[Tensor, Tensor]:
     """Central-difference derivatives of ``img`` ``(..., H, W)`` along columns and rows,
     ``(d/dj, d/di)``, in pixel units.
@@ -139,8 +141,10 @@ class ImageGenerator(Generator):
     name: str
     order: int = 2
     padding: str = "replicate"
+    __domains__ = dict(order=OneOf(2, 4))
 
     def __post_init__(self):
+        check_fields(self)
         if self.name not in IMAGE_GENERATORS:
             raise SymmetryError(f"unknown image transform {self.name!r}; choose one of "
                                 f"{', '.join(IMAGE_GENERATORS)} (or 'all')")
@@ -230,6 +234,13 @@ class ActionGenerator(Generator):
     xi: Tensor
     name: str = "generator"
     factor: int | None = None
+    __domains__ = dict(factor=Count(0, optional=True, what="the index of a factor of the group"))
+
+    def __post_init__(self):
+        check_fields(self)
+        if self.factor is not None and self.factor >= len(self.symmetry.group.factors):
+            raise ArgumentError("factor", f"{self.symmetry.group} has {len(self.symmetry.group.factors)} "
+                                f"factors, so factor must be below that, got {self.factor}")
 
     def _element(self, t: Tensor, batch: int, context=None) -> Any:
         group = self.symmetry.group

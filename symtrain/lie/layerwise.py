@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from ..errors import SymmetryError
 from .derivative import _fd_many, forward_ad_attention, lie_derivatives, resolve_method
 from .generators import ImageGenerator, resolve_generators
+from ..domains import POSITIVE_INT, Count, OneOf, check_args
 
 #: Module classes (by name, so timm need not be imported) treated as one unit each.
 UNIT_CLASS_NAMES = frozenset({
@@ -189,6 +190,8 @@ class _Recorder:
         return hook
 
 
+@check_args(probes=POSITIVE_INT, num_prefix_tokens=Count(0, optional=True), order=OneOf(2, 4),
+            probe_chunk=POSITIVE_INT)
 def layerwise_lie(model: nn.Module, x: Tensor, transform: str | ImageGenerator = "translation_x", *,
                   probes: int = 100, units: Sequence[tuple[str, nn.Module]] | None = None,
                   output_fn: Callable[[Tensor], Tensor] | None = None, output: str | None = None,

@@ -15,11 +15,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import SymmetryError
+from ..paths import output_file, output_folder
 from ..models import timm_loader
 from ..models.timm_loader import WeightsUnavailableError
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
 
 
 def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,
@@ -45,7 +47,7 @@ class LieReport:
         """Write ``lie_per_example.csv``, ``lie_summary.csv``, ``lie_layerwise.csv`` (if any),
         ``lie_report.json``, ``lie_summary.png`` and one ``lie_layerwise_<generator>.png``
         per generator. Returns the paths written."""
-        out = Path(out_dir)
+        out = output_folder(out_dir, "out_dir")
         out.mkdir(parents=True, exist_ok=True)
         paths = [_write_csv(out / "lie_per_example.csv", self.per_example),
                  _write_csv(out / "lie_summary.csv", self.summary)]
@@ -88,6 +90,7 @@ def _figure(width: float, height: float):
 
 def plot_summary(summary: list[dict[str, Any]], path: str | os.PathLike, norm: str = "squared") -> Path:
     """Bar chart of the mean Lie derivative per generator (log scale), with standard errors."""
+    output_file(path, "path")
     fig = _figure(max(4.0, 0.55 * len(summary) + 1.5), 3.6)
     ax = fig.add_subplot()
     names = [r["generator"] for r in summary]
@@ -105,6 +108,7 @@ def plot_summary(summary: list[dict[str, Any]], path: str | os.PathLike, norm: s
 
 def plot_layerwise(rows: list[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Bar chart of each unit's (signed) contribution to ``‖L f‖²``."""
+    output_file(path, "path")
     rows = [r for r in rows if r["layer"] != "(residual)"] + [r for r in rows if r["layer"] == "(residual)"]
     fig = _figure(max(5.0, 0.16 * len(rows) + 2.0), 4.0)
     ax = fig.add_subplot()
@@ -134,13 +138,15 @@ def _batches(data: Any) -> Iterable[Tensor]:
         yield batch
 
 
+@check_args(probes=POSITIVE_INT, layerwise_batches=Count(0), order=OneOf(2, 4), max_batches=OPTIONAL_COUNT)
 def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabilities: bool = True,
                layerwise: bool = False, layerwise_transforms: Sequence[str] | None = None,
                probes: int = 20, layerwise_batches: int = 1, norm: str = "squared",
                order: int = 2, padding: str = "replicate", output: str | None = None,
                max_batches: int | None = None, progress: bool = False,
                generator: torch.Generator | None = None, device: Any = None,
-               out_dir: str | os.PathLike | None = None, method: str = "auto") -> LieReport:
+               out_dir: str | os.PathLike | None = None, method: str = "auto",
+               units: Sequence[tuple[str, nn.Module]] | None = None) -> LieReport:
     """Lie derivatives of ``model`` over ``data`` for every generator, with both norms.
 
     Args:
@@ -155,9 +161,13 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
         out_dir: if given, :meth:`LieReport.save` writes the files there.
         method: ``"jvp"``, ``"fd"`` or ``"auto"`` (see :func:`~symtrain.lie.resolve_method`),
             for the end-to-end and the layer-wise derivatives.
+        units: ``(name, module)`` units of the layer-wise attribution (default
+            :func:`~symtrain.lie.default_units` of ``model``).
     """
     if norm not in NORMS:
         raise SymmetryError(f"norm must be one of {NORMS}, got {norm!r}")
+    if out_dir is not None:
+        output_folder(out_dir, "out_dir")  # a path of the wrong kind, before the work
     gens = resolve_generators(transforms, order=order, padding=padding)
     f = (lambda u: model(u).softmax(-1)) if probabilities else model
     try:
@@ -189,7 +199,8 @@ def lie_report(model: nn.Module, data: Any, transforms: Any = "all", *, probabil
             names = layerwise_transforms or [g.name for g in gens if hasattr(g, "spatial")]
             for lname in names:
                 lw = layerwise_lie(model, x, resolve_generators([lname], order=order, padding=padding)[0],
-                                   probes=probes, output_fn=(lambda y: y.softmax(-1)) if probabilities else None,
+                                   probes=probes, units=units,
+                                   output_fn=(lambda y: y.softmax(-1)) if probabilities else None,
                                    output=output, generator=generator, method=used)
                 for r in lw.table():
                     layer_rows.setdefault((lname, r["layer"]), []).append(r)

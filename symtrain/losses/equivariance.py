@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checks import check_samples
+from ..domains import NON_NEGATIVE, POSITIVE_INT, check_args, check_samples
 from ..registry import Registry
 from ..symmetry import Probe, Symmetry, call_model
 from ..tree import detach, flatten
@@ -62,6 +62,7 @@ def remul_metrics(probe: Probe, f_gx: Any, g_fx: Any) -> dict[str, Tensor]:
 
 
 @torch.no_grad()
+@check_args(samples=POSITIVE_INT)
 def equivariance_metrics(model: nn.Module, symmetry: Symmetry, x: Any, *, samples: int = 8,
                          generator: torch.Generator | None = None) -> dict[str, float]:
     """REMUL's ``E`` and ``E′`` of ``model`` on a batch ``x`` with ``samples`` random
@@ -112,6 +113,7 @@ class EquivarianceLoss(nn.Module):
     True
     """
 
+    @check_args(alpha=NON_NEGATIVE, beta=NON_NEGATIVE, samples=POSITIVE_INT)
     def __init__(self, symmetry: Symmetry, *, target: str = "label",
                  distance: str | Callable[[Tensor, Tensor], Tensor] = "l2",
                  task_loss: Callable[[Any, Any], Tensor] | None = None, alpha: float = 1.0,

@@ -18,6 +18,8 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
+from ..domains import POSITIVE, Count, check_args
+
 
 def _shared_tensors(shared: nn.Module | Tensor | Iterable[Tensor]) -> list[Tensor]:
     if isinstance(shared, nn.Module):
@@ -61,6 +63,7 @@ class GradNorm(nn.Module):
     2.0
     """
 
+    @check_args(num_tasks=Count(2, what="losses to balance"), alpha=POSITIVE, lr=POSITIVE)
     def __init__(self, shared: nn.Module | Tensor | Iterable[Tensor], num_tasks: int = 2,
                  alpha: float = 1.5, lr: float = 0.025, weights: Tensor | None = None):
         super().__init__()

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..symmetry import Symmetry
+from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, check_args
 
 
 @dataclass
@@ -51,6 +52,7 @@ class EquivarianceError:
 
 
 @torch.no_grad()
+@check_args(samples=OPTIONAL_COUNT, eps=POSITIVE)
 def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
                        samples: int | None = None, generator: torch.Generator | None = None,
                        exact: bool = True, eps: float = 1e-12) -> EquivarianceError:
@@ -83,6 +85,7 @@ def equivariance_error(model: nn.Module, symmetry: Symmetry | None, x: Any, *,
                              estimate=out.estimate)
 
 
+@check_args(tol=NON_NEGATIVE, samples=OPTIONAL_COUNT)
 def assert_equivariant(model: nn.Module, x: Any, symmetry: Symmetry | None = None, *,
                        tol: float = 1e-5, samples: int | None = None) -> EquivarianceError:
     """Raise ``AssertionError`` if the worst relative error exceeds ``tol`` (stochastic

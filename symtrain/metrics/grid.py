@@ -25,6 +25,7 @@ from ..errors import ShapeError, SymmetryError
 from ..groups.base import element_batch_size
 from ..symmetry import Symmetry
 from .equivariance import equivariance_error
+from ..domains import FINITE, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, Counts, check_args, check_fields
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -42,8 +43,10 @@ class Shift:
     dx: float
     dy: float = 0.0
     mode: str = "circular"
+    __domains__ = dict(dx=FINITE, dy=FINITE)
 
     def __post_init__(self):
+        check_fields(self)
         if self.mode not in ("circular", "fourier"):
             raise SymmetryError(f"shift mode must be 'circular' or 'fourier', got {self.mode!r}")
 
@@ -140,6 +143,7 @@ def _relative(a: Tensor, b: Tensor, batch: int, k: int, eps: float = 1e-12) -> T
 
 
 @torch.no_grad()
+@check_args(tol=NON_NEGATIVE, samples=OPTIONAL_COUNT)
 def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Sequence[Shift] | str, *,
                        layers: Sequence[tuple[str, nn.Module]] | None = None,
                        layer_actions: dict[str, Action] | None = None, tol: float = 1e-4,
@@ -308,6 +312,8 @@ class InputSizeScan:
         return "\n".join(lines)
 
 
+@check_args(sizes=Counts(1, what='square input sizes in pixels'), in_channels=OPTIONAL_COUNT,
+            batch=POSITIVE_INT, tol=NON_NEGATIVE)
 def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), group: str | Symmetry = "C4", *,
                      in_channels: int | None = None, output: Action | None = None, batch: int = 2,
                      tol: float = 1e-4, generator: torch.Generator | None = None,

@@ -56,6 +56,7 @@ from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import (Element, Group, GroupContext, element_repeat, element_tile,
                            iter_factors)
 from ..symmetry import Symmetry, reference_tensor
+from ..domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 #: Integer fields with at most this many distinct values are one-hot encoded.
 MAX_CATEGORIES = 32
@@ -97,6 +98,10 @@ class SymmetryTestResult:
     per_element: list[dict] = field(default_factory=list)
 
 
+@check_args(samples=Count(8, optional=True, what="so that each split holds both kept and moved examples"),
+            test_fraction=Real(0, 1, low_open=True, high_open=True), hidden=POSITIVE_INT, steps=POSITIVE_INT,
+            lr=POSITIVE, weight_decay=NON_NEGATIVE, permutations=POSITIVE_INT, max_elements=POSITIVE_INT,
+            seed=Count(None))
 def symmetry_test(dataset: Any, symmetry: Symmetry, *, samples: int | None = None,
                   test_fraction: float = 0.5, targets: bool = True, hidden: int = 128,
                   steps: int = 300, lr: float = 1e-3, weight_decay: float = 1e-4,
@@ -125,7 +130,6 @@ def symmetry_test(dataset: Any, symmetry: Symmetry, *, samples: int | None = Non
     Returns:
         a :class:`SymmetryTestResult`.
     """
-    _check_arguments(samples, test_fraction, hidden, steps, lr, weight_decay, permutations, max_elements)
     gen = torch.Generator().manual_seed(seed)
     x, y = _read(dataset, symmetry, samples, gen)
     y = y if targets else None
@@ -219,20 +223,6 @@ def _auc_from_ranks(ranks: Tensor, labels: Tensor, n1: Tensor, n0: Tensor) -> Te
 
 
 # --- reading the data -------------------------------------------------------------------
-def _check_arguments(samples, test_fraction, hidden, steps, lr, weight_decay, permutations, max_elements):
-    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 8):
-        raise SymmetryTestError(f"samples={samples!r}: expected an integer of at least 8 (or None: all), "
-                                "so that each split holds both kept and moved examples")
-    if not isinstance(test_fraction, (int, float)) or not 0 < test_fraction < 1:
-        raise SymmetryTestError(f"test_fraction={test_fraction!r}: expected a number strictly between 0 and 1")
-    for name, value in (("hidden", hidden), ("steps", steps), ("permutations", permutations),
-                        ("max_elements", max_elements)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_elements" else 1):
-            raise SymmetryTestError(f"{name}={value!r}: expected a positive integer")
-    if not lr > 0 or not weight_decay >= 0:
-        raise SymmetryTestError(f"lr={lr!r}, weight_decay={weight_decay!r}: expected lr > 0 and weight_decay >= 0")
-
-
 def _read(dataset: Any, symmetry: Symmetry, samples: int | None, gen: torch.Generator) -> tuple[Any, Any]:
     """``(inputs, targets)`` of a seeded random subset of ``samples`` examples."""
     if hasattr(dataset, "__getitems__") and hasattr(dataset, "__len__"):

@@ -67,8 +67,10 @@ def _checked_load(model_name: str, path: Path) -> Iterator[None]:
     """While timm loads the file, make its ``load_state_dict`` report every missing and
     unexpected key and any size mismatch as a :class:`WeightsMismatchError`."""
     original = nn.Module.load_state_dict
+    calls: list[int] = []
 
     def load_state_dict(module: nn.Module, state_dict, strict: bool = True, assign: bool = False):
+        calls.append(1)
         try:
             result = original(module, state_dict, strict=False, assign=assign)
         except RuntimeError as err:  # size mismatches are raised even when not strict
@@ -76,7 +78,8 @@ def _checked_load(model_name: str, path: Path) -> Iterator[None]:
             raise WeightsMismatchError(
                 f"weights file {str(path)!r} does not fit {model_name!r}: {len(lines)} tensors of the "
                 f"wrong size, first: {lines[0] if lines else str(err)[:300]}") from None
-        classifier = module.default_cfg.get("classifier", "head") if hasattr(module, "default_cfg") else "head"
+        # a registered model without a pretrained config has classifier None: timm's default name
+        classifier = (getattr(module, "default_cfg", None) or {}).get("classifier") or "head"
         heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
         # timm drops the file's classifier when it is not wanted (strict=False then): the
         # model's own classifier is then new, not missing.
@@ -95,6 +98,11 @@ def _checked_load(model_name: str, path: Path) -> Iterator[None]:
         yield
     finally:
         nn.Module.load_state_dict = original
+    if not calls:  # a builder that ignores pretrained / pretrained_cfg: the file was never read
+        raise WeightsMismatchError(
+            f"weights file {str(path)!r} was not loaded: the timm builder of {model_name!r} ignores "
+            "pretrained weights (a model registered without timm's build_model_with_cfg); the model "
+            "would silently keep its random initialisation")
 
 
 def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT) -> bool:

@@ -42,7 +42,6 @@ prints them).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ..errors import SymmetryError
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,9 @@ def read_results(path: str | Path) -> list[Row]:
     """Rows of a ``results.csv`` with numbers parsed and ``epochs`` filled in when it can
     be computed (``steps · batch_size / dataset_size``). Rows without a ``test_loss`` or
     ``flops`` are dropped (with a logged warning)."""
-    with Path(path).open(newline="") as f:
-        rows = [{k: _number(v) for k, v in row.items() if k is not None} for row in csv.DictReader(f)]
+    from .sweep import complete_rows
+
+    rows = [{k: _number(v) for k, v in row.items()} for row in complete_rows(path)]
     kept = []
     for row in rows:
         if not isinstance(row.get("test_loss"), float | int) or not isinstance(row.get("flops"), float | int):
@@ -181,17 +182,17 @@ def fit_power_law(x: Sequence[float], y: Sequence[float], *, offset: bool | str 
     docstring for ``offset="auto"``). Needs 2 points (4 with an offset)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if (x <= 0).any() or (y <= 0).any():
-        raise ValueError("power-law fits need positive x and y")
+        raise SymmetryError("power-law fits need positive x and y")
     if len(np.unique(x)) < 2:
-        raise ValueError(f"a power-law fit needs at least 2 distinct x values, got {len(np.unique(x))}")
+        raise SymmetryError(f"a power-law fit needs at least 2 distinct x values, got {len(np.unique(x))}")
     if offset not in (True, False, "auto"):
-        raise ValueError(f"offset must be True, False or 'auto', got {offset!r}")
+        raise SymmetryError(f"offset must be True, False or 'auto', got {offset!r}")
     x0 = float(np.exp(np.log(x).mean()))
     plain = _fit_plain(x, y, x0)
     if offset is False or (offset == "auto" and len(x) < 5):
         return plain
     if len(x) < 4:
-        raise ValueError(f"a power law with an offset needs at least 4 points, got {len(x)}")
+        raise SymmetryError(f"a power law with an offset needs at least 4 points, got {len(x)}")
     shifted = _fit_offset(x, y, x0, plain)
     if offset is True:
         return shifted
@@ -420,7 +421,7 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     out.mkdir(parents=True, exist_ok=True)
     rows = read_results(results)
     if not rows:
-        raise ValueError(f"{results} holds no runs with test_loss and flops")
+        raise SymmetryError(f"{results} holds no runs with test_loss and flops")
     fits = fit_all(rows, offset=offset, bootstrap=bootstrap, seed=seed, data_at=data_at)
     (out / "fits.json").write_text(json.dumps(fits, indent=2))
     plot_fits(rows, fits, out, data_at=data_at, loss_label=loss_label)

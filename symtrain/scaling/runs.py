@@ -31,6 +31,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from ..errors import SymmetryError
 
 SPECIAL_KEYS = ("recipe", "budget", "label")
 
@@ -39,13 +40,13 @@ def point_overrides(point: Mapping[str, Any]) -> list[str]:
     """``--set`` overrides (``key=value``, values as JSON, which YAML reads back) of a
     point's dotted keys; a key that is neither special nor dotted raises ``ValueError``."""
     if "recipe" not in point:
-        raise ValueError(f"a sweep point of symtrain train runs needs a `recipe` key, got keys {sorted(point)}")
+        raise SymmetryError(f"a sweep point of symtrain train runs needs a `recipe` key, got keys {sorted(point)}")
     out = []
     for key, value in point.items():
         if key in SPECIAL_KEYS:
             continue
         if "." not in key:
-            raise ValueError(f"sweep key {key!r} is not a recipe key: use a dotted key such as "
+            raise SymmetryError(f"sweep key {key!r} is not a recipe key: use a dotted key such as "
                              f"model.size or train.steps, or one of {', '.join(SPECIAL_KEYS)}")
         out.append(f"{key}={json.dumps(value)}")
     return out

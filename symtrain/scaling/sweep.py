@@ -56,6 +56,8 @@ from typing import Any
 import yaml
 
 from .._optional import import_optional
+from ..errors import SymmetryError
+from ..lock import FolderLock
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +81,16 @@ def load_sweep(source: str | Path | Mapping) -> dict:
     a mapping (``grid:`` is accepted for a single grid; scalars count as one value)."""
     spec = dict(source) if isinstance(source, Mapping) else yaml.load(Path(source).read_text(), _Loader)
     if not isinstance(spec, Mapping):
-        raise ValueError(f"a sweep file holds a mapping with base/grid(s), got {type(spec).__name__}")
+        raise SymmetryError(f"a sweep file holds a mapping with base/grid(s), got {type(spec).__name__}")
     unknown = set(spec) - {"base", "grid", "grids"}
     if unknown:
-        raise ValueError(f"unknown sweep keys {sorted(unknown)}; expected base, grid or grids")
+        raise SymmetryError(f"unknown sweep keys {sorted(unknown)}; expected base, grid or grids")
     if ("grid" in spec) == ("grids" in spec):
-        raise ValueError("a sweep needs exactly one of `grid` (a mapping) or `grids` (a list of them)")
+        raise SymmetryError("a sweep needs exactly one of `grid` (a mapping) or `grids` (a list of them)")
     grids = [spec["grid"]] if "grid" in spec else list(spec["grids"])
     for grid in grids:
         if not isinstance(grid, Mapping) or not grid:
-            raise ValueError(f"each grid maps setting names to lists of values, got {grid!r}")
+            raise SymmetryError(f"each grid maps setting names to lists of values, got {grid!r}")
     return {"base": dict(spec.get("base") or {}), "grids": [dict(g) for g in grids]}
 
 
@@ -115,8 +117,29 @@ def finished_ids(results: Path) -> set[str]:
     """The point ids recorded in a ``results.csv`` (empty if it does not exist)."""
     if not results.is_file():
         return set()
-    with results.open(newline="") as f:
-        return {row["point_id"] for row in csv.DictReader(f)}
+    return {row["point_id"] for row in complete_rows(results)}
+
+
+def complete_rows(results: str | Path) -> list[dict[str, str]]:
+    """The rows of a ``results.csv`` as strings, without rows cut short (cells missing:
+    a short write, e.g. on a full disk; a kill cannot split a row, which is one
+    ``write``) and without repeated point ids (the first is kept); each row dropped is
+    logged."""
+    rows, seen = [], set()
+    with Path(results).open(newline="") as f:
+        reader = csv.DictReader(f)
+        for row in reader:
+            if None in row.values() or None in row:
+                log.warning("%s: dropping a row cut short (line %d)", results, reader.line_num)
+                continue
+            pid = row.get("point_id")
+            if pid is not None and pid in seen:
+                log.warning("%s: dropping a repeated row of point %s (line %d)", results, pid, reader.line_num)
+                continue
+            seen.add(pid)
+            rows.append(row)
+    return rows
+
 
 
 def _cell(value: Any) -> Any:
@@ -133,7 +156,10 @@ def append_row(results: Path, row: Mapping[str, Any], columns: Iterable[str] = (
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         text = io.StringIO()
-        if os.fstat(fd).st_size == 0:
+        size = os.fstat(fd).st_size
+        if size and not _ends_with_newline(results, size):
+            text.write("\n")  # after a row cut short by a kill: start a new line
+        if size == 0:
             header = list(dict.fromkeys([*columns, *row, EXTRA]))
             csv.writer(text).writerow(header)
         else:
@@ -146,10 +172,19 @@ def append_row(results: Path, row: Mapping[str, Any], columns: Iterable[str] = (
         elif extra:
             log.warning("%s has no %r column: dropping %s", results, EXTRA, sorted(extra))
         csv.DictWriter(text, header, restval="").writerow(cells)
-        os.write(fd, text.getvalue().encode())
+        data = text.getvalue().encode()
+        if os.write(fd, data) != len(data):
+            raise OSError(f"{results}: a short write (disk full?); the row of this point is incomplete "
+                          "and will be run again")
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    with path.open("rb") as f:
+        f.seek(size - 1)
+        return f.read(1) == b"\n"
 
 
 def _run_one(run_point: RunPoint, point: dict, out_dir: str) -> dict:
@@ -177,7 +212,7 @@ class SweepResult:
 def _record(results: Path, pid: str, point: dict, metrics: dict, outcome: SweepResult) -> None:
     clash = set(point) & set(metrics)
     if clash:
-        raise ValueError(f"metrics {sorted(clash)} have the names of sweep settings")
+        raise SymmetryError(f"metrics {sorted(clash)} have the names of sweep settings")
     append_row(results, {"point_id": pid, **point, **metrics}, outcome.columns)
     outcome.ran.append(pid)
 
@@ -237,11 +272,19 @@ def run_sweep(sweep: str | Path | Mapping, run_point: RunPoint, out_dir: str | P
     arguments of ``ray.init`` (e.g. ``runtime_env`` to ship code to a cluster's nodes);
     a Ray instance already initialised by the caller is used as it is."""
     if backend not in ("local", "ray"):
-        raise ValueError(f"backend must be 'local' or 'ray', got {backend!r}")
+        raise SymmetryError(f"backend must be 'local' or 'ray', got {backend!r}")
     from ..paths import output_file, output_folder
 
     out = output_folder(out_dir, "out_dir")
     results = output_file(out / RESULTS, "out_dir")
+    with FolderLock(out, "sweep folder"):  # one sweep at a time writes results.csv
+        return _run_sweep(sweep, run_point, out, results, backend=backend, address=address,
+                          num_cpus=num_cpus, cpus_per_point=cpus_per_point,
+                          gpus_per_point=gpus_per_point, ray_init=ray_init)
+
+
+def _run_sweep(sweep, run_point, out: Path, results: Path, *, backend, address, num_cpus, cpus_per_point,
+               gpus_per_point, ray_init) -> SweepResult:
     done = finished_ids(results)
     outcome = SweepResult()
     todo = []

@@ -10,6 +10,7 @@ from ..symmetry import Symmetry
 from ..tree import reference_tensor
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .registry import register_symmetrizer
+from ..domains import OPTIONAL_COUNT, check_args
 
 
 @register_symmetrizer("group_averaging", "ga")
@@ -31,6 +32,7 @@ class GroupAveraging(Symmetrizer):
             once (bounded memory for large ``K``; same result).
     """
 
+    @check_args(samples=OPTIONAL_COUNT, eval_samples=OPTIONAL_COUNT, chunk_size=OPTIONAL_COUNT)
     def __init__(self, base: nn.Module, symmetry: Symmetry, samples: int | None = None,
                  eval_samples: int | None = None, generator=None, chunk_size: int | None = None):
         super().__init__(base, symmetry, chunk_size)

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..groups.base import Element, Group, GroupContext, element_take
-from ..checks import check_samples  # noqa: F401  (re-exported)
+from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
+from ..checks import check_finite_input
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
 
@@ -59,6 +60,7 @@ class Symmetrizer(nn.Module):
     ``B·K``); the result equals the unchunked one up to float rounding.
     """
 
+    @check_args(chunk_size=OPTIONAL_COUNT)
     def __init__(self, base: nn.Module, symmetry: Symmetry, chunk_size: int | None = None):
         super().__init__()
         if not isinstance(symmetry, Symmetry):
@@ -85,9 +87,18 @@ class Symmetrizer(nn.Module):
     def forward(self, *inputs: Any) -> Any:
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         self.symmetry.check_input(x)
+        if self.symmetry.input.batch_size(x) == 0:  # no inputs: the base model's empty output is exact
+            return self.check_output(call_model(self.base, x))
         context = self.symmetry.context(x)
         g, weights = self.weighted_elements(x, context)
         return self.average(x, context, g, weights)
+
+    @staticmethod
+    def check_output(ys: Any) -> Any:
+        """The base model's output, checked: NaN/inf is a
+        :class:`~symtrain.errors.NonFiniteError` naming the copies (eager mode only)."""
+        check_finite_input(ys, "the base model's output (rows: the B·K transformed copies, copy k of input b at b·K + k)")
+        return ys
 
     # --- randomness --------------------------------------------------------------------
     @property
@@ -116,7 +127,7 @@ class Symmetrizer(nn.Module):
                 x, context, element_take(g, rows), weights[:, cols]), context.batch_size, weights.device)
         context_k = context.repeat(k)
         xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
-        ys = call_model(self.base, xs)
+        ys = self.check_output(call_model(self.base, xs))
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
 
@@ -147,7 +158,7 @@ class Symmetrizer(nn.Module):
                 weights.device)
         context_k = context.repeat(k)
         xs = sym.input.orbit(group, group.inverse(elements), x, context)
-        ys = call_model(self.base, xs)
+        ys = self.check_output(call_model(self.base, xs))
         sym.output.check(ys, group)
         ys = sym.output.apply_tiled(group, elements, ys, context_k)
         return sym.output.mean(ys, weights, context)

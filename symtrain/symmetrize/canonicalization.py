@@ -15,6 +15,7 @@ from .base import Symmetrizer
 from .frame_averaging import missing_frame, named_frames
 from .frames import FRAME_KINDS, Frame, check_frame_kind, frame_elements
 from .registry import register_symmetrizer
+from ..domains import Real, check_args
 
 
 @register_symmetrizer("canonicalization")
@@ -37,6 +38,7 @@ class Canonicalization(Symmetrizer):
     weighted; any other list of frames must give exactly one element per input.
     """
 
+    @check_args(frame_tol=Real(0, optional=True))
     def __init__(self, base: nn.Module, symmetry: Symmetry,
                  canonicalizer: str | Sequence[Frame] | Callable = "auto", frame_tol: float | None = None):
         super().__init__(base, symmetry)

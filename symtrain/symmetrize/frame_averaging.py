@@ -12,6 +12,7 @@ from ..symmetry import Symmetry
 from .base import Symmetrizer
 from .frames import Frame, check_frame_kind, default_frame, frame_elements
 from .registry import register_symmetrizer
+from ..domains import OPTIONAL_COUNT, Real, check_args
 
 
 def missing_frame(group: Group, canonical: bool, kind: str = "minimal") -> str | None:
@@ -49,6 +50,7 @@ class FrameAveraging(Symmetrizer):
         chunk_size: see :class:`~symtrain.symmetrize.base.Symmetrizer`.
     """
 
+    @check_args(chunk_size=OPTIONAL_COUNT, frame_tol=Real(0, optional=True))
     def __init__(self, base: nn.Module, symmetry: Symmetry, frames: str | Sequence[Frame] | None = None,
                  chunk_size: int | None = None, frame_tol: float | None = None):
         super().__init__(base, symmetry, chunk_size)

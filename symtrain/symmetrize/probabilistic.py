@@ -37,11 +37,12 @@ from torch import Tensor, nn
 
 from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
-from ..symmetry import Symmetry
+from ..symmetry import Symmetry, call_model
 from ..tree import detach, reference_tensor, tree_map
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
-from .interfaces.base import Interface, RelaxedElement
+from .interfaces.base import Interface, RelaxedElement, cast_floats
 from .registry import register_symmetrizer
+from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
 
 
 def _add_zero_leaf(hard: Any, soft: Any) -> Any:
@@ -101,6 +102,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
     torch.Size([3, 1])
     """
 
+    @check_args(samples=POSITIVE_INT, eval_samples=OPTIONAL_COUNT, noise_scale=NON_NEGATIVE,
+                chunk_size=OPTIONAL_COUNT, samples_train=OPTIONAL_COUNT, samples_eval=OPTIONAL_COUNT)
     def __init__(self, base: nn.Module, symmetry: Symmetry, interface: Interface | str | dict | None = None,
                  samples: int = 10, eval_samples: int | None = None,
                  noise_scale: float = 1.0, loss_on: str = "mean",
@@ -171,6 +174,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         sym = self.symmetry
         sym.check_input(x)
+        if sym.input.batch_size(x) == 0:  # no inputs: the base model's empty output is exact
+            return self.check_output(call_model(self.base, x))
         context = sym.context(x)
         k = self.num_samples
         # Repeat once: the interface and the base model both see the B·k copies.
@@ -213,12 +218,16 @@ class ProbabilisticSymmetrization(Symmetrizer):
         return g, uniform_weights(context.batch_size, k, reference_tensor(x))
 
     def _sample(self, xs: Any, context_k: GroupContext, noise: Any, soft: bool) -> Element:
+        ref = reference_tensor(xs)
+        xi = self.interface.match(xs)  # the interface's dtype (half data runs it in float32)
         if noise is None:
-            noise = self.interface.sample_noise(xs, context_k, self.noise_scale, self.generator)
-        relaxed = self.interface.relaxed(xs, noise, context_k, soft=soft)
+            noise = self.interface.sample_noise(xi, context_k, self.noise_scale, self.generator)
+        elif xi is not xs:
+            noise = cast_floats(noise, reference_tensor(xi).dtype)
+        relaxed = self.interface.relaxed(xi, noise, context_k, soft=soft)
         self._relaxed = relaxed if soft else None
         self._aux = relaxed.aux_loss
-        return relaxed.element
+        return relaxed.element if xi is xs else cast_floats(relaxed.element, ref.dtype)
 
     # --- straight-through paths ---------------------------------------------------------
     def transform_input(self, g, xs, context):
@@ -358,6 +367,7 @@ class LearnedCanonicalizer(nn.Module):
     identity, ``‖R − I‖²`` per matrix factor (see :meth:`aux_loss`).
     """
 
+    @check_args(prior_weight=NON_NEGATIVE)
     def __init__(self, interface: Interface, symmetry: Symmetry, prior_weight: float = 0.0):
         super().__init__()
         self.interface = interface.attach(symmetry)
@@ -367,8 +377,11 @@ class LearnedCanonicalizer(nn.Module):
 
     def forward(self, x: Any) -> Element:
         context = self.symmetry.context(x)
-        noise = self.interface.sample_noise(x, context, 0.0)
-        g = self.interface.relaxed(x, noise, context).element
+        xi = self.interface.match(x)
+        noise = self.interface.sample_noise(xi, context, 0.0)
+        g = self.interface.relaxed(xi, noise, context).element
+        if xi is not x:
+            g = cast_floats(g, reference_tensor(x).dtype)
         self._aux = self.prior_weight * identity_prior(self.symmetry.group, g)
         return g
 

@@ -28,6 +28,7 @@ from typing import Any, Callable
 from torch import nn
 
 from ..data.task import Task
+from ..domains import OPTIONAL_COUNT, check_args
 from ..registry import ArgumentError, UnknownNameError, check_arguments, keyword_parameters
 from ..symmetrize.interfaces import create_interface
 from ..symmetrize.registry import METHODS, check_supported
@@ -112,6 +113,7 @@ def augment(base: nn.Module, symmetry: Symmetry, task: Task) -> Built:
 
 
 @register_method("remul")
+@check_args(samples=OPTIONAL_COUNT)
 def remul(base: nn.Module, symmetry: Symmetry, task: Task, samples: int | None = None,
           remul: dict | None = None) -> Built:
     """The base model trained with :class:`~symtrain.losses.EquivarianceLoss` (its

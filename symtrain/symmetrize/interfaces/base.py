@@ -26,10 +26,11 @@ from torch import Tensor, nn
 
 from ...actions.base import Action, NodeView
 from ...checks import check_prefix_mask
-from ...errors import UnsupportedGroupError
+from ...errors import DTypeError, UnsupportedGroupError
 from ...groups.base import Element, Group, GroupContext
 from ...groups.registry import create_group
 from ...symmetry import Symmetry
+from ...tree import reference_tensor, tree_map
 
 
 @dataclass
@@ -101,6 +102,30 @@ class Interface(nn.Module):
                              "call interface.attach(symmetry) (ProbabilisticSymmetrization does)")
         return self.input_action
 
+    # --- meeting the user's data ---------------------------------------------------
+    def match(self, x: Any) -> Any:
+        """``x`` as the interface network reads it: its floating tensors in the dtype of
+        the interface's parameters. Data of lower precision (float16/bfloat16 through a
+        float32 interface, as in mixed precision) is cast up, and the elements the
+        interface returns are cast back (:func:`cast_floats`); data on another device than
+        the parameters, or of higher precision (float64 through float32 weights: the
+        elements would lose precision silently), is a :class:`DTypeError` naming both."""
+        param = next(self.parameters(), None)
+        ref = reference_tensor(x)
+        if param is None:
+            return x
+        if ref.device != param.device:
+            raise DTypeError(f"the input is on {ref.device} but the interface network's parameters are on "
+                             f"{param.device}: move the wrapper (it holds the base model and the interface) "
+                             f"with .to({str(ref.device)!r})")
+        if not ref.is_floating_point() or ref.dtype == param.dtype:
+            return x
+        if torch.finfo(ref.dtype).bits > torch.finfo(param.dtype).bits:
+            raise DTypeError(f"the input is {ref.dtype} but the interface network's parameters are "
+                             f"{param.dtype}, so its group elements would be computed in lower precision "
+                             f"than the data; convert the wrapper with .to({ref.dtype}) (e.g. .double())")
+        return cast_floats(x, param.dtype)
+
     # --- the contract -------------------------------------------------------------
     def sample_noise(self, x: Any, context: GroupContext, scale: float,
                      generator: torch.Generator | None = None) -> Any:
@@ -119,6 +144,11 @@ class Interface(nn.Module):
         if noise is None:
             noise = self.sample_noise(x, context, 0.0)
         return self.relaxed(x, noise, context).element
+
+
+def cast_floats(x: Any, dtype: torch.dtype) -> Any:
+    """``x`` (a tensor tree) with its floating tensors in ``dtype``; others unchanged."""
+    return tree_map(lambda t: t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t, x)
 
 
 # --- reading node-structured data ------------------------------------------------------

@@ -29,6 +29,7 @@ from ...groups.permutation import invert_permutation, permutations_from_scores
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 
 _NEG = -1e9
 
@@ -102,6 +103,9 @@ class PermutationInterface(Interface):
         normalize: divide the scores by their L2 norm over real nodes (as in LPS).
     """
 
+    @check_args(in_features=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT, noise_dim=POSITIVE_INT, tau=POSITIVE,
+                sinkhorn_iterations=POSITIVE_INT, entropy_weight=NON_NEGATIVE, tie_break=NON_NEGATIVE,
+                max_nodes=Count(1, optional=True))
     def __init__(self, in_features: int, hidden: int = 64, layers: int = 3, noise_dim: int = 1,
                  tau: float = 0.1, sinkhorn_iterations: int = 20, entropy_weight: float = 0.1,
                  tie_break: float = 1e-6, max_nodes: int | None = None, normalize: bool = True):

@@ -32,6 +32,7 @@ from .base import RelaxedElement
 from .permutation import relaxed_permutation
 from .registry import register_interface
 from .rotation import RotationInterface, _is_rotation_group, noise_norm
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 @register_interface("product")
@@ -47,6 +48,9 @@ class ProductInterface(RotationInterface):
         normalize: L2-normalise the per-node scores over the nodes before SoftSort.
     """
 
+    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT,
+                tau=POSITIVE, sinkhorn_iterations=POSITIVE_INT, entropy_weight=NON_NEGATIVE, tie_break=NON_NEGATIVE,
+                max_nodes=Count(1, optional=True), dropout=Real(0, 1, high_open=True))
     def __init__(self, group: str | Group = "S_n x O3", in_vectors: int = 1, in_scalars: int = 0,
                  hidden: int = 32, layers: int = 2, knn: int = 4, tau: float = 0.1,
                  sinkhorn_iterations: int = 20, entropy_weight: float = 0.1,

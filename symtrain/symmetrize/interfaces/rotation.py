@@ -34,6 +34,7 @@ from ...groups.base import Group, GroupContext
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
+from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
@@ -58,6 +59,7 @@ def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
 class VNLinear(nn.Module):
     """``[..., C_in, d] -> [..., C_out, d]``: mixes vector channels, never coordinates."""
 
+    @check_args(c_in=POSITIVE_INT, c_out=POSITIVE_INT)
     def __init__(self, c_in: int, c_out: int):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(c_out, c_in) / c_in ** 0.5)
@@ -70,6 +72,7 @@ class VNDropout(nn.Module):
     """Dropout of whole vectors ``[..., C, d]`` (one Bernoulli draw per vector, never per
     coordinate, which would break rotation equivariance); identity in eval mode."""
 
+    @check_args(p=Real(0, 1, high_open=True))
     def __init__(self, p: float = 0.0):
         super().__init__()
         if not 0 <= p < 1:
@@ -87,6 +90,7 @@ class VNLeakyReLU(nn.Module):
     """Vector-Neuron ReLU: removes the component of each vector along a learned
     direction where it points against it (leaky with ``slope``)."""
 
+    @check_args(c=POSITIVE_INT, slope=Real(0, 1), eps=POSITIVE)
     def __init__(self, c: int, slope: float = 0.2, eps: float = 1e-8):
         super().__init__()
         self.direction = VNLinear(c, c)
@@ -115,6 +119,8 @@ class VNEncoder(nn.Module):
     mean pooling. Invariant per-node scalars ``[B, N, S]`` gate the first layer.
     ``dropout`` drops whole vectors after every layer but the last (:class:`VNDropout`)."""
 
+    @check_args(in_vectors=POSITIVE_INT, hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT, in_scalars=Count(0),
+                dropout=Real(0, 1, high_open=True))
     def __init__(self, in_vectors: int, hidden: int = 32, layers: int = 2, knn: int = 4,
                  in_scalars: int = 0, dropout: float = 0.0):
         super().__init__()
@@ -249,6 +255,8 @@ class RotationInterface(Interface):
         dropout: probability of dropping a whole hidden vector in training (LPS: 0.08).
     """
 
+    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT,
+                dropout=Real(0, 1, high_open=True))
     def __init__(self, group: str | Group = "O3", in_vectors: int = 1, in_scalars: int = 0,
                  hidden: int = 32, layers: int = 2, knn: int = 4, noise_on: str = "channel",
                  dropout: float = 0.0):

@@ -1,0 +1,177 @@
+"""The Lie-derivative study's findings at CPU scale (a variant of Gruver et al.'s study:
+small timm configs, real 8×8 digits upsampled to 32×32, not ImageNet).
+
+A family of timm models built through timm's own constructors, registered here with
+``timm.models.register_model``: ResNets (BasicBlock, 2 sizes, and the small one with
+anti-aliased downsampling, timm's ``BlurPool2d``), ViTs (patch 4, 2 sizes) and
+MLP-Mixers (patch 4, 2 sizes). Each is trained on the digits for 0 (untrained), S/4 and
+S steps (Adam, batch 64, no augmentation), then ``symtrain lie-study`` measures them all
+(LEE on held-out digits for translations and rotation, layer-wise attribution of
+translation_x). Printed: the table, Spearman's rank correlation of LEE with accuracy
+over the trained models (overall and per family), with size (parameters), the layer-type
+shares per family, and blur-pooled vs plain ResNet. Last lines ``lie_study_models=<models
+measured>`` and ``lie_study_spearman=<rank correlation of LEE with accuracy across the
+trained models>``.
+
+    python bench/lie_study.py                  # S = 150 steps (a few CPU minutes)
+    python bench/lie_study.py --steps 20 --images 16   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from timm.layers import BlurPool2d
+from timm.models import build_model_with_cfg, register_model
+from timm.models.mlp_mixer import MlpMixer
+from timm.models.resnet import BasicBlock, ResNet
+from timm.models.vision_transformer import VisionTransformer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _build(cls, name, pretrained, **kw):
+    # timm's builder, so a weights file given as pretrained_cfg_overlay(file=...) is loaded
+    return build_model_with_cfg(cls, name, pretrained, pretrained_strict=True, **kw)
+
+
+@register_model
+def resnet_lie_s(pretrained=False, **kw):
+    return _build(ResNet, "resnet_lie_s", pretrained, block=BasicBlock, layers=[1, 1, 1, 1],
+                  channels=(16, 32, 64, 128), stem_width=16, **kw)
+
+
+@register_model
+def resnet_lie_m(pretrained=False, **kw):
+    return _build(ResNet, "resnet_lie_m", pretrained, block=BasicBlock, layers=[2, 2, 2, 2],
+                  channels=(32, 64, 128, 256), stem_width=32, **kw)
+
+
+@register_model
+def resnetaa_lie_s(pretrained=False, **kw):
+    return _build(ResNet, "resnetaa_lie_s", pretrained, block=BasicBlock, layers=[1, 1, 1, 1],
+                  channels=(16, 32, 64, 128), stem_width=16, aa_layer=BlurPool2d, **kw)
+
+
+@register_model
+def vit_lie_s(pretrained=False, **kw):
+    return _build(VisionTransformer, "vit_lie_s", pretrained, img_size=32, patch_size=4, embed_dim=64,
+                  depth=2, num_heads=2, **kw)
+
+
+@register_model
+def vit_lie_m(pretrained=False, **kw):
+    return _build(VisionTransformer, "vit_lie_m", pretrained, img_size=32, patch_size=4, embed_dim=128,
+                  depth=4, num_heads=4, **kw)
+
+
+@register_model
+def mixer_lie_s(pretrained=False, **kw):
+    return _build(MlpMixer, "mixer_lie_s", pretrained, img_size=32, patch_size=4, num_blocks=2, embed_dim=64, **kw)
+
+
+@register_model
+def mixer_lie_m(pretrained=False, **kw):
+    return _build(MlpMixer, "mixer_lie_m", pretrained, img_size=32, patch_size=4, num_blocks=4, embed_dim=128, **kw)
+
+
+ARCHS = ["resnet_lie_s", "resnet_lie_m", "resnetaa_lie_s", "vit_lie_s", "vit_lie_m", "mixer_lie_s", "mixer_lie_m"]
+
+
+def train(arch: str, steps: int, seed: int, data) -> dict:
+    import timm
+
+    torch.manual_seed(seed)
+    model = timm.create_model(arch, num_classes=10)
+    x, y = data["train"]
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(steps):
+        idx = torch.randint(len(x), (64,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval().state_dict()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=150, help="S: the longest training (steps)")
+    parser.add_argument("--images", type=int, default=48, help="held-out digits the LEE is measured on")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="bench_out/lie_study")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from symtrain.data.digits import digits_dataset
+    from symtrain.scaling.lie_study import StudySpec, run_study, spearman
+
+    out = Path(args.out)
+    (out / "weights").mkdir(parents=True, exist_ok=True)
+    data = digits_dataset(32, seed=args.seed)
+    mean, std = data["train"][0].mean(), data["train"][0].std()
+    data = {k: ((x - mean) / std, y) for k, (x, y) in data.items()}
+    budgets = sorted({0, max(1, args.steps // 4), args.steps})
+    weights, steps_of = {}, {}
+    start = time.perf_counter()
+    for arch in ARCHS:
+        for b in budgets:
+            name = f"{arch}@s{b}"
+            path = out / "weights" / f"{name}.pth"
+            if not path.is_file():
+                torch.save(train(arch, b, args.seed, data), path)
+            weights[name], steps_of[name] = str(path), b
+    trained_s = time.perf_counter() - start
+    # the models are registered in this process; a Ray worker would need imports=[__file__]
+    spec = StudySpec(models=list(weights), pretrained=False, weights=weights,
+                     images={"dataset": "digits", "size": 32, "limit": args.images},
+                     generators=["translation_x", "translation_y", "rotation"], layerwise=["translation_x"],
+                     probes=4, batch_size=16, num_classes=10, seed=args.seed, output="probabilities")
+    start = time.perf_counter()
+    rows = run_study(spec, out / "study")
+    measured_s = time.perf_counter() - start
+    ok = [r for r in rows if r["status"] == "ok"]
+    for r in ok:
+        gens = [k for k in r if k.startswith("lee_") and not k.endswith("_ci95")]
+        r["lee"] = sum(r[k] for k in gens) / len(gens)
+        r["steps"] = steps_of[r["model"]]
+    print(f"{'model':<24} {'steps':>5} {'params':>9} {'acc':>6} {'LEE':>10}  top layer types (share of ‖Lf‖²)")
+    for r in ok:
+        shares = sorted(((k[6:], r[k]) for k in r if k.startswith("share_") and isinstance(r[k], float)),
+                        key=lambda kv: -abs(kv[1]))[:3]
+        print(f"{r['model']:<24} {r['steps']:>5} {r['params']:>9,} {r.get('accuracy') or 0:>6.3f} {r['lee']:>10.3g}  "
+              + ", ".join(f"{k} {v:+.2f}" for k, v in shares))
+    trained = [r for r in ok if r["steps"] > 0]
+    rho = spearman([r["accuracy"] for r in trained], [r["lee"] for r in trained])
+    print(f"\nSpearman(LEE, accuracy) over trained models: {rho:+.2f} (n={len(trained)})")
+    for fam in dict.fromkeys(r["family"] for r in trained):
+        sel = [r for r in trained if r["family"] == fam]
+        print(f"  within {fam}: {spearman([r['accuracy'] for r in sel], [r['lee'] for r in sel]):+.2f} (n={len(sel)})")
+    final = [r for r in ok if r["steps"] == args.steps]
+    print(f"Spearman(LEE, parameters) at {args.steps} steps: "
+          f"{spearman([float(r['params']) for r in final], [r['lee'] for r in final]):+.2f} (n={len(final)})")
+    for b in budgets:
+        plain = next((r for r in ok if r["model"] == f"resnet_lie_s@s{b}"), None)
+        blur = next((r for r in ok if r["model"] == f"resnetaa_lie_s@s{b}"), None)
+        if plain and blur:
+            print(f"blur pooling at {b} steps: LEE {plain['lee']:.3g} -> {blur['lee']:.3g} "
+                  f"(acc {plain.get('accuracy') or 0:.3f} -> {blur.get('accuracy') or 0:.3f})")
+    minutes = (trained_s + measured_s) / 60
+    print(f"training {trained_s:.0f} s, measuring {measured_s:.0f} s: {len(ok) / max(measured_s / 60, 1e-9):.1f} "
+          f"models per CPU-minute measured")
+    (out / "summary.json").write_text(json.dumps({"spearman": rho, "models": len(ok), "minutes": minutes}))
+    print(f"lie_study_models={len(ok)}")
+    print(f"lie_study_spearman={rho:.3f}" if not math.isnan(rho) else "lie_study_spearman=nan")
+
+
+if __name__ == "__main__":
+    main()
