@@ -222,6 +222,8 @@ def test_named_frames_and_gradients():
         st.FrameAveraging(base, sym, frames="minmal")
     with pytest.raises(st.SymmetryError, match="canonicalizer"):
         st.Canonicalization(base, sym, canonicalizer="bogus")
+    with pytest.raises(st.SymmetryError, match="frames: expected a name"):
+        st.FrameAveraging(base, sym, frames=3)
     model = st.FrameAveraging(PointMLP(4, 3, 3, hidden=8).to(torch.float64), sym)
     torch.autograd.gradcheck(model, (x[:1, :4].clone().requires_grad_(True),))
 
