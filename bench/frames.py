@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 import symtrain as st
-from symtrain.actions import Fields, Nodes, Points, Vectors
+from symtrain.actions import Adjacency, Fields, Nodes, Points, Vectors
 from symtrain.groups.orthogonal import haar_orthogonal
 
 from overhead import SmallTransformer, timed  # the point transformer and timer of bench/overhead.py
@@ -105,9 +105,64 @@ def point_clouds(b: int = 64, n: int = 32) -> dict[str, Any]:
 
 
 def nbody_inputs(b: int = 64, n: int = 5) -> dict[str, Any]:
+    """Generic n-body inputs, and degenerate ones (at rest, equal charges): a regular
+    pentagon (D5 × the plane's reflection), a square pyramid (C4v), repeated particles."""
     g = torch.Generator().manual_seed(1)
     charge = torch.randint(0, 2, (b, n, 1), generator=g).float() * 2 - 1
-    return {"generic": (torch.randn(b, n, 3, generator=g), torch.randn(b, n, 3, generator=g), charge)}
+    out = {"generic": (torch.randn(b, n, 3, generator=g), torch.randn(b, n, 3, generator=g), charge)}
+    if n == 5:
+        angle = torch.arange(5) * (2 * math.pi / 5)
+        pentagon = torch.stack([angle.cos(), angle.sin(), torch.zeros(5)], 1)
+        # apex height 1.3: at 1.5 the apex's and the opposite vertex's residuals after the
+        # first QR column stand exactly at the QR frame's pivot ratio (0.5), a tie that
+        # float32 rounding breaks differently after a rotation (the pivot rule's
+        # discontinuity, see symtrain.symmetrize.qr_frame)
+        pyramid = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1.3]])
+        repeated = torch.randn(2, 3, generator=g)[torch.tensor([0, 0, 1, 1, 1])]
+        for name, shape in (("pentagon", pentagon), ("pyramid", pyramid), ("repeated", repeated)):
+            pos = moved(shape, b, n, g)
+            out[name] = (pos, torch.zeros_like(pos), torch.ones(b, n, 1))
+    return out
+
+
+class DenseGraphModel(nn.Module):
+    """``(node features [B, N, F], adjacency [B, N, N]) -> [B, N, 2]``, reading every node
+    slot by position (not permutation equivariant)."""
+
+    def __init__(self, n=13, f=2, hidden=64):
+        super().__init__()
+        self.n = n
+        self.net = nn.Sequential(nn.Linear(n * f + n * n, hidden), nn.ReLU(), nn.Linear(hidden, 2 * n))
+
+    def forward(self, x, a):
+        return self.net(torch.cat([x.flatten(1), a.flatten(1)], 1)).reshape(-1, self.n, 2)
+
+
+def graph_inputs(b: int = 64, n: int = 13) -> dict[str, Any]:
+    """Graphs on 13 nodes, each randomly relabelled: generic (G(13, 0.4) with random node
+    features: no automorphism but the identity) and symmetric ones with constant features:
+    the 13-cycle (|Aut| = 26), the Paley graph on 13 vertices (strongly regular, 78), the
+    Petersen graph with 3 isolated nodes (120 · 3! = 720)."""
+    g = torch.Generator().manual_seed(2)
+
+    def relabel(a):
+        p = torch.stack([torch.randperm(n, generator=g) for _ in range(a.shape[0])])
+        return a.gather(1, p[:, :, None].expand(-1, n, n)).gather(2, p[:, None, :].expand(-1, n, n))
+
+    rand = (torch.rand(b, n, n, generator=g) < 0.4).float().triu(1)
+    out = {"generic": (torch.randn(b, n, 2, generator=g), rand + rand.transpose(1, 2))}
+    ring = torch.zeros(n, n)
+    idx = torch.arange(n)
+    ring[idx, (idx + 1) % n] = ring[(idx + 1) % n, idx] = 1
+    squares = {(i * i) % n for i in range(1, n)}
+    paley = torch.tensor([[float(i != j and (i - j) % n in squares) for j in range(n)] for i in range(n)])
+    petersen = torch.zeros(n, n)
+    for i in range(5):
+        for u, v in ((i, (i + 1) % 5), (i, i + 5), (5 + i, 5 + (i + 2) % 5)):
+            petersen[u, v] = petersen[v, u] = 1
+    for name, a in (("cycle13", ring), ("paley13", paley), ("petersen+3", petersen)):
+        out[name] = (torch.ones(b, n, 2), relabel(a.expand(b, n, n).clone()))
+    return out
 
 
 @dataclass
@@ -142,11 +197,18 @@ CASES = [
          list(METHODS.items()), ("minimal FA", "minimal canonicalization"), lucidrains=True),
     Case("E(3) clouds 64x32, transformer", st.Symmetry("E3", Points(), Vectors()), SmallTransformer,
          point_clouds, list(METHODS.items()), ("minimal FA", "minimal canonicalization"), lucidrains=True),
-    # S_n x E(3): the library's frames for the product (rotation part: PCA until the
-    # sequential S_n x O(d) minimal frame lands; S_n part: sort frames). More rows here.
+    # S_n x E(3): PCA FA (sort frame x 8 sign flips) against the sequential minimal frame
+    # (S_n frame of the rounded Gram graph, then the QR frame in that order).
     Case("S_n x E(3) n-body 64x5, transformer",
          st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors())),
-         NBodyTransformer, nbody_inputs, [(k, METHODS[k]) for k in ("PCA FA", "minimal FA")], ()),
+         NBodyTransformer, nbody_inputs,
+         [(k, METHODS[k]) for k in ("PCA FA", "minimal FA", "minimal canonicalization")],
+         ("minimal FA", "minimal canonicalization")),
+    # S_n on dense graphs: sort frames (ties enumerated up to 720, refused beyond) against
+    # minimal frames (canonical labelling + automorphisms; sampled beyond 1024).
+    Case("S_n graphs 64x13, dense MLP", st.Symmetry("S_n", Fields(Nodes(), Adjacency()), Nodes()),
+         DenseGraphModel, graph_inputs, [(k, METHODS[k]) for k in ("PCA FA", "minimal FA")],
+         ("minimal FA",)),
 ]
 
 

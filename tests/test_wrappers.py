@@ -76,12 +76,19 @@ def test_sort_frame_ties():
     x[:, 1] = x[:, 3]  # two identical nodes
     sym = st.Symmetry("S_n", Nodes(), Nodes())
     base = PointMLP(5, 3, 2)
-    fa = st.FrameAveraging(base, sym)
+    fa = st.FrameAveraging(base, sym, frames="pca")  # the sort frame
     assert st.equivariance_error(fa, sym, x).max < 1e-5  # ties enumerated: still exact
     with pytest.raises(st.DegenerateFrameError, match="ties"):
-        st.Canonicalization(base, sym)(x)
+        st.Canonicalization(base, sym, canonicalizer="pca")(x)
     same = torch.ones(1, 9, 3)
     with pytest.raises(st.DegenerateFrameError, match="orderings"):
+        st.FrameAveraging(PointMLP(9, 3, 2), sym, frames="pca")(same)
+    # minimal frames (the default): the stabiliser of the tied rows, never refused
+    for wrapper in (st.FrameAveraging(base, sym), st.Canonicalization(base, sym, canonicalizer="minimal")):
+        assert st.equivariance_error(wrapper, sym, x).max < 1e-5
+    from symtrain.symmetrize.frames_permutation import MonteCarloFrameWarning
+
+    with pytest.warns(MonteCarloFrameWarning, match="Monte-Carlo"):  # 9! orderings: sampled
         st.FrameAveraging(PointMLP(9, 3, 2), sym)(same)
 
 

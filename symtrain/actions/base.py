@@ -46,7 +46,10 @@ class NodeView:
     - ``adjacency``: ``[B, N, N]`` (edge features summed) or ``None``;
     - ``points``: positions ``[B, N, d]`` or ``None``;
     - ``vectors``: further vector fields, each ``[B, N, d]``;
-    - ``mask``: ``[B, N]`` bool (True for real nodes) or ``None``.
+    - ``mask``: ``[B, N]`` bool (True for real nodes) or ``None``;
+    - ``edge_features``: ``[B, N, N, E]`` per-edge data beside ``adjacency`` (a dense
+      adjacency's edge axis, a PyG graph's ``edge_attr``) or ``None``, for readers that
+      tell edges apart by their features (minimal S_n frames colour edges by them).
     """
 
     features: Tensor | None = None
@@ -54,6 +57,7 @@ class NodeView:
     points: Tensor | None = None
     vectors: list[Tensor] = field(default_factory=list)
     mask: Tensor | None = None
+    edge_features: Tensor | None = None
 
     def merge(self, other: "NodeView") -> "NodeView":
         """Both views side by side: features concatenated, the first points kept as
@@ -71,7 +75,8 @@ class NodeView:
                 vectors = vectors + [other.points - points]
         return NodeView(torch.cat(feats, -1) if feats else None,
                         self.adjacency if self.adjacency is not None else other.adjacency,
-                        points, vectors, self.mask if self.mask is not None else other.mask)
+                        points, vectors, self.mask if self.mask is not None else other.mask,
+                        self.edge_features if self.edge_features is not None else other.edge_features)
 
     def sort_keys(self, centroid: Tensor | None = None) -> Tensor:
         """Per-node keys ``[B, N, F]`` invariant to every factor but S_n: node features,

@@ -149,6 +149,11 @@ class Graph(Action):
         n = mask.shape[1]
         view = NodeView(mask=mask, adjacency=to_dense_adj(batch.edge_index, batch.batch,
                                                           batch_size=b, max_num_nodes=n))
+        edge_attr = getattr(batch, "edge_attr", None)
+        if isinstance(edge_attr, Tensor) and edge_attr.shape[0] == batch.edge_index.shape[1]:
+            attr = edge_attr.reshape(edge_attr.shape[0], -1).to(torch.get_default_dtype())
+            view.edge_features = to_dense_adj(batch.edge_index, batch.batch, attr,
+                                              batch_size=b, max_num_nodes=n)
         if batch.x is not None:
             view.features = to_dense_batch(batch.x.reshape(batch.num_nodes, -1).to(torch.get_default_dtype()),
                                            batch.batch, batch_size=b, max_num_nodes=n)[0]

@@ -112,4 +112,6 @@ class Adjacency(_NodeAxes):
 
     def node_view(self, x, context=None):
         a = x if x.is_floating_point() else x.to(torch.get_default_dtype())
-        return NodeView(adjacency=a if a.dim() == 3 else a.sum(-1))
+        if a.dim() == 3:
+            return NodeView(adjacency=a)
+        return NodeView(adjacency=a.sum(-1), edge_features=a)

@@ -10,10 +10,11 @@ from .frame_averaging import FrameAveraging
 from .canonicalization import Canonicalization
 from .frames import Frame, GroupFrame, MinimalFrame, PCAFrame, SortFrame
 from .qr_frame import qr_frame
+from .frames_permutation import MinimalPermutationFrame
 from .probabilistic import LearnedCanonicalizer, ProbabilisticSymmetrization
 
 __all__ = ["Symmetrizer", "GroupAveraging", "FrameAveraging", "Canonicalization", "Frame",
-           "MinimalFrame", "qr_frame", "PCAFrame", "SortFrame", "GroupFrame",
+           "MinimalFrame", "MinimalPermutationFrame", "qr_frame", "PCAFrame", "SortFrame", "GroupFrame",
            "ProbabilisticSymmetrization", "LearnedCanonicalizer",
            "create_symmetrizer", "list_symmetrizers", "register_symmetrizer", "symmetrizer_options",
            "symmetrizer_supports"]

@@ -63,6 +63,8 @@ class GroupAveraging(Symmetrizer):
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         sym = self.symmetry
         sym.check_input(x)
+        if sym.input.batch_size(x) == 0:
+            return self.empty_batch_output(x)
         context = sym.context(x)
         ref = reference_tensor(x)
         elems = sym.group.elements(context=context, device=ref.device, dtype=ref.dtype)

@@ -87,11 +87,16 @@ class Symmetrizer(nn.Module):
     def forward(self, *inputs: Any) -> Any:
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         self.symmetry.check_input(x)
-        if self.symmetry.input.batch_size(x) == 0:  # no inputs: the base model's empty output is exact
-            return self.check_output(call_model(self.base, x))
+        if self.symmetry.input.batch_size(x) == 0:
+            return self.empty_batch_output(x)
         context = self.symmetry.context(x)
         g, weights = self.weighted_elements(x, context)
         return self.average(x, context, g, weights)
+
+    def empty_batch_output(self, x: Any) -> Any:
+        """The output for an empty batch ``x`` (no inputs): the base model's own empty
+        output, exact (there is nothing to average), checked like every output."""
+        return self.check_output(call_model(self.base, x))
 
     @staticmethod
     def check_output(ys: Any) -> Any:

@@ -55,10 +55,18 @@ def lexicographic_keys(symmetry: Symmetry, x: Any) -> Tensor:
 class Frame:
     """Callable ``(factor, symmetry, x, context) -> (elements [B·K], weights [B, K])``.
 
+    ``after_others``: ``False`` (the default) for a frame computed from data invariant to
+    the group's other factors (PCA axes, sort keys, the Gram graph of an S_n frame), so
+    the factors' frames may be computed independently; ``True`` for one that reads data
+    the other factors move (a QR frame reads the row order, which S_n changes): it is
+    computed after the others, on the input moved by their elements (see
+    :func:`frame_elements`).
+
     ``stabiliser_only``: the frame has one element on inputs with a trivial stabiliser
     and more only on inputs with a non-trivial finite one (a minimal frame); a
     canonicalizer made of such frames may return several weighted elements there."""
 
+    after_others: bool = False
     stabiliser_only: bool = False
 
     def __call__(self, factor: Group, symmetry: Symmetry, x: Any,
@@ -108,6 +116,7 @@ class MinimalFrame(Frame):
     """
 
     stabiliser_only = True
+    after_others = True  # reads the row order: after an S_n frame, in the order it chose
 
     def __init__(self, tol: float | None = None):
         self.tol = tol
@@ -324,7 +333,8 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
     factor can do; ``canonical``: as a canonicalizer (one element on generic inputs).
     ``tol``: the frame's tolerance (rank for minimal frames, eigenvalue gap and third
     moment for PCA frames). ``nodes_permuted``: another factor of the group permutes the
-    nodes, so a frame may not depend on their order."""
+    nodes (no longer changes the choice: a minimal O(d) frame next to S_n is computed
+    after the S_n frame, in the order it chose; see :func:`frame_elements`)."""
     check_frame_kind(kind)
     if factor.is_continuous and factor.vector_dim is not None:
         if kind == "weighted":
@@ -336,16 +346,16 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
             from .weighted_frame import WeightedFrame  # (it builds on MinimalFrame, defined here)
 
             return WeightedFrame(**({} if tol is None else {"tol": tol}))
-        if kind == "pca" or nodes_permuted:
-            # The minimal O(d) frame reads the rows in order, so next to S_n it needs the
-            # sequential product (S_n frame first, then the QR frame in that order; issue
-            # 20 part B). Until that lands, the order-free PCA frame stands in.
+        if kind == "pca":
             return PCAFrame(signs="skew" if canonical else "all", **({} if tol is None else {"tol": tol}))
+        # Next to S_n the QR frame reads the rows in the order the S_n frame chose
+        # (MinimalFrame.after_others: the sequential product of frame_elements).
         return MinimalFrame(tol)
     if factor.permutes_nodes:
-        # S_n: the minimal permutation frame (canonical labelling + automorphisms, issue 20
-        # part B) replaces this sort frame under "minimal" when it lands; until then both
-        # kinds sort (ties enumerated in a frame, an error in a canonicalizer).
+        if kind == "minimal":
+            from .frames_permutation import MinimalPermutationFrame
+
+            return MinimalPermutationFrame()
         return SortFrame(ties="error" if canonical else "enumerate")
     if factor.is_finite and not canonical:
         return GroupFrame()  # frame averaging over a finite group: the whole group
@@ -377,9 +387,57 @@ def product_frame(parts: list[tuple[Element, Tensor]], batch: int) -> tuple[Elem
 
 
 def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple[Element, Tensor]:
-    factors = symmetry.group.factors
-    parts = [frame(f, symmetry, x, context) for frame, f in zip(frames, factors)]
-    return product_frame(parts, context.batch_size)
+    """The frame of a product group from its factors' frames, one factor after another.
+
+    The frames with ``after_others=False`` are computed on ``x`` itself and combined as a
+    product (every combination, :func:`product_frame`). Each frame with
+    ``after_others=True`` is then computed, for every element ``s`` found so far, on the
+    input moved back by it, ``s⁻¹·x``, and its elements ``e`` complete ``s`` to ``(s, e)``
+    (weights multiplied). E.g. S_n × O(d): the S_n frame of the rotation-invariant Gram
+    graph gives orders ``σ``; the QR frame of the points in each order gives the rotation.
+
+    *Why this is exactly equivariant* (a direct product ``G₁ × G₂``, ``F₁`` computed first,
+    equivariant under ``G₁`` and invariant under ``G₂``; ``F₂`` equivariant under ``G₂``):
+    for ``h = (h₁, h₂)``, ``F₁(h·x) = h₁F₁(x)``; for ``σ' = h₁σ``,
+    ``σ'⁻¹·(h·x) = σ⁻¹h₁⁻¹h₁h₂·x = h₂·(σ⁻¹·x)`` (the factors commute), so
+    ``F₂(σ'⁻¹·h·x) = h₂F₂(σ⁻¹·x)``; hence ``F(h·x) = {(h₁σ, h₂e)} = h·F(x)``, with the
+    same weights. ``F₂`` need not be invariant under ``G₁``.
+
+    Returns elements ``[B·K]`` (b-major, the first-computed factor varying slowest) and
+    weights ``[B, K]``.
+    """
+    group = symmetry.group
+    factors = group.factors
+    batch = context.batch_size
+    first = [i for i, f in enumerate(frames) if not f.after_others]
+    later = [i for i, f in enumerate(frames) if f.after_others]
+    parts = {i: frames[i](factors[i], symmetry, x, context) for i in first}
+    if not later:
+        return product_frame([parts[i] for i in range(len(factors))], batch)
+    done: dict[int, Element] = {}
+    weights = None
+    if first:
+        g, weights = product_frame([parts[i] for i in first], batch)
+        done = dict(zip(first, g if len(first) > 1 else (g,)))
+    for i in later:
+        if weights is None:  # nothing before it: computed on x itself
+            gi, weights = frames[i](factors[i], symmetry, x, context)
+            done[i] = gi
+            continue
+        k = weights.shape[1]
+        xs = symmetry.input.repeat(x, k, context)
+        ctx = context.repeat(k)
+        ident = group.split(group.identity(batch * k, context=ctx, device=weights.device,
+                                           dtype=weights.dtype))
+        so_far = group.join(tuple(done.get(j, ident[j]) for j in range(len(factors))))
+        moved = symmetry.act_input(group.inverse(so_far), xs, ctx, check=False)
+        gi, wi = frames[i](factors[i], symmetry, moved, symmetry.context(moved))
+        ki = wi.shape[1]
+        done = {j: element_map(lambda t: t.repeat_interleave(ki, 0), e) for j, e in done.items()}
+        done[i] = gi
+        weights = (weights[:, :, None] * wi.reshape(batch, k, ki)).reshape(batch, k * ki)
+    elements = tuple(done[j] for j in range(len(factors)))
+    return (elements if len(elements) > 1 else elements[0]), weights
 
 
 def _float(x) -> torch.dtype:

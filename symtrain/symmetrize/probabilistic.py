@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
-from ..symmetry import Symmetry, call_model
+from ..symmetry import Symmetry
 from ..tree import detach, reference_tensor, tree_map
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .interfaces.base import Interface, RelaxedElement, cast_floats
@@ -174,8 +174,8 @@ class ProbabilisticSymmetrization(Symmetrizer):
         x = inputs[0] if len(inputs) == 1 else tuple(inputs)
         sym = self.symmetry
         sym.check_input(x)
-        if sym.input.batch_size(x) == 0:  # no inputs: the base model's empty output is exact
-            return self.check_output(call_model(self.base, x))
+        if sym.input.batch_size(x) == 0:
+            return self.empty_batch_output(x)
         context = sym.context(x)
         k = self.num_samples
         # Repeat once: the interface and the base model both see the B·k copies.

@@ -67,8 +67,10 @@ PIVOT = 0.5
 
 def default_tol(dtype: torch.dtype) -> float:
     """Rank tolerance relative to the cloud's scale: ``1000 · eps`` of ``dtype``
-    (1.2e-4 in float32, 2.2e-13 in float64)."""
-    return 1000.0 * torch.finfo(dtype).eps
+    (1.2e-4 in float32, 2.2e-13 in float64), at most 1e-2 (half precision: its rounding,
+    ~5e-4, stays below it, while ``1000 · eps`` ≈ 1 would call every cloud degenerate
+    and project it away)."""
+    return min(1000.0 * torch.finfo(dtype).eps, 1e-2)
 
 
 def qr_frame(points: Tensor, mask: Tensor | None = None, proper: bool = False,
