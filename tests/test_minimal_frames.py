@@ -222,6 +222,8 @@ def test_named_frames_and_gradients():
         st.FrameAveraging(base, sym, frames="minmal")
     with pytest.raises(st.SymmetryError, match="canonicalizer"):
         st.Canonicalization(base, sym, canonicalizer="bogus")
+    with pytest.raises(st.SymmetryError, match="frames: expected a name"):
+        st.FrameAveraging(base, sym, frames=3)
     model = st.FrameAveraging(PointMLP(4, 3, 3, hidden=8).to(torch.float64), sym)
     torch.autograd.gradcheck(model, (x[:1, :4].clone().requires_grad_(True),))
 
@@ -315,3 +317,20 @@ def test_weighted_frames_are_continuous_across_a_pivot_tie():
             jumps[name, eps] = (model(plus) - model(minus)).norm().item()
     assert jumps["minimal", 1e-6] > 1e-2  # a jump that does not shrink with ε
     assert jumps["weighted", 1e-6] < 1e-4 and jumps["weighted", 1e-6] < jumps["weighted", 1e-3] / 100
+
+
+def test_apply_repeated_gives_contiguous_copies():
+    """Models may .view() their input: the fast path lays the copies out as repeating would."""
+    sym = st.Symmetry("E3", Points(), "trivial")
+    x = torch.randn(2, 5, 3)
+    g = sym.sample(sym.context(x), 3)
+    assert sym.input.apply_repeated(sym.group, g, x, 3, sym.context(x)).is_contiguous()
+
+
+def test_pca_frame_averaging_trains():
+    """Gradients flow through the fast path of k copies (PCA frames: 8 per cloud)."""
+    sym = st.Symmetry("E3", Points(), Vectors())
+    base = PointMLP(5, 3, 3)
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    st.FrameAveraging(base, sym, frames="pca")(x).square().sum().backward()
+    assert x.grad.abs().sum() > 0 and base.net[1].weight.grad.abs().sum() > 0

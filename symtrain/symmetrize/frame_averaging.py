@@ -10,7 +10,8 @@ from ..errors import UnsupportedGroupError
 from ..groups.base import Group
 from ..symmetry import Symmetry
 from .base import Symmetrizer
-from .frames import Frame, check_frame_kind, default_frame, frame_elements
+from ..registry import ArgumentError
+from .frames import FRAME_KINDS, Frame, check_frame_kind, default_frame, frame_elements
 from .registry import register_symmetrizer
 from ..domains import OPTIONAL_COUNT, Real, check_args
 
@@ -61,6 +62,9 @@ class FrameAveraging(Symmetrizer):
         elif frame_tol is not None:
             raise ValueError("frame_tol sets the tolerance of named frames (frames='minimal' or "
                              "'pca'); with Frame objects given, set it on them")
+        if not isinstance(frames, (list, tuple)) or not all(isinstance(f, Frame) for f in frames):
+            raise ArgumentError("frames", f"expected a name ({', '.join(FRAME_KINDS)}) or one Frame per "
+                                          f"factor of {symmetry.group}, got {frames!r}")
         frames = list(frames)
         if len(frames) != len(factors):
             raise ValueError(f"{symmetry.group} has {len(factors)} factors but {len(frames)} frames were given")
