@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"done {label}: AUC {r.auc:.3f}, p {r.p_value:.3g}{worst} ({results[-1][2]:.0f} s)", flush=True)
     print(f"\n{'data, symmetry':<46}{'samples':>8}{'held-out AUC':>14}{'train AUC':>11}{'p':>9}  verdict")
     for label, r, _ in results:
-        print(f"{label:<46}{r.samples:>8}{r.auc:>14.3f}{r.train_auc:>11.3f}{r.p_value:>9.3g}  {verdict(r.auc, r.p_value)}")
+        print(f"{label:<46}{r.samples:>8}{r.auc:>14.3f}{r.train_auc:>11.3f}{r.p_value:>9.3g}  "
+              f"{verdict(r.auc, r.p_value)}")
     print(f"data_symmetry_broken={sum(verdict(r.auc, r.p_value) == 'broken' for _, r, _ in results)}")
     return 0
 

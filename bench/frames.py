@@ -36,13 +36,12 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
+from overhead import SmallTransformer, timed  # the point transformer and timer of bench/overhead.py
 from torch import nn
 
 import symtrain as st
 from symtrain.actions import Adjacency, Fields, Nodes, Points, Vectors
 from symtrain.groups.orthogonal import haar_orthogonal
-
-from overhead import SmallTransformer, timed  # the point transformer and timer of bench/overhead.py
 
 
 class PointMLP(nn.Module):

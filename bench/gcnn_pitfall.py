@@ -132,7 +132,7 @@ def plot(summary: dict, angles: list[float], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, training in zip(axes, TRAININGS):
+    for ax, training in zip(axes, TRAININGS, strict=False):
         for net in NETS:
             s = summary.get((net, training))
             if s is None:
@@ -140,7 +140,8 @@ def plot(summary: dict, angles: list[float], path: Path, title: str) -> None:
             mean = [c[0] for c in s["curve"]]
             std = [c[1] for c in s["curve"]]
             ax.plot(angles, mean, marker="o", ms=3, label=f"{net} ({s['size']} px)")
-            ax.fill_between(angles, [m - d for m, d in zip(mean, std)], [m + d for m, d in zip(mean, std)], alpha=0.2)
+            ax.fill_between(angles, [m - d for m, d in zip(mean, std, strict=True)],
+                            [m + d for m, d in zip(mean, std, strict=True)], alpha=0.2)
         ax.set_title(f"trained on {training} digits")
         ax.set_xlabel("test rotation (degrees, counter-clockwise)")
         ax.set_xticks([a for a in angles if a % 90 == 0])
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{runs[-1]['accuracy']['0']:.1f} % at 0° ({runs[-1]['seconds']:.0f} s)", flush=True)
     else:
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            for r in pool.map(run_one, *zip(*jobs)):
+            for r in pool.map(run_one, *zip(*jobs, strict=False)):
                 runs.append(r)
                 print(f"done {r['net']}/{r['training']}/seed {r['seed']}: {r['accuracy']['0']:.1f} % at 0° "
                       f"({r['seconds']:.0f} s)", flush=True)

@@ -9,22 +9,34 @@ well it does.
 True
 """
 
-from . import actions, groups
+from . import actions, groups, lie, tree
+from .augment import Augment
 from .errors import DegenerateFrameError, ShapeError, SymmetryError, UnsupportedGroupError
 from .groups import create_group
-from .metrics import (EquivarianceError, SymmetryTestError, SymmetryTestResult, assert_equivariant,
-                      equivariance_error, symmetry_test)
-from .symmetrize import (Canonicalization, FrameAveraging, GroupAveraging, LearnedCanonicalizer,
-                         ProbabilisticSymmetrization, Symmetrizer, create_symmetrizer, list_symmetrizers,
-                         register_symmetrizer)
-from .symmetrize import interfaces
-from . import tree
-from .symmetry import Probe, Symmetry, call_model, reference_tensor
-from .augment import Augment
-from .losses import EquivarianceLoss, GradNorm
-from . import lie
 from .lie import layerwise_lie, lie_derivative, lie_derivatives, lie_report
+from .losses import EquivarianceLoss, GradNorm
+from .metrics import (
+                      EquivarianceError,
+                      SymmetryTestError,
+                      SymmetryTestResult,
+                      assert_equivariant,
+                      equivariance_error,
+                      symmetry_test,
+)
 from .metrics.grid import Shift, input_size_check, layer_equivariance
+from .symmetrize import (
+                      Canonicalization,
+                      FrameAveraging,
+                      GroupAveraging,
+                      LearnedCanonicalizer,
+                      ProbabilisticSymmetrization,
+                      Symmetrizer,
+                      create_symmetrizer,
+                      interfaces,
+                      list_symmetrizers,
+                      register_symmetrizer,
+)
+from .symmetry import Probe, Symmetry, call_model, reference_tensor
 
 __version__ = "0.1.0"
 

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from .errors import ArgumentError
 
+
 class Domain:
     """The values an argument may take. ``check(name, value)`` returns the value (as a
     Python number) or raises :class:`~symtrain.errors.ArgumentError` naming the argument,

@@ -219,7 +219,7 @@ def write_gnn_benchmark(root: Path, name: str = "PATTERN", sizes: dict[str, int]
         else:
             g = sbm_clusters(count, gen)
             feats, labels = g.features, g.labels
-        for adj, x, mask, y in zip(g.adjacency, feats, g.mask, labels):
+        for adj, x, mask, y in zip(g.adjacency, feats, g.mask, labels, strict=False):
             n = int(mask.sum())
             edge_index = adj[:n, :n].nonzero().T.contiguous()
             graphs.append({"x": x[:n].float(), "edge_index": edge_index,

@@ -153,7 +153,8 @@ def test_the_factory_table_check_can_fail():
 # The layers, bottom up (CONTRIBUTING.md): a module imports, at module level, only from
 # its own layer or the ones below (imports inside functions may reach up, lazily).
 LAYERS = [
-    {"registry", "errors", "checks", "tree", "_optional", "_escnn", "overrides", "user_code", "paths", "lock", "domains"},
+    {"registry", "errors", "checks", "tree", "_optional", "_escnn", "overrides", "user_code", "paths", "lock",
+     "domains"},
     {"groups"}, {"actions"}, {"symmetry"},
     {"symmetrize", "metrics", "augment", "losses", "data", "models"},
     {"lie"}, {"train", "demo", "recipes"}, {"scaling"}, {"cli", "__main__"},

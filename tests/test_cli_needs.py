@@ -4,10 +4,9 @@ refused in one line (exit 2, nothing written) when given without what it needs."
 from __future__ import annotations
 
 import pytest
+from test_paths_flags_resume import snapshot, subparsers
 
 from symtrain.cli import COMMANDS, command_module, main
-
-from test_paths_flags_resume import snapshot, subparsers
 
 #: A minimal valid command line per command (what the needed option is added to).
 BASE = {"lie": ["--model", "resnet18", "--no-pretrained", "--synthetic", "2", "--out", "o"],

@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from test_paths_flags_resume import snapshot, subparsers
 
 from symtrain.cli import COMMANDS, main
 from symtrain.cli._numbers import NumberType
-
-from test_paths_flags_resume import snapshot, subparsers
 
 
 def number_options(parser: argparse.ArgumentParser) -> list[argparse.Action]:

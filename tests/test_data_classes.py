@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_symmetrizers import CASES, NAMES, base_and_input, build, call, pair_id, run
 from torch import nn
 
 import symtrain as st
 from symtrain.errors import DTypeError, NonFiniteError, ShapeError
 from symtrain.tree import leaves, tree_map
-
-from test_symmetrizers import CASES, NAMES, base_and_input, build, call, pair_id, run
 
 CONTINUOUS = [c for c in CASES if any(f.is_continuous for f in c.symmetry.group.factors)]
 TENSOR_CASES = [c for c in CASES if "pyg" not in c.name and "padded" not in c.name]

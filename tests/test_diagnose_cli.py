@@ -52,8 +52,10 @@ def test_exp_graphs_look_permutation_symmetric(capsys):
     (["no_such_recipe"], "no_such_recipe"),
     (["exp_gin", "--budget", "smoke", "--set", "data.nope=1"], "data"),
     (["exp_gin", "--budget", "smoke", "--samples", "3"], "--samples 3: expected at least 8"),
-    (["exp_gin", "--budget", "smoke", "--test-fraction", "1.5"], "argument --test-fraction: must be a number in (0, 1), got 1.5"),
-    (["exp_gin", "--budget", "smoke", "--permutations", "0"], "argument --permutations: must be a positive integer, got 0"),
+    (["exp_gin", "--budget", "smoke", "--test-fraction", "1.5"],
+     "argument --test-fraction: must be a number in (0, 1), got 1.5"),
+    (["exp_gin", "--budget", "smoke", "--permutations", "0"],
+     "argument --permutations: must be a positive integer, got 0"),
 ])
 def test_bad_recipe_or_argument_is_one_line_and_exit_code_2(argv, message, capsys):
     assert main(["diagnose", *argv]) == 2

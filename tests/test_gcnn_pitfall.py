@@ -65,7 +65,8 @@ def test_p4_layers_are_equivariant_layer_by_layer_and_the_plain_ones_are_not(dty
     assert maps[:6] == ["conv1", "bn1", "conv2", "bn2", "pool1", "conv3"]  # forward order
     assert all(v.equivariant for v in verdicts), "\n".join(map(str, verdicts))
     # at 27 px the first layer that is not equivariant is the first pooling
-    off = layer_equivariance(net, torch.randn(2, 1, 27, 27, dtype=dtype), Symmetry("C4", input="image", output="trivial"),
+    off = layer_equivariance(net, torch.randn(2, 1, 27, 27, dtype=dtype),
+                             Symmetry("C4", input="image", output="trivial"),
                              layers=[(n, getattr(net, n)) for n in maps], layer_actions={n: regular for n in maps},
                              tol=TOL)
     assert next(v.layer for v in off if not v.equivariant) == "pool1"
@@ -130,7 +131,7 @@ def test_rotate_images_names_bad_arguments():
 
 def test_rotated_digits_are_what_they_claim():
     pytest.importorskip("sklearn")
-    from symtrain.data.digits_rotated import rotated_digits, rotate_images
+    from symtrain.data.digits_rotated import rotate_images, rotated_digits
 
     upright, background = rotated_digits(28, "none")
     c4, bg_c4 = rotated_digits(28, "c4")

@@ -9,12 +9,17 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from symtrain.groups.automorphisms import (PermutationChain, canonical_labelling, colour_ranks,
-                                           compose, pynauty_available, relabel)
-from symtrain.registry import ArgumentError
-
 from graph_families import SYMMETRIC, complete, cycle, random_graph
+
+from symtrain.groups.automorphisms import (
+    PermutationChain,
+    canonical_labelling,
+    colour_ranks,
+    compose,
+    pynauty_available,
+    relabel,
+)
+from symtrain.registry import ArgumentError
 
 BACKENDS = ["python"] + (["pynauty"] if pynauty_available() else [])
 

@@ -19,7 +19,7 @@ def wl_histograms(adjs, rounds=None):
     for _ in range(rounds or max(a.shape[0] for a in adjs)):
         names = {}
         colors = [[names.setdefault((c[i], tuple(sorted(c[j] for j in nb[i]))), len(names))
-                   for i in range(len(c))] for c, nb in zip(colors, nbrs)]
+                   for i in range(len(c))] for c, nb in zip(colors, nbrs, strict=False)]
         out.append([sorted(c) for c in colors])
     return out
 
@@ -87,7 +87,7 @@ def test_sbm_pattern_node_labels_mask_and_densities():
 def test_pyg_form_matches_dense_form():
     data = sbm_pattern(3, community_size=(2, 4), pattern_size=3, generator=_gen(3))
     graphs = data.to_pyg()
-    for g, adj, mask, y in zip(graphs, data.adjacency, data.mask, data.labels):
+    for g, adj, mask, y in zip(graphs, data.adjacency, data.mask, data.labels, strict=False):
         assert g.num_nodes == int(mask.sum()) and g.edge_index.shape[1] == int(adj.sum())
         assert torch.equal(g.y, y[mask])
     csl = csl_graphs(2, generator=_gen())[:3].to_pyg()

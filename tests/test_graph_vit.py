@@ -7,8 +7,7 @@ import timm
 import torch
 
 import symtrain as st
-from symtrain.models.graph_vit import (GraphViT, PretrainedWeightsUnavailable, create_graph_vit,
-                                       graph_vit_symmetry)
+from symtrain.models.graph_vit import GraphViT, PretrainedWeightsUnavailable, create_graph_vit, graph_vit_symmetry
 from symtrain.symmetrize import SortFrame
 
 TINY = dict(img_size=32, patch_size=8, depth=2)  # 4×4 token grid, two blocks
@@ -31,7 +30,8 @@ def test_readout_shapes(task, shape):
 
 @pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "deit_tiny_patch16_224", "vit_small_patch16_224"])
 def test_vit_families(name):
-    model = create_graph_vit(name, max_nodes=10, node_dim=3, out_dim=2, task="node", img_size=32, patch_size=16, depth=1)
+    model = create_graph_vit(name, max_nodes=10, node_dim=3, out_dim=2, task="node", img_size=32, patch_size=16,
+                             depth=1)
     assert model(*graph_batch()).shape == (3, 10, 2)
 
 
@@ -99,9 +99,9 @@ def test_parameter_groups_cover_the_model_once():
 @pytest.mark.parametrize("task", ["graph", "node"])
 @pytest.mark.parametrize("k", [1, 3])
 def test_graph_vit_with_ps_and_fixed_noise_is_exactly_equivariant(task, k):
-    from symtrain.symmetrize.interfaces import PermutationInterface
-
     from test_probabilistic import fixed_noise_error
+
+    from symtrain.symmetrize.interfaces import PermutationInterface
 
     torch.manual_seed(0)
     base = create_graph_vit("vit_tiny_patch16_224", max_nodes=10, node_dim=3, out_dim=2, task=task, **TINY)

@@ -7,8 +7,7 @@ from torch import nn
 
 import symtrain as st
 from symtrain.errors import SymmetryError
-from symtrain.metrics.grid import (Shift, fourier_shift, input_size_check, layer_equivariance,
-                                   sampling_offsets)
+from symtrain.metrics.grid import Shift, fourier_shift, input_size_check, layer_equivariance, sampling_offsets
 from symtrain.models.p4_resnet import p4_resnet
 
 

@@ -14,8 +14,16 @@ from torch import nn
 from symtrain.cli import main
 from symtrain.errors import SymmetryError
 from symtrain.lie import lie_derivatives
-from symtrain.scaling.lie_study import (OutputOf, StudySpec, layer_shares, layer_type, load_study,
-                                        run_study, spearman, study_units)
+from symtrain.scaling.lie_study import (
+    OutputOf,
+    StudySpec,
+    layer_shares,
+    layer_type,
+    load_study,
+    run_study,
+    spearman,
+    study_units,
+)
 
 TINY = dict(models=["test_resnet"], pretrained=False, images={"synthetic": 2, "size": 32},
             generators=["translation_x", "rotation"], layerwise=["translation_x"], probes=2, batch_size=2)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from pyg_fixtures import ATOMS, energy_and_forces, write_md17
+
+from symtrain.actions import create_action
 from symtrain.data import create_dataset
 from symtrain.data.pyg import MissingDataError
 from symtrain.symmetry import Symmetry
-from symtrain.actions import create_action
 
 torch.set_num_threads(1)
 

@@ -244,7 +244,7 @@ def test_apply_repeated_equals_repeat_then_apply(group, dtype):
     g = sym.sample(ctx, 4)
     fast = sym.input.apply_repeated(sym.group, g, x, 4, ctx)
     slow = Action.apply_repeated(sym.input, sym.group, g, x, 4, ctx)
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=False):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6 if dtype == torch.float32 else 1e-12)
 
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from graph_families import SYMMETRIC, complete, cycle, random_graph
 from torch import nn
 
 import symtrain as st
@@ -19,8 +20,6 @@ from symtrain.groups.automorphisms import canonical_labelling, pynauty_available
 from symtrain.symmetrize.frames import Frame
 from symtrain.symmetrize.frames_permutation import MinimalPermutationFrame, MonteCarloFrameWarning
 from symtrain.symmetrize.qr_frame import qr_frame
-
-from graph_families import SYMMETRIC, complete, cycle, random_graph
 
 BACKENDS = ["python"] + (["pynauty"] if pynauty_available() else [])
 

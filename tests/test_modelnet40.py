@@ -5,8 +5,8 @@ NormalizeScale does not), labels do not change."""
 
 import pytest
 import torch
-
 from pyg_fixtures import MODELNET10, box_mesh, write_modelnet
+
 from symtrain.data import create_dataset
 from symtrain.data.modelnet40 import normalize_cloud, sample_cloud
 from symtrain.data.pyg import MissingDataError

@@ -3,13 +3,12 @@ not equivariant to on its own, and S_n × E(3) once symmetrized."""
 
 import pytest
 import torch
+from test_probabilistic import fixed_noise_error
 
 import symtrain as st
 from symtrain.actions import Fields, Nodes, Points, Vectors
 from symtrain.models import NBodyPairTransformer
 from symtrain.symmetrize.interfaces import ProductInterface
-
-from test_probabilistic import fixed_noise_error
 
 torch.set_num_threads(1)
 

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+from pyg_fixtures import local_data
+from test_train import smoke
 
 from symtrain.data import create_dataset, list_datasets
 from symtrain.models import create_model, list_models
@@ -15,8 +17,6 @@ from symtrain.train.build import build, build_model, build_task, example_inputs
 from symtrain.train.methods import list_methods
 from symtrain.train.optim import create_scheduler
 from symtrain.train.recipes import find_recipe, list_recipes
-from pyg_fixtures import local_data
-from test_train import smoke
 
 torch.set_num_threads(1)
 
@@ -325,7 +325,8 @@ def test_a_symmetrizer_declares_supports_and_create_symmetrizer_raises_its_reaso
         assert symmetrizer_supports("probe_finite_only", "C4") is None
         assert symmetrizer_supports("probe_finite_only", "SO2") == "SO2 is not finite"
         assert Symmetrizer.supports(st.create_group("SO3")) is None  # the default: every group
-        with pytest.raises(st.UnsupportedGroupError, match="'probe_finite_only' does not support SO2: SO2 is not finite"):
+        with pytest.raises(st.UnsupportedGroupError,
+                           match="'probe_finite_only' does not support SO2: SO2 is not finite"):
             st.create_symmetrizer("probe_finite_only", torch.nn.Identity(),
                                   st.Symmetry("SO2", input="points", output="points"))
         with pytest.raises(st.UnsupportedGroupError, match="SO3 is infinite"):

@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from symtrain.data import rigid
-from symtrain.data.rigid import (MAX_KEYPOINTS, RigidSettings, make_rigid_dataset, random_rotation,
-                                 sample_scene, simulate_scene)
+from symtrain.data.rigid import (
+    MAX_KEYPOINTS,
+    RigidSettings,
+    make_rigid_dataset,
+    random_rotation,
+    sample_scene,
+    simulate_scene,
+)
 
 HORIZON = 200  # steps of 2 ms: 0.4 s, long enough for floor and body-body contacts
 

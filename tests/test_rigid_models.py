@@ -5,6 +5,8 @@ exactly E(3)-equivariant once frame-averaged or canonicalized), the EGNN referen
 import re
 import sys
 
+import egnn_pytorch  # noqa: F401,E402  (the [egnn] extra)
+import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
 import pytest
 import torch
 
@@ -15,9 +17,6 @@ from symtrain.models import rigid_egnn
 from symtrain.models.keypoint_transformer import TRANSFORMER_SIZES, KeypointTransformer
 from symtrain.models.rigid_egnn import EGNN_SIZES, RigidEGNN
 from symtrain.symmetrize.frames import PCAFrame
-
-import mujoco  # noqa: F401,E402  (the [physics] extra; make install installs it)
-import egnn_pytorch  # noqa: F401,E402  (the [egnn] extra)
 
 
 @pytest.fixture(scope="module")

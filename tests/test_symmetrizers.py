@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import pytest
 import torch
+from models import CNN, MaskedAdjacencyMLP, NBodyMLP, NodeIndexGNN, PointMLP
 from torch import nn
 from torch_geometric.data import Batch, Data
 
@@ -24,8 +25,6 @@ from symtrain.symmetrize import Symmetrizer, register_symmetrizer, symmetrizer_o
 from symtrain.symmetrize.averaging import SampledElements
 from symtrain.symmetrize.base import uniform_weights
 from symtrain.tree import leaves, reference_tensor, tree_map
-
-from models import CNN, MaskedAdjacencyMLP, NBodyMLP, NodeIndexGNN, PointMLP
 
 try:  # the registry's own answer, where it has one
     from symtrain.symmetrize import symmetrizer_supports
@@ -86,13 +85,17 @@ CASES = [
     Case("D4-image-invariant", st.Symmetry("D4", Image(), Trivial()), lambda: CNN(), lambda: torch.randn(4, 3, 9, 9)),
     Case("C4-image-equivariant", st.Symmetry("C4", Image(), Image()), lambda: CNN(3, 3, pooled=False),
          lambda: torch.randn(4, 3, 8, 8)),
-    Case("SO3-points", st.Symmetry("SO3", Points(), Points()), lambda: PointMLP(10, 3, 3), lambda: torch.randn(4, 10, 3)),
+    Case("SO3-points", st.Symmetry("SO3", Points(), Points()), lambda: PointMLP(10, 3, 3),
+         lambda: torch.randn(4, 10, 3)),
     Case("O3-points-invariant", st.Symmetry("O3", Points(), Trivial()), lambda: PointMLP(10, 3, 4, pooled=True),
          lambda: torch.randn(4, 10, 3)),
-    Case("E3-points", st.Symmetry("E3", Points(), Points()), lambda: PointMLP(10, 3, 3), lambda: torch.randn(4, 10, 3) + 3),
-    Case("SE2-points", st.Symmetry("SE2", Points(), Vectors()), lambda: PointMLP(8, 2, 2), lambda: torch.randn(4, 8, 2)),
+    Case("E3-points", st.Symmetry("E3", Points(), Points()), lambda: PointMLP(10, 3, 3),
+         lambda: torch.randn(4, 10, 3) + 3),
+    Case("SE2-points", st.Symmetry("SE2", Points(), Vectors()), lambda: PointMLP(8, 2, 2),
+         lambda: torch.randn(4, 8, 2)),
     Case("S5-nodes", st.Symmetry("S_n", Nodes(), Nodes()), lambda: PointMLP(5, 4, 2), lambda: torch.randn(4, 5, 4)),
-    Case("Sn-padded-adjacency", st.Symmetry("S_n", Fields(Adjacency(), Mask()), Trivial()), lambda: MaskedAdjacencyMLP(7),
+    Case("Sn-padded-adjacency", st.Symmetry("S_n", Fields(Adjacency(), Mask()), Trivial()),
+         lambda: MaskedAdjacencyMLP(7),
          padded_adjacency),
     Case("Sn-x-E3-nbody", st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors())),
          lambda: NBodyMLP(5), lambda: (torch.randn(4, 5, 3), torch.randn(4, 5, 3), torch.randn(4, 5, 1))),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from pyg_fixtures import local_data
+
 from symtrain.cli import main
 from symtrain.train import ConfigError, Trainer, TrainingDiverged, load_recipe, resolve
 from symtrain.train.build import build, build_task
@@ -45,7 +45,7 @@ def test_recipes_are_listed_with_one_line_each(capsys):
     assert main(["recipes"]) == 0
     out = capsys.readouterr().out
     for name in RECIPES:
-        line = next(l for l in out.splitlines() if l.startswith(name + " "))
+        line = next(row for row in out.splitlines() if row.startswith(name + " "))
         assert "smoke" in line and "paper" in line and len(line) > len(name) + 20
 
 
@@ -62,7 +62,7 @@ def write_pattern_like(root: Path) -> Path:
         g = sbm_pattern(24 if split == "train" else 8, communities=2, community_size=(3, 4), pattern_size=3,
                         generator=torch.Generator().manual_seed(i))
         graphs = []
-        for adj, x, mask, y in zip(g.adjacency, g.features, g.mask, g.labels):
+        for adj, x, mask, y in zip(g.adjacency, g.features, g.mask, g.labels, strict=False):
             n = int(mask.sum())
             graphs.append(Data(x=x[:n], edge_index=adj[:n, :n].nonzero().T, y=y[:n]))
         InMemoryDataset.save(graphs, str(folder / f"{split}_data.pt"))
@@ -201,7 +201,7 @@ def test_demo_prints_the_comparison(tmp_path, capsys):
     assert demo(["--budget", "smoke", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for title in ("plain transformer", "augmentation", "PS"):
-        line = next(l for l in out.splitlines() if title in l and "0." in l)
+        line = next(row for row in out.splitlines() if title in row and "0." in row)
         assert len(line.split()) >= 4
     assert demo(["--budget", "smoke", "--out", str(tmp_path)]) == 0  # finished runs are reused
 
@@ -217,8 +217,7 @@ class _NanGradient(torch.autograd.Function):
 
 
 def test_non_finite_gradients_stop_or_are_skipped_within_budget(tmp_path):
-    from symtrain.models import NBodyTransformer
-    from symtrain.models import register_model
+    from symtrain.models import NBodyTransformer, register_model
 
     class NanGradient(NBodyTransformer):
         def forward(self, pos, vel, charge):

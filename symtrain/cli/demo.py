@@ -11,8 +11,8 @@ import logging
 import sys
 
 from . import COMMANDS
-from ._paths import OUTPUT_FOLDER
 from ._numbers import COUNT, SEED
+from ._paths import OUTPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,8 @@ import argparse
 import sys
 
 from . import COMMANDS
-from ._paths import INPUT_FOLDER, module_or_file
 from ._numbers import COUNT, FRACTION, SEED
+from ._paths import INPUT_FOLDER, module_or_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

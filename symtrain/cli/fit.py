@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 
 from . import COMMANDS
-from ._paths import INPUT_FILE, OUTPUT_FOLDER
 from ._numbers import COUNT, SEED
+from ._paths import INPUT_FILE, OUTPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,8 +10,8 @@ import argparse
 import sys
 
 from . import COMMANDS
-from ._paths import INPUT_FILE, INPUT_FOLDER, OUTPUT_FOLDER
 from ._numbers import COUNT, SEED
+from ._paths import INPUT_FILE, INPUT_FOLDER, OUTPUT_FOLDER
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,10 +12,10 @@ import logging
 import sys
 from pathlib import Path
 
-from . import COMMANDS
-from ._paths import INPUT_FOLDER, OUTPUT_FOLDER, module_or_file
-from ._numbers import COUNT, NON_NEGATIVE_NUMBER, POSITIVE_NUMBER
 from ..errors import SymmetryError
+from . import COMMANDS
+from ._numbers import COUNT, NON_NEGATIVE_NUMBER, POSITIVE_NUMBER
+from ._paths import INPUT_FOLDER, OUTPUT_FOLDER, module_or_file
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="local: one point at a time here; ray: each point a Ray task")
     parser.add_argument("--address", default=None, help="Ray cluster address (auto, ray://host:10001)")
     parser.add_argument("--num-cpus", type=COUNT, default=None, help="CPUs of a local Ray instance")
-    parser.add_argument("--cpus-per-point", type=POSITIVE_NUMBER, default=None, help="ray: CPUs of each point (default 1)")
-    parser.add_argument("--gpus-per-point", type=NON_NEGATIVE_NUMBER, default=None, help="ray: GPUs of each point (default 0)")
+    parser.add_argument("--cpus-per-point", type=POSITIVE_NUMBER, default=None,
+                        help="ray: CPUs of each point (default 1)")
+    parser.add_argument("--gpus-per-point", type=NON_NEGATIVE_NUMBER, default=None,
+                        help="ray: GPUs of each point (default 0)")
     parser.add_argument("--recipes", action="append", default=[], metavar="DIR", type=INPUT_FOLDER,
                         help="a folder of your own recipes (and sweeps), searched first (repeatable)")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE_OR_FILE",

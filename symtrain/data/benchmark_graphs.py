@@ -73,7 +73,9 @@ def describe_missing(title: str, release: str, pyg_call: str):
 
     def describe(raw: list[str], processed: list[str]) -> str:
         raw_dir, processed_dir = Path(raw[0]).parent, Path(processed[0]).parent
-        names = lambda paths: "{" + ",".join(Path(p).name for p in paths) + "}"
+        def names(paths: list[str]) -> str:
+            return "{" + ",".join(Path(p).name for p in paths) + "}"
+
         return (f"data.path: {title} not found: expected the processed files {processed_dir}/"
                 f"{names(processed)} or the raw files {raw_dir}/{names(raw)} ({release}). On a machine "
                 f"with network access run {pyg_call} and copy the root folder here, or set data.download=true")

@@ -75,7 +75,7 @@ class DenseGraphs:
 
         out = []
         node_labels = self.labels.dim() == 2
-        for adj, x, mask, y in zip(self.adjacency, self.features, self.mask, self.labels):
+        for adj, x, mask, y in zip(self.adjacency, self.features, self.mask, self.labels, strict=False):
             keep = mask.nonzero().flatten()
             sub = adj[keep][:, keep]
             out.append(Data(x=x[keep], edge_index=sub.nonzero().t().contiguous(),

@@ -58,7 +58,7 @@ def md17_loss(pred, y) -> Tensor:
     import torch.nn.functional as F
 
     if isinstance(pred, tuple):
-        return sum(F.mse_loss(p.float(), t.float()) for p, t in zip(pred, y))
+        return sum(F.mse_loss(p.float(), t.float()) for p, t in zip(pred, y, strict=False))
     return F.mse_loss(pred.float(), y.float())
 
 

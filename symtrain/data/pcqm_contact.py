@@ -52,5 +52,6 @@ def pcqm_contact_task(path: str | None = None, max_nodes: int | None = None, tra
     from .benchmark_graphs import lrgb_task
 
     return lrgb_task('PCQM-Contact', 'edge', pair_bce, contact_ranking_metrics, 'mrr_filtered', 1, path=path,
-                     max_nodes=max_nodes, limits={"train": train, "val": val, "test": test}, download=download, timeout=timeout,
+                     max_nodes=max_nodes, limits={"train": train, "val": val, "test": test}, download=download,
+                     timeout=timeout,
                      release=RELEASE)

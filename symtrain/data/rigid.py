@@ -57,11 +57,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .._optional import import_optional
+from ..actions.registry import create_action
+from ..symmetry import Symmetry
 from .nbody import default_cache_dir
 from .registry import register_dataset
 from .task import Task, TensorData, mse_metrics
-from ..actions.registry import create_action
-from ..symmetry import Symmetry
 
 MAX_BODIES = 6
 KEYPOINTS_PER_BODY = 4
@@ -291,7 +291,9 @@ def scene_sample(seed: np.random.SeedSequence | int, settings: RigidSettings = R
     t = int(rng.integers(max(lo, dt), int(settings.t_max / settings.timestep) + 1))
     frames = simulate_scene(scene, [t - dt, t, t + dt], settings)
     k = KEYPOINTS_PER_BODY * scene.num_bodies
-    pad = lambda x, fill=0: np.concatenate([x, np.full((MAX_KEYPOINTS - k, *x.shape[1:]), fill, x.dtype)])
+    def pad(x, fill=0):
+        return np.concatenate([x, np.full((MAX_KEYPOINTS - k, *x.shape[1:]), fill, x.dtype)])
+
     body = np.repeat(np.arange(scene.num_bodies), KEYPOINTS_PER_BODY)
     return {"keypoints_prev": pad(frames[0]), "keypoints": pad(frames[1]), "target": pad(frames[2]),
             "gravity": scene.gravity, "floor_point": scene.floor_point, "floor_normal": scene.floor_normal,

@@ -48,6 +48,7 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -227,7 +228,7 @@ class PermutationChain:
 
     def contains(self, p: np.ndarray) -> bool:
         h = np.asarray(p)
-        for b, t in zip(self.base, self.transversals):
+        for b, t in zip(self.base, self.transversals, strict=False):
             hits = np.flatnonzero(t[:, b] == h[b])
             if hits.size == 0:
                 return False
@@ -302,7 +303,7 @@ def _pynauty(e: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     adjacency: dict[int, list[int]] = {v: [] for v in range(n * layers)}
     for layer in range(layers):
         hit = (code >> layer) & 1
-        for i, j in zip(*np.nonzero(hit)):
+        for i, j in zip(*np.nonzero(hit), strict=False):
             if directed or i < j:
                 adjacency[layer * n + int(i)].append(layer * n + int(j))
         if layer + 1 < layers:
@@ -337,7 +338,9 @@ class _Search:
         loops = np.diag(e)
         self.loops = loops if loops.any() else None
         self.gens: list[np.ndarray] = []
-        self.first = self.best = None  # (labelling, certificate, invariants)
+        # (labelling, certificate, invariants) of the first and of the best leaf found
+        self.first: tuple[Any, bytes, Any] | None = None
+        self.best: tuple[Any, bytes, Any] | None = None
         self.first_path: list[int] = []
 
     def refine(self, colours: np.ndarray) -> np.ndarray:
@@ -365,6 +368,7 @@ class _Search:
         start = colours if self.loops is None else colour_ranks(np.stack([colours, self.loops], 1))
         root = self.refine(start)
         self._visit(root, [], (np.bincount(root).tobytes(),))
+        assert self.best is not None  # the search always reaches a leaf
         return self.best[0], (np.stack(self.gens) if self.gens else np.zeros((0, self.n), np.int64))
 
     def _orbits(self, path):
@@ -395,12 +399,14 @@ class _Search:
         small = np.where(sizes > 1, sizes, n + 1)
         cell = np.flatnonzero(colours == int(np.argmin(small)))
         tried: list[int] = []
-        find, known = None, -1
+        find: Callable[[int], int] | None = None
+        known = -1
         for v in cell:
             v = int(v)
             if tried:
                 if known != len(self.gens):
                     find, known = self._orbits(path), len(self.gens)
+                assert find is not None  # set above: tried is non-empty only after a first branch
                 root = find(v)
                 if any(find(t) == root for t in tried):
                     continue
@@ -419,12 +425,13 @@ class _Search:
     def _may_hold(self, inv) -> bool:
         """Whether a node with these path invariants may hold a leaf equivalent to the
         first leaf or better than the best one."""
-        if self.first is None:
+        first, best = self.first, self.best
+        if first is None or best is None:
             return True
         m = len(inv)
-        if inv == self.first[2][:m]:
+        if inv == first[2][:m]:
             return True
-        return inv <= self.best[2][:m]
+        return inv <= best[2][:m]
 
     def _leaf(self, colours, path, invariants):
         cert = relabel(self.e, colours).tobytes()
@@ -432,12 +439,14 @@ class _Search:
             self.first = self.best = (colours, cert, invariants)
             self.first_path = path
             return None
-        if cert == self.first[1] and invariants == self.first[2]:
-            self.gens.append(compose(invert(self.first[0]), colours))
-            return next((i for i, (a, b) in enumerate(zip(path, self.first_path)) if a != b), len(path))
-        if cert == self.best[1] and invariants == self.best[2]:
-            self.gens.append(compose(invert(self.best[0]), colours))
+        first, best = self.first, self.best
+        assert best is not None  # set together with first
+        if cert == first[1] and invariants == first[2]:
+            self.gens.append(compose(invert(first[0]), colours))
+            return next((i for i, (a, b) in enumerate(zip(path, self.first_path, strict=False)) if a != b), len(path))
+        if cert == best[1] and invariants == best[2]:
+            self.gens.append(compose(invert(best[0]), colours))
             return None
-        if (invariants, cert) < (self.best[2], self.best[1]):
+        if (invariants, cert) < (best[2], best[1]):
             self.best = (colours, cert, invariants)
         return None

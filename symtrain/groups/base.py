@@ -295,7 +295,7 @@ def default_float(dtype: DType) -> torch.dtype:
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-def compute_float(dtype) -> torch.dtype:
+def compute_float(dtype: torch.dtype | None) -> torch.dtype:
     """The dtype group elements are computed in for data of ``dtype``: float32 for half
     precision (the result is cast back to ``dtype``), else :func:`default_float`."""
     dtype = default_float(dtype)

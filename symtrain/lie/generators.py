@@ -30,10 +30,10 @@ from einops import rearrange
 from torch import Tensor
 
 from ..actions.base import Action
+from ..domains import Count, OneOf, check_args, check_fields
 from ..errors import ArgumentError, ShapeError, SymmetryError
 from ..symmetry import Symmetry
 from ..tree import reference_tensor, tree_map
-from ..domains import Count, OneOf, check_args, check_fields
 
 #: Generators of the plane's affine group, ``v(x, y) = A (x, y)ᵀ + b``, as ``(A, b)``.
 _AFFINE: dict[str, tuple[tuple[tuple[float, float], tuple[float, float]], tuple[float, float]]] = {

@@ -37,10 +37,10 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..domains import POSITIVE_INT, Count, OneOf, check_args
 from ..errors import SymmetryError
 from .derivative import _fd_many, forward_ad_attention, lie_derivatives, resolve_method
 from .generators import ImageGenerator, resolve_generators
-from ..domains import POSITIVE_INT, Count, OneOf, check_args
 
 #: Module classes (by name, so timm need not be imported) treated as one unit each.
 UNIT_CLASS_NAMES = frozenset({

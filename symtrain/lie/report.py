@@ -14,14 +14,14 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
 from ..errors import SymmetryError
-from ..paths import output_file, output_folder
 from ..models import timm_loader
 from ..models.timm_loader import WeightsUnavailableError as WeightsUnavailableError  # re-exported
+from ..paths import output_file, output_folder
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
-from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, OneOf, check_args
 
 
 def load_timm_model(name: str, *, checkpoint: str | os.PathLike | None = None,

@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..symmetry import Symmetry
 from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, check_args
+from ..symmetry import Symmetry
 
 
 @dataclass

@@ -27,11 +27,11 @@ from torch import Tensor, nn
 
 from ..actions.base import Action
 from ..actions.registry import create_action
+from ..domains import FINITE, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, Counts, check_args, check_fields
 from ..errors import ShapeError, SymmetryError
 from ..groups.base import element_batch_size
 from ..symmetry import Symmetry
 from .equivariance import equivariance_error
-from ..domains import FINITE, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, Counts, check_args, check_fields
 
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
@@ -234,7 +234,7 @@ def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Seque
         if len(outs) != 2:
             continue  # not run, or run several times per forward (shared module)
         (t0, fiber), (t1, _) = _unwrap(outs[0]), _unwrap(outs[1])
-        if t0 is None:
+        if t0 is None or t1 is None:
             rows.append(LayerVerdict(name, (), math.nan, math.nan, None, "output is not a tensor"))
             continue
         target = move(t0, fiber, name)
@@ -246,6 +246,8 @@ def layer_equivariance(model: nn.Module, x: Tensor, transforms: Symmetry | Seque
                                  bool(err.max() <= tol)))
     y0t, fiber = _unwrap(y0)
     y1t, _ = _unwrap(y1)
+    if y0t is None or y1t is None:
+        raise ShapeError("layer_equivariance needs a model whose output is a tensor (or an escnn GeometricTensor)")
     if final_action is not None:
         target = final_action.act(sym.group, g, y0t.repeat_interleave(k, 0))
     else:
@@ -359,9 +361,11 @@ def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), gro
         if sym is None:
             with torch.no_grad():
                 yt, fiber = _unwrap(_call_raw(model, x))
+            if yt is None:
+                raise ShapeError("input_size_check needs a model whose output is a tensor (or a GeometricTensor)")
             out = output or (create_action("image", fiber=fiber or "trivial") if yt.dim() == 4
                              else create_action("trivial"))
-            sym = Symmetry(group, input="image", output=out)
+            sym = Symmetry(group if isinstance(group, str) else group.group, input="image", output=out)
         err = equivariance_error(fn, sym, x)
         strided = _strided_layers(model, x)
         depth = max(depth, len({size for _, size, _, _ in strided}))  # downsampling levels
@@ -372,6 +376,8 @@ def input_size_check(model: nn.Module, sizes: Iterable[int] = range(28, 41), gro
                      "predicted_exact": all(abs(o) < 1e-9 for _, _, o, _ in strided),
                      "offsets": [o for _, _, o, _ in strided],
                      "broken_by": [f"{name} ({size} px)" for name, size, o, _ in strided if abs(o) >= 1e-9]})
+    if sym is None:  # sizes is checked non-empty, so the loop ran
+        raise ShapeError("input_size_check: no sizes given")
     return InputSizeScan(str(sym.group), tol, rows, depth, _size_rule(depth, kinds))
 
 

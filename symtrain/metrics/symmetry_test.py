@@ -52,10 +52,10 @@ from torch import Tensor, nn
 
 from ..actions.base import Action
 from ..data.task import take_examples
+from ..domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
 from ..symmetry import Symmetry, reference_tensor
-from ..domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 #: Integer fields with at most this many distinct values are one-hot encoded.
 MAX_CATEGORIES = 32

@@ -12,6 +12,7 @@ from .registry import create_model, list_models, register_model
 from .rigid_egnn import RigidEGNN
 from .timm_loader import WeightsUnavailableError, load_timm_model
 
-__all__ = ["NBodyTransformer", "NBodyPairTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer", "KeypointTransformer",
+__all__ = ["NBodyTransformer", "NBodyPairTransformer", "AdjacencyMLP", "DenseGIN", "NodeTransformer",
+           "KeypointTransformer",
            "RigidEGNN", "p4_resnet", "create_model", "list_models", "register_model", "load_timm_model",
            "WeightsUnavailableError"]

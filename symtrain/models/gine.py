@@ -68,7 +68,7 @@ class GINE(nn.Module):
         edge_attr = adj[g, i, j].to(dtype)
         batch = torch.arange(b, device=adj.device).repeat_interleave(n)[real]
         h = self.node_encoder(features.reshape(b * n, -1)[real].to(dtype))
-        for conv, norm in zip(self.convs, self.norms):
+        for conv, norm in zip(self.convs, self.norms, strict=False):
             h = h + self.dropout(torch.relu(norm(conv(h, edge_index, edge_attr))))
         if self.readout == "graph":
             return self.head(global_mean_pool(h, batch, size=b))

@@ -14,7 +14,7 @@ from .registry import register_model
 def mlp(sizes: list[int], dropout: float = 0.0) -> nn.Sequential:
     """Linear layers of the given sizes with ReLU (and dropout) between them."""
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=False)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers += [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
@@ -50,7 +50,7 @@ class DenseGIN(nn.Module):
         super().__init__()
         dims = [1] + [hidden] * layers
         self.convs = nn.ModuleList(DenseGINConv(mlp([a, hidden, b]), train_eps=True)
-                                   for a, b in zip(dims[:-1], dims[1:]))
+                                   for a, b in zip(dims[:-1], dims[1:], strict=False))
         self.head = mlp([hidden * layers, hidden, num_classes])
 
     def forward(self, adjacency: Tensor) -> Tensor:

@@ -119,7 +119,7 @@ class PoolingCNN(nn.Module):
             convs += [nn.Conv2d(width, width, 3, padding=1) for _ in range(5)]
             convs += [nn.Conv2d(width, width, 4)]
             norms = [nn.BatchNorm2d(width) for _ in range(7)]
-        for i, (conv, norm) in enumerate(zip(convs, norms), 1):  # registered in forward order
+        for i, (conv, norm) in enumerate(zip(convs, norms, strict=False), 1):  # registered in forward order
             self.add_module(f"conv{i}", conv)
             self.add_module(f"bn{i}", norm)
             if i in (2, 3):

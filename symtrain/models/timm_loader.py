@@ -74,7 +74,7 @@ def _checked_load(model_name: str, path: Path) -> Iterator[None]:
         try:
             result = original(module, state_dict, strict=False, assign=assign)
         except RuntimeError as err:  # size mismatches are raised even when not strict
-            lines = [l.strip() for l in str(err).splitlines() if "size mismatch" in l]
+            lines = [line.strip() for line in str(err).splitlines() if "size mismatch" in line]
             raise WeightsMismatchError(
                 f"weights file {str(path)!r} does not fit {model_name!r}: {len(lines)} tensors of the "
                 f"wrong size, first: {lines[0] if lines else str(err)[:300]}") from None

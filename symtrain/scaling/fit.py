@@ -52,9 +52,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ..errors import SymmetryError
 
 from .._optional import import_optional
+from ..errors import SymmetryError
 
 log = logging.getLogger(__name__)
 

@@ -274,7 +274,6 @@ def _weights_file(folder: str, name: str) -> str:
 
 def build_model(name: str, spec: StudySpec) -> nn.Module:
     from ..lie.report import load_timm_model
-
     from ..user_code import import_user_code
 
     for target in spec.imports:
@@ -309,8 +308,8 @@ def load_study_images(spec: StudySpec) -> tuple[Tensor, Tensor | None]:
 def _image_folder(folder: str, size: int, limit: int | None) -> tuple[Tensor, Tensor | None]:
     from PIL import Image
 
-    from ..paths import input_folder
     from ..lie.images import IMAGE_SUFFIXES
+    from ..paths import input_folder
 
     root = input_folder(folder, "images.folder")
     classes = sorted(p for p in root.iterdir() if p.is_dir())
@@ -333,8 +332,8 @@ def _image_folder(folder: str, size: int, limit: int | None) -> tuple[Tensor, Te
 def measure_model(name: str, spec: StudySpec) -> dict[str, Any]:
     """One model's record (see the module docstring): LEE per generator with a 95 % CI,
     layer-type shares, accuracy, parameters, FLOPs per image."""
-    from ..metrics.flops import count_flops
     from ..lie.report import lie_report
+    from ..metrics.flops import count_flops
 
     start = time.perf_counter()
     torch.manual_seed(spec.seed)

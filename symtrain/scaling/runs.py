@@ -31,6 +31,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
 from ..errors import SymmetryError
 
 SPECIAL_KEYS = ("recipe", "budget", "label")

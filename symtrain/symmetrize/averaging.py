@@ -4,13 +4,13 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from ..domains import OPTIONAL_COUNT, check_args
 from ..errors import UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_batch_size, element_repeat, element_take
 from ..symmetry import Symmetry
 from ..tree import reference_tensor
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .registry import register_symmetrizer
-from ..domains import OPTIONAL_COUNT, check_args
 
 
 @register_symmetrizer("group_averaging", "ga")

@@ -102,7 +102,8 @@ class Symmetrizer(nn.Module):
     def check_output(ys: Any) -> Any:
         """The base model's output, checked: NaN/inf is a
         :class:`~symtrain.errors.NonFiniteError` naming the copies (eager mode only)."""
-        check_finite_input(ys, "the base model's output (rows: the B·K transformed copies, copy k of input b at b·K + k)")
+        check_finite_input(ys, "the base model's output (rows: the B·K transformed copies, "
+                               "copy k of input b at b·K + k)")
         return ys
 
     # --- randomness --------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from ..domains import Real, check_args
 from ..errors import UnsupportedGroupError
 from ..groups.base import Group
 from ..symmetry import Symmetry
@@ -15,7 +16,6 @@ from .base import Symmetrizer
 from .frame_averaging import missing_frame, named_frames
 from .frames import FRAME_KINDS, Frame, check_frame_kind, frame_elements
 from .registry import register_symmetrizer
-from ..domains import Real, check_args
 
 
 @register_symmetrizer("canonicalization")

@@ -6,14 +6,14 @@ from typing import Sequence
 
 from torch import nn
 
+from ..domains import OPTIONAL_COUNT, Real, check_args
 from ..errors import UnsupportedGroupError
 from ..groups.base import Group
+from ..registry import ArgumentError
 from ..symmetry import Symmetry
 from .base import Symmetrizer
-from ..registry import ArgumentError
 from .frames import FRAME_KINDS, Frame, check_frame_kind, default_frame, frame_elements
 from .registry import register_symmetrizer
-from ..domains import OPTIONAL_COUNT, Real, check_args
 
 
 def missing_frame(group: Group, canonical: bool, kind: str = "minimal") -> str | None:

@@ -418,7 +418,7 @@ def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple
     weights = None
     if first:
         g, weights = product_frame([parts[i] for i in first], batch)
-        done = dict(zip(first, g if len(first) > 1 else (g,)))
+        done = dict(zip(first, g if len(first) > 1 else (g,), strict=False))
     for i in later:
         if weights is None:  # nothing before it: computed on x itself
             gi, weights = frames[i](factors[i], symmetry, x, context)
@@ -433,7 +433,7 @@ def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple
         moved = symmetry.act_input(group.inverse(so_far), xs, ctx, check=False)
         gi, wi = frames[i](factors[i], symmetry, moved, symmetry.context(moved))
         ki = wi.shape[1]
-        done = {j: element_map(lambda t: t.repeat_interleave(ki, 0), e) for j, e in done.items()}
+        done = {j: element_map(lambda t, ki=ki: t.repeat_interleave(ki, 0), e) for j, e in done.items()}
         done[i] = gi
         weights = (weights[:, :, None] * wi.reshape(batch, k, ki)).reshape(batch, k * ki)
     elements = tuple(done[j] for j in range(len(factors)))

@@ -52,8 +52,15 @@ from torch import Tensor
 
 from ..checks import check_finite, check_prefix_mask
 from ..errors import ShapeError, UnsupportedGroupError
-from ..groups.automorphisms import (BACKENDS, PermutationChain, canonical_labelling, colour_ranks,
-                                    compose, invert, resolve_backend)
+from ..groups.automorphisms import (
+    BACKENDS,
+    PermutationChain,
+    canonical_labelling,
+    colour_ranks,
+    compose,
+    invert,
+    resolve_backend,
+)
 from ..groups.base import Group, GroupContext
 from ..registry import ArgumentError
 from ..symmetry import Symmetry
@@ -364,7 +371,7 @@ class MinimalPermutationFrame(Frame):
         """Elements ``a ∘ λ⁻¹`` for the automorphisms ``a`` (all, or sampled), padded."""
         per_input = []
         sampled = []
-        for i, (lab_inv, chain) in enumerate(zip(inverse_labels, groups)):
+        for i, (lab_inv, chain) in enumerate(zip(inverse_labels, groups, strict=False)):
             m = sizes[i]
             order = chain.order
             if order <= self.max_elements:

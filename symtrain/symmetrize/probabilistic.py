@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
 from ..errors import SymmetryError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_repeat, element_tile, iter_factors
 from ..symmetry import Symmetry
@@ -42,7 +43,6 @@ from ..tree import detach, reference_tensor, tree_map
 from .base import FixedDraw, Symmetrizer, check_samples, draw_rows, uniform_weights
 from .interfaces.base import Interface, RelaxedElement, cast_floats
 from .registry import register_symmetrizer
-from ..domains import NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE_INT, check_args
 
 
 def _add_zero_leaf(hard: Any, soft: Any) -> Any:

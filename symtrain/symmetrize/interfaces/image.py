@@ -25,12 +25,12 @@ import torch
 from torch import Tensor
 
 from ...actions.registry import create_action
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 from ...errors import ShapeError, SymmetryError, UnsupportedGroupError
 from ...groups.base import Group, GroupContext
 from ...groups.planar import rotation_matrix_2d
 from .base import Interface, RelaxedElement
 from .registry import register_interface
-from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 
 
 def _planar(group: Group) -> bool:
@@ -68,7 +68,8 @@ class ImageInterface(Interface):
         entropy_weight: weight of the entropy of that distribution (auxiliary loss).
     """
 
-    @check_args(in_channels=POSITIVE_INT, hidden=POSITIVE_INT, layers=POSITIVE_INT, kernel_size=POSITIVE_INT, tau=POSITIVE,
+    @check_args(in_channels=POSITIVE_INT, hidden=POSITIVE_INT, layers=POSITIVE_INT, kernel_size=POSITIVE_INT,
+                tau=POSITIVE,
                 entropy_weight=NON_NEGATIVE, max_frequency=Count(0))
     def __init__(self, group: str | Group = "C4", in_channels: int = 1, hidden: int = 4,
                  layers: int = 3, kernel_size: int = 3, tau: float = 1.0,

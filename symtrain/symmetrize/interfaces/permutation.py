@@ -23,13 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from ...actions.registry import create_action
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import GroupContext
 from ...groups.permutation import invert_permutation, permutations_from_scores
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
-from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, check_args
 
 _NEG = -1e9
 

@@ -26,13 +26,13 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
 from .base import RelaxedElement
 from .permutation import relaxed_permutation
 from .registry import register_interface
 from .rotation import RotationInterface, _is_rotation_group, noise_norm
-from ...domains import NON_NEGATIVE, POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 @register_interface("product")
@@ -48,7 +48,8 @@ class ProductInterface(RotationInterface):
         normalize: L2-normalise the per-node scores over the nodes before SoftSort.
     """
 
-    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT,
+    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT,
+                knn=POSITIVE_INT,
                 tau=POSITIVE, sinkhorn_iterations=POSITIVE_INT, entropy_weight=NON_NEGATIVE, tie_break=NON_NEGATIVE,
                 max_nodes=Count(1, optional=True), dropout=Real(0, 1, high_open=True))
     def __init__(self, group: str | Group = "S_n x O3", in_vectors: int = 1, in_scalars: int = 0,

@@ -29,12 +29,12 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from ...actions.registry import create_action
+from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
 from ...errors import ShapeError, SymmetryError
 from ...groups.base import Group, GroupContext
 from ...tree import reference_tensor
 from .base import Interface, RelaxedElement, node_view
 from .registry import register_interface
-from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
 
 
 def gram_schmidt(v: Tensor, proper: bool = False, eps: float = 1e-8) -> Tensor:
@@ -119,7 +119,8 @@ class VNEncoder(nn.Module):
     mean pooling. Invariant per-node scalars ``[B, N, S]`` gate the first layer.
     ``dropout`` drops whole vectors after every layer but the last (:class:`VNDropout`)."""
 
-    @check_args(in_vectors=POSITIVE_INT, hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT, in_scalars=Count(0),
+    @check_args(in_vectors=POSITIVE_INT, hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT,
+                in_scalars=Count(0),
                 dropout=Real(0, 1, high_open=True))
     def __init__(self, in_vectors: int, hidden: int = 32, layers: int = 2, knn: int = 4,
                  in_scalars: int = 0, dropout: float = 0.0):
@@ -255,7 +256,8 @@ class RotationInterface(Interface):
         dropout: probability of dropping a whole hidden vector in training (LPS: 0.08).
     """
 
-    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT, knn=POSITIVE_INT,
+    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT,
+                knn=POSITIVE_INT,
                 dropout=Real(0, 1, high_open=True))
     def __init__(self, group: str | Group = "O3", in_vectors: int = 1, in_scalars: int = 0,
                  hidden: int = 32, layers: int = 2, knn: int = 4, noise_on: str = "channel",
