@@ -149,6 +149,7 @@ class StudySpec(BaseModel):
     seed: int = 0
     num_classes: int | None = Field(None, gt=0)
     model_args: dict[str, Any] = Field(default_factory=dict)
+    progress: bool = True
     weights: dict[str, str] = Field(default_factory=dict, description="model name -> weights file")
     imports: list[str] = Field(default_factory=list, description="modules or .py files registering timm models")
 
@@ -346,7 +347,7 @@ def measure_model(name: str, spec: StudySpec) -> dict[str, Any]:
     report = lie_report(target, batches, spec.generators, probabilities=spec.output == "probabilities",
                         layerwise=bool(spec.layerwise), layerwise_transforms=spec.layerwise or None,
                         probes=spec.probes, norm=spec.norm, device=spec.device, units=units,
-                        generator=torch.Generator().manual_seed(spec.seed))
+                        generator=torch.Generator().manual_seed(spec.seed), progress=spec.progress)
     record: dict[str, Any] = {"model": name, "family": family(name), "status": "ok",
                               "params": sum(p.numel() for p in model.parameters()),
                               "images": int(images.shape[0]), "output": spec.output, "norm": spec.norm,
@@ -400,6 +401,7 @@ def study_point(point: dict, out_dir: Path, *, spec: StudySpec, models_dir: str)
     """``run_point`` of the sweep executor: measure one model (tried twice), write its
     JSON, return a short row for the executor's own progress file."""
     name = point["model"]
+    log.info("lie-study: %s", name)
     path = Path(models_dir) / f"{_slug(name)}.json"
     if path.is_file():  # finished in an earlier run whose progress row was lost
         return {"status": json.loads(path.read_text()).get("status", "ok")}
