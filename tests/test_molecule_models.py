@@ -26,7 +26,12 @@ def molecules(dtype, b=4, n=7):
 
 def reference(name, dtype):
     torch.manual_seed(1)
-    return create_model(name, **SMALL[name]).to(dtype)
+    model = create_model(name, **SMALL[name]).to(dtype)
+    if name == "molecule_egnn":  # egnn-pytorch draws small weights: test at a generic point,
+        for m in model.modules():  # where the forces are far above the tolerance
+            if isinstance(m, torch.nn.Linear):
+                m.reset_parameters()
+    return model
 
 
 @pytest.mark.parametrize("name", list(SMALL))
