@@ -74,7 +74,9 @@ def main(argv=None) -> None:
                         results[name] = (Trainer(recipe, run).fit(), "")
                     except (TrainingDiverged, ConfigError) as err:
                         results[name] = ({}, str(err)[:80])
-                print(f"done {name} ({time.perf_counter() - start:.0f} s)", flush=True)
+                shown = {k[5:]: round(v, 4) for k, v in results[name][0].items()
+                         if k in {f"test/{m}" for m in TABLES[dataset][1]}}
+                print(f"done {name}: {shown} ({time.perf_counter() - start:.0f} s)", flush=True)
     budget = "cpu budget" if not args.steps else f"REDUCED budget: {args.steps} steps"
     for dataset, (recipes, metrics) in TABLES.items():
         rows = [n for n in recipes if n in results]
