@@ -40,27 +40,88 @@ def energy_and_forces(pos: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor,
     return energy.detach(), -grad
 
 
-def write_md17(root: Path, molecule: str = "aspirin", frames: int = 48, seed: int = 0) -> Path:
-    """A trajectory of :data:`ATOMS` written where ``MD17(root, molecule)`` reads its raw
-    file, with the keys of the real files (``R, z, E, F`` for MD17;
-    ``coords, nuclear_charges, energies, forces, old_*`` for rMD17). Returns ``root``."""
+ASPIRIN_ATOMS = np.array([6] * 9 + [8] * 4 + [1] * 8, dtype=np.uint8)
+"""Aspirin's composition, C9H8O4: 21 atoms, as in the MD17 file."""
+
+
+def aspirin_like_geometry(seed: int = 0) -> np.ndarray:
+    """A 21-atom geometry ``[21, 3]`` (Å): the nodes of a jittered 3×3×3 grid of 1.4 Å
+    spacing (21 of its 27 points), so no two atoms are closer than about 1 Å."""
+    rng = np.random.default_rng(seed)
+    grid = np.stack(np.meshgrid(*[np.arange(3.0)] * 3, indexing="ij"), -1).reshape(-1, 3) * 1.4
+    keep = rng.permutation(27)[:21]
+    return grid[keep] + 0.1 * rng.standard_normal((21, 3))
+
+
+def write_md17(root: Path, molecule: str = "aspirin", frames: int = 48, seed: int = 0,
+               atoms: np.ndarray = ATOMS, geometry: np.ndarray = GEOMETRY) -> Path:
+    """A trajectory of ``atoms`` (default :data:`ATOMS`, 5 atoms; :data:`ASPIRIN_ATOMS`
+    with :func:`aspirin_like_geometry` for aspirin's size) around ``geometry``, written
+    where ``MD17(root, molecule)`` reads its raw file, with the keys of the real files
+    (``R, z, E, F`` for MD17; ``coords, nuclear_charges, energies, forces, old_*`` for
+    rMD17); energy and forces from :func:`pair_energy`. Returns ``root``."""
     from torch_geometric.datasets import MD17
 
     rng = np.random.default_rng(seed)
-    pos = GEOMETRY[None] + 0.15 * rng.standard_normal((frames, len(ATOMS), 3))
-    energy, forces = energy_and_forces(torch.from_numpy(pos), torch.from_numpy(ATOMS.astype(np.int64)))
+    pos = geometry[None] + 0.15 * rng.standard_normal((frames, len(atoms), 3))
+    energy, forces = energy_and_forces(torch.from_numpy(pos), torch.from_numpy(atoms.astype(np.int64)))
     energy, forces = energy.numpy(), forces.numpy()
     name = MD17.file_names[molecule]
     if molecule.startswith("revised"):
         file = root / "raw" / "rmd17" / "npz_data" / name
-        arrays = dict(nuclear_charges=ATOMS, coords=pos, energies=energy, forces=forces,
+        arrays = dict(nuclear_charges=atoms, coords=pos, energies=energy, forces=forces,
                       old_indices=np.arange(frames), old_energies=energy, old_forces=forces)
     else:
         file = root / molecule / "raw" / name
-        arrays = dict(R=pos, z=ATOMS, E=energy[:, None], F=forces, name=np.array(molecule),
+        arrays = dict(R=pos, z=atoms, E=energy[:, None], F=forces, name=np.array(molecule),
                       theory=np.array("DFT"), type=np.array("d"), md5=np.array("0" * 32))
     file.parent.mkdir(parents=True, exist_ok=True)
     np.savez(file, **arrays)
+    return root
+
+
+QM9_ELEMENTS = (1, 6, 7, 8, 9)
+
+
+def qm9_targets(pos: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Nineteen invariant "properties" ``[19]`` of one molecule (``pos [n, 3]``,
+    ``z [n]``, real atoms only): fixed combinations of its pair energy, its sum of
+    ``exp(−r_ij)``, its atom count and its summed atomic numbers."""
+    pos = pos.double()
+    energy = pair_energy(pos[None], z.long())[0] - ENERGY_OFFSET
+    r = torch.cdist(pos, pos)
+    overlap = torch.exp(-r).sum() - len(z)
+    features = torch.stack([energy, overlap, torch.tensor(float(len(z)), dtype=pos.dtype),
+                            z.double().sum()])
+    mix = torch.linspace(-1, 1, 19 * 4, dtype=pos.dtype).reshape(19, 4).cos()
+    return mix @ features
+
+
+def write_qm9(root: Path, molecules: int = 40, seed: int = 0) -> Path:
+    """QM9's pre-processed raw file ``root/raw/qm9_v3.pt`` (what PyG's ``QM9`` reads
+    without rdkit): a list of per-molecule dicts with the real file's keys (``x [n, 11]``,
+    ``edge_index``, ``edge_attr [E, 4]``, ``y [1, 19]``, ``pos [n, 3]``, ``z [n]``,
+    ``name``, ``idx``); 3–9 atoms of H, C, N, O, F on a jittered grid, targets
+    :func:`qm9_targets`. Returns ``root``."""
+    gen = torch.Generator().manual_seed(seed)
+    grid = torch.stack(torch.meshgrid(*[torch.arange(3.0)] * 3, indexing="ij"), -1).reshape(-1, 3) * 1.4
+    out = []
+    for i in range(molecules):
+        n = int(torch.randint(3, 10, (1,), generator=gen))
+        z = torch.tensor(QM9_ELEMENTS)[torch.randint(0, 5, (n,), generator=gen)]
+        pos = grid[torch.randperm(27, generator=gen)[:n]] + 0.1 * torch.randn(n, 3, generator=gen)
+        row, col = torch.combinations(torch.arange(n)).T
+        edge_index = torch.cat([torch.stack([row, col]), torch.stack([col, row])], 1)
+        x = torch.zeros(n, 11)
+        x[torch.arange(n), [QM9_ELEMENTS.index(int(a)) for a in z]] = 1
+        x[:, 5] = z.float()
+        edge_attr = torch.zeros(edge_index.shape[1], 4)
+        edge_attr[:, 0] = 1
+        out.append({"x": x, "edge_index": edge_index, "edge_attr": edge_attr,
+                    "y": qm9_targets(pos, z).float()[None], "pos": pos.float(), "z": z.long(),
+                    "name": f"gdb_{i + 1}", "idx": i})
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    torch.save(out, root / "raw" / "qm9_v3.pt")
     return root
 
 
@@ -236,7 +297,8 @@ WRITERS = {"md17": write_md17, "modelnet40": write_modelnet,
            "peptides_struct": lambda root: write_lrgb(root, "peptides-struct"),
            "pcqm_contact": lambda root: write_lrgb(root, "pcqm-contact"),
            "pattern": lambda root: write_gnn_benchmark(root, "PATTERN"),
-           "cluster": lambda root: write_gnn_benchmark(root, "CLUSTER")}
+           "cluster": lambda root: write_gnn_benchmark(root, "CLUSTER"),
+           "qm9": write_qm9}
 """Datasets read from a local root, by registered name: the fixture writer of each."""
 
 

@@ -81,8 +81,9 @@ def test_every_recipe_trains_at_smoke_budget(name, tmp_path):
     if name not in NOT_LEARNABLE:
         assert sum(curve[-third:]) / third < sum(curve[:third]) / third, curve
     task = recipe.data.name
-    main_metric = {"nbody": "mse", "rigid": "mse", "md17": "force_mae", "peptides_func": "ap", "peptides_struct": "mae",
-                   "pcqm_contact": "mrr_filtered", "cluster": "weighted_accuracy"}.get(task, "accuracy")
+    main_metric = {"nbody": "mse", "rigid": "mse", "md17": "force_mae", "qm9": "mae", "peptides_func": "ap",
+                   "peptides_struct": "mae", "pcqm_contact": "mrr_filtered",
+                   "cluster": "weighted_accuracy"}.get(task, "accuracy")
     assert math.isfinite(metrics[f"test/{main_metric}"])
     assert metrics["train_flops"] == metrics["flops_per_step"] * recipe.train.steps > 0
     assert 0 <= metrics["test/equivariance_error"] < float("inf")

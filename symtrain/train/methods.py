@@ -117,11 +117,15 @@ def augment(base: nn.Module, symmetry: Symmetry, task: Task) -> Built:
 def remul(base: nn.Module, symmetry: Symmetry, task: Task, samples: int | None = None,
           remul: dict | None = None) -> Built:
     """The base model trained with :class:`~symtrain.losses.EquivarianceLoss` (its
-    arguments in ``remul``, ``samples`` group elements per step)."""
+    arguments in ``remul``, ``samples`` group elements per step). ``distance: task``
+    takes the task's own loss for the equivariance term too (classification: the
+    cross-entropy of ``f(g·x)`` against the label, which an invariant label keeps)."""
     from ..losses import EquivarianceLoss
 
     args = dict(remul or {})
     args.setdefault("task_loss", task.loss)
+    if args.get("distance") == "task":
+        args["distance"] = task.loss
     if samples is not None:
         args.setdefault("samples", samples)
     try:
