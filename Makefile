@@ -14,7 +14,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
-	$(PIP) install -e ".[escnn,test,physics,ray,scaling,egnn,digits,graphs]"
+	$(PIP) install -e ".[escnn,test,physics,ray,scaling,egnn,digits,graphs,docs,lint]"
 	# escnn requires py3nj, which needs a Fortran compiler to build. escnn runs without it
 	# (numerical Clebsch-Gordan fallback), so install escnn without its declared
 	# dependencies (the real ones come with the [escnn] extra above) and add py3nj only
