@@ -11,7 +11,7 @@ VENV="${1:-.venv-numpy2}"
 PYTHON="${PYTHON:-python3}"
 start=$(date +%s)
 test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
-PY="$VENV/bin/python"
+PY="$(cd "$VENV" && pwd)/bin/python"  # absolute: the smoke test runs from inside the venv folder
 "$PY" -m pip install --quiet --upgrade pip
 # The core package only (no extras), with numpy 2 asked for explicitly: the install
 # fails here if any core dependency still pins numpy<2.
