@@ -51,16 +51,21 @@ UNIT_CLASS_NAMES = frozenset({
 _NOOP = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
-def default_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def default_units(model: nn.Module, whole: Callable[[nn.Module], bool] | None = None,
+                  skip: tuple[type[nn.Module], ...] = _NOOP) -> list[tuple[str, nn.Module]]:
     """Units of a module tree: timm blocks' parts (patch embedding, attention, MLP,
     norms, pooling heads) as wholes, any other leaf module alone; identities and dropout
-    (no effect in eval mode) are left out."""
+    (no effect in eval mode) are left out.
+
+    ``whole``: which modules are kept as one unit (default: the classes named in
+    :data:`UNIT_CLASS_NAMES`); ``skip``: module classes left out."""
     units: list[tuple[str, nn.Module]] = []
+    keep = whole or (lambda m: type(m).__name__ in UNIT_CLASS_NAMES)
 
     def walk(prefix: str, module: nn.Module) -> None:
         children = list(module.named_children())
-        if type(module).__name__ in UNIT_CLASS_NAMES or not children:
-            if not isinstance(module, _NOOP) and type(module).__name__ != "DropPath":
+        if keep(module) or not children:
+            if not isinstance(module, skip) and type(module).__name__ != "DropPath":
                 units.append((prefix or type(module).__name__, module))
             return
         for name, child in children:

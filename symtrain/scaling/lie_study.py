@@ -43,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from torch import Tensor, nn
 
 from ..errors import SymmetryError
+from ..lie.layerwise import default_units
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +90,14 @@ _NOOP = (nn.Identity, nn.Dropout, nn.Dropout2d, nn.Flatten)
 
 
 def study_units(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Units for a study's layer-wise attribution (see :data:`STUDY_UNIT_NAMES`)."""
-    units: list[tuple[str, nn.Module]] = []
+    """Units for a study's layer-wise attribution (see :data:`STUDY_UNIT_NAMES`): the
+    walk of :func:`~symtrain.lie.default_units`, keeping patch embeddings and attention
+    whole and leaving out flattening too."""
+    def whole(module: nn.Module) -> bool:
+        name = type(module).__name__
+        return name in STUDY_UNIT_NAMES or "Attention" in name
 
-    def walk(prefix: str, module: nn.Module) -> None:
-        children = list(module.named_children())
-        if type(module).__name__ in STUDY_UNIT_NAMES or "Attention" in type(module).__name__ or not children:
-            if not isinstance(module, _NOOP) and type(module).__name__ != "DropPath":
-                units.append((prefix or type(module).__name__, module))
-            return
-        for name, child in children:
-            walk(f"{prefix}.{name}" if prefix else name, child)
-
-    walk("", model)
-    return units
+    return default_units(model, whole=whole, skip=_NOOP)
 
 
 # --- the study file ----------------------------------------------------------------------
