@@ -61,6 +61,7 @@ from .frames import SortFrame, _float, sort_order
 from .registry import register_symmetrizer
 
 
+@check_args(decimals=Count(0), eig_tol=Real(0))
 def laplacian_keys(adjacency: Tensor, mask: Tensor | None = None, decimals: int = 2,
                    eig_tol: float = 1e-6) -> Tensor:
     """The LPS sort criterion ``S(G)``, rounded: ``[B, N, N]`` float64, column ``c`` the
