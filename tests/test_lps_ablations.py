@@ -247,6 +247,21 @@ def test_early_stopping_on_validation_loss(tmp_path):
         Trainer(recipe, tmp_path / "bad").fit()
 
 
+def test_the_count_since_the_best_evaluation_is_checkpointed(tmp_path):
+    from symtrain.train.selection import ModelSelection
+
+    sel = ModelSelection("last", "loss", tmp_path / "best.safetensors", patience=2)
+    for step, value in enumerate([1.0, 0.5, 0.6, 0.5]):
+        sel.observe(value, step)
+    assert sel.since_best == 2 and sel.should_stop and sel.best_step == 1  # a tie is no improvement
+    again = ModelSelection("last", "loss", tmp_path / "best.safetensors", patience=2)
+    again.load_state_dict(sel.state_dict())
+    assert again.should_stop
+    again.load_state_dict({"best_step": 1, "best_value": 0.5})  # a checkpoint from before early stopping
+    assert again.since_best == 0 and not again.should_stop
+    assert ModelSelection("best_val", "ap", tmp_path / "b", patience=None).observe(0.1, 1)
+
+
 # --- PCQM-Contact's loss ------------------------------------------------------------------
 def test_pcqm_contact_loss_is_over_contacts_and_sampled_negatives_of_their_rows():
     from symtrain.data.pcqm_contact import pair_bce
