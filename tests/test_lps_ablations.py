@@ -155,6 +155,26 @@ def test_the_wrapper_is_exact_over_the_whole_frame_and_in_distribution_when_samp
         assert (draws.mean(0) - target).abs().max() < 5 * spread / math.sqrt(200) + 1e-6
 
 
+def test_the_cache_gives_the_uncached_orders_and_decomposes_each_graph_once(monkeypatch):
+    import symtrain.symmetrize.laplacian_frame as lf
+
+    adj = torch.cat([STAR[0], PATH[0].new_zeros(1, 8, 8), random_graph(8, seed=2)[0]])
+    adj[1, :5, :5] = PATH[0][0]
+    mask = torch.stack([STAR[1][0], torch.arange(8) < 4, torch.ones(8, dtype=torch.bool)])
+    x = (adj, mask)
+    plain = LaplacianFrame(cache_size=0)(SYM.group, SYM, x, SYM.context(x))
+    calls = []
+    real = lf.laplacian_keys
+    monkeypatch.setattr(lf, "laplacian_keys", lambda a, *rest: calls.append(a.shape[0]) or real(a, *rest))
+    cached = LaplacianFrame()
+    for _ in range(3):
+        got = cached(SYM.group, SYM, x, SYM.context(x))
+        assert all(torch.equal(u, v) for u, v in zip(got, plain, strict=True))
+    assert calls == [3]  # three graphs decomposed once, then read from the cache
+    cached(SYM.group, SYM, (adj[[2, 0]], mask[[2, 0]]), SYM.context((adj[[2, 0]], mask[[2, 0]])))
+    assert calls == [3]
+
+
 def test_the_fa_wrapper_refuses_groups_and_inputs_it_cannot_order():
     with pytest.raises(st.UnsupportedGroupError, match="must be S_n"):
         LaplacianFrameAveraging(nn.Identity(), st.Symmetry("S_n x E3", Fields(Adjacency(), Mask()), "trivial"))

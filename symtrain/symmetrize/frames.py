@@ -238,8 +238,8 @@ def sort_order(keys: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         check_prefix_mask(mask)
         keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
     order = torch.arange(n, device=keys.device).expand(b, n)
-    for col in reversed(range(f)):  # stable passes, last key first
-        vals = keys.gather(1, order[..., None].expand(b, n, f))[..., col]
+    for col in reversed(range(f)):  # stable passes, last key first (one column gathered each: O(B·N·F) in all)
+        vals = keys[..., col].gather(1, order)
         order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
     sorted_keys = keys.gather(1, order[..., None].expand_as(keys))
     tied = (sorted_keys[:, 1:] == sorted_keys[:, :-1]).all(-1)  # rank r tied with r+1

@@ -23,7 +23,8 @@ they are within ``eig_tol`` (relative to the largest) of each other; LPS groups 
 *exact* float equality (``np.unique`` of float32 eigenvalues), which in floating point
 splits most repeated eigenvalues, and then ``|v|`` of one vector of an arbitrary basis of
 the eigenspace is not a function of the graph (not equivariant). The decomposition runs
-in float64, batched (``torch.linalg.eigh``), at every call instead of once per dataset;
+in float64, batched (``torch.linalg.eigh``), the first time a graph is seen (then from a
+cache keyed by the graph; LPS precomputes the frames once per dataset);
 padded nodes get a diagonal entry above the spectrum so they do not mix with the graph's
 eigenspaces. The adjacency's values are the edge weights: 0/1 for PATTERN, where this is
 LPS's unweighted Laplacian; directed adjacencies are symmetrised (``(A + Aᵀ)/2``) and the
@@ -46,11 +47,14 @@ Both hold wherever no entry of ``S`` is within float error of a rounding boundar
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..checks import check_prefix_mask
 from ..domains import OPTIONAL_COUNT, POSITIVE_INT, Count, Real, check_args
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import Group, GroupContext
@@ -59,6 +63,16 @@ from .averaging import SampledElements
 from .base import Symmetrizer, check_samples
 from .frames import SortFrame, _float, sort_order
 from .registry import register_symmetrizer
+
+
+def edge_weights(adjacency: Tensor) -> Tensor:
+    """``[B, N, N]`` edge weights (detached) of an adjacency ``[B, N, N]`` or edge features
+    ``[B, N, N, E]`` (an edge where any channel is non-zero, weight 1)."""
+    if adjacency.dim() == 4:
+        adjacency = (adjacency != 0).any(-1)
+    if adjacency.dim() != 3 or adjacency.shape[1] != adjacency.shape[2]:
+        raise ShapeError(f"a Laplacian frame needs an adjacency [B, N, N], got {tuple(adjacency.shape)}")
+    return adjacency.detach()
 
 
 @check_args(decimals=Count(0), eig_tol=Real(0))
@@ -80,11 +94,7 @@ def laplacian_keys(adjacency: Tensor, mask: Tensor | None = None, decimals: int 
     >>> laplacian_keys(path)[0, :, :3].tolist()  # nodes 0 and 2 tie, node 1 differs
     [[0.58, 0.71, 0.41], [0.58, 0.0, 0.82], [0.58, 0.71, 0.41]]
     """
-    if adjacency.dim() == 4:
-        adjacency = (adjacency != 0).any(-1)
-    if adjacency.dim() != 3 or adjacency.shape[1] != adjacency.shape[2]:
-        raise ShapeError(f"a Laplacian frame needs an adjacency [B, N, N], got {tuple(adjacency.shape)}")
-    a = adjacency.detach().to(torch.float64)
+    a = edge_weights(adjacency).to(torch.float64)
     a = (a + a.transpose(1, 2)) / 2
     b, n, _ = a.shape
     eye = torch.eye(n, dtype=torch.bool, device=a.device)
@@ -94,7 +104,7 @@ def laplacian_keys(adjacency: Tensor, mask: Tensor | None = None, decimals: int 
     a = a * pair
     degree = a.sum(-1)
     # padded nodes: an isolated diagonal entry above the spectrum (λ_max(L) ≤ 2·max degree)
-    above = 2 * degree.abs().amax(1, keepdim=True) + 1.0  # [B, 1]
+    above = 2 * a.abs().sum(-1).amax(1, keepdim=True) + 1.0  # [B, 1], above every real eigenvalue (Gershgorin)
     lap = torch.diag_embed(torch.where(real, degree, above.expand(b, n))) - a
     evals, evecs = torch.linalg.eigh(lap)  # ascending; columns of evecs are eigenvectors
     count = real.sum(1, keepdim=True)  # the real eigenvalues are the first `count`
@@ -125,33 +135,69 @@ class LaplacianFrame(SortFrame):
         samples: tie-breaks drawn per input (LPS: 1); ``None``: all orderings (exact).
         max_size: the most orderings enumerated per input when ``samples`` is ``None``.
         generator: ``torch.Generator`` for the tie-breaks (default: torch's global RNG).
+        cache_size: sorted orders kept per frame, keyed by a hash of the exact graph (an
+            epoch over the same graphs decomposes each once, as LPS precomputes its frames
+            once per dataset); 0 disables the cache.
     """
 
-    @check_args(decimals=Count(0), eig_tol=Real(0), samples=OPTIONAL_COUNT, max_size=POSITIVE_INT)
+    @check_args(decimals=Count(0), eig_tol=Real(0), samples=OPTIONAL_COUNT, max_size=POSITIVE_INT,
+                cache_size=Count(0))
     def __init__(self, decimals: int = 2, eig_tol: float = 1e-6, samples: int | None = None,
-                 max_size: int = 720, generator: torch.Generator | None = None):
+                 max_size: int = 720, generator: torch.Generator | None = None, cache_size: int = 65536):
         super().__init__(ties="enumerate", max_size=max_size)
         self.decimals, self.eig_tol, self.samples, self.generator = decimals, eig_tol, samples, generator
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, tuple[Tensor, Tensor]] = OrderedDict()
         self.last_tied: bool | None = None  # whether the last call met ties (None: no call yet)
 
     def __repr__(self):
         return (f"LaplacianFrame(decimals={self.decimals}, eig_tol={self.eig_tol}, samples={self.samples}, "
                 f"max_size={self.max_size})")
 
-    def keys(self, symmetry: Symmetry, x: Any, context: GroupContext) -> Tensor:
-        """:func:`laplacian_keys` of the input's adjacency ``[B, N, N]``."""
+    def graph(self, symmetry: Symmetry, x: Any, context: GroupContext) -> tuple[Tensor, Tensor | None]:
+        """The input's edge weights ``[B, N, N]`` and node mask ``[B, N]`` (or ``None``)."""
         view = symmetry.input.node_view(x, context)
         if view.adjacency is None:
             raise UnsupportedGroupError("a Laplacian frame orders the nodes of a graph: the input has no "
                                         "adjacency (use frame_averaging's sort frames for sets)")
-        mask = view.mask if view.mask is not None else context.mask
-        return laplacian_keys(view.adjacency, mask, self.decimals, self.eig_tol)
+        return edge_weights(view.adjacency), (view.mask if view.mask is not None else context.mask)
+
+    def sorted_nodes(self, adjacency: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """:func:`~symtrain.symmetrize.frames.sort_order` of :func:`laplacian_keys`: ``order
+        [B, N]`` and ``tied [B, N-1]``, from the cache for graphs seen before."""
+        if not self.cache_size:
+            return sort_order(laplacian_keys(adjacency, mask, self.decimals, self.eig_tol), mask)
+        b, n = adjacency.shape[:2]
+        sizes = [n] * b if mask is None else mask.sum(1).tolist()
+        host = adjacency.cpu()
+        names = [hashlib.blake2b(str((m, host.dtype)).encode() + host[i, :m, :m].contiguous().numpy().tobytes(),
+                                 digest_size=16).digest() for i, m in enumerate(sizes)]
+        missing = [i for i, name in enumerate(names) if name not in self._cache]
+        if missing:
+            rows = torch.tensor(missing, device=adjacency.device)
+            sub_mask = None if mask is None else mask[rows]
+            order, tied = sort_order(laplacian_keys(adjacency[rows], sub_mask, self.decimals, self.eig_tol),
+                                     sub_mask)
+            for j, i in enumerate(missing):
+                m = sizes[i]
+                self._cache[names[i]] = (order[j, :m].cpu(), tied[j, :max(m - 1, 0)].cpu())
+        order = torch.arange(n).repeat(b, 1)
+        tied = torch.zeros(b, max(n - 1, 0), dtype=torch.bool)
+        for i, name in enumerate(names):
+            o, t = self._cache[name]
+            self._cache.move_to_end(name)
+            order[i, :o.shape[0]], tied[i, :t.shape[0]] = o, t
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return order.to(adjacency.device), tied.to(adjacency.device)
 
     def __call__(self, factor, symmetry, x, context):
         if not factor.permutes_nodes:
             raise UnsupportedGroupError(f"Laplacian frames are for S_n, not {factor}")
-        keys = self.keys(symmetry, x, context)
-        order, tied = sort_order(keys, context.mask)
+        adjacency, mask = self.graph(symmetry, x, context)
+        if mask is not None:
+            check_prefix_mask(mask)
+        order, tied = self.sorted_nodes(adjacency, mask)
         self.last_tied = bool(tied.any())
         if not self.last_tied:
             return order, torch.ones(order.shape[0], 1, device=order.device, dtype=_float(x))
@@ -188,22 +234,23 @@ class LaplacianFrameAveraging(Symmetrizer):
         base: the backbone, called on ``B·K`` reordered inputs.
         symmetry: S_n acting on an input with an adjacency (dense ``Adjacency`` fields, a PyG graph).
         samples / eval_samples: tie-breaks per input in training / evaluation mode.
-        decimals, eig_tol, max_size, generator: see :class:`LaplacianFrame`.
+        decimals, eig_tol, max_size, generator, cache_size: see :class:`LaplacianFrame`.
         chunk_size: see :class:`~symtrain.symmetrize.base.Symmetrizer`.
     """
 
     @check_args(samples=OPTIONAL_COUNT, eval_samples=OPTIONAL_COUNT, decimals=Count(0), eig_tol=Real(0),
-                max_size=POSITIVE_INT, chunk_size=OPTIONAL_COUNT)
+                max_size=POSITIVE_INT, chunk_size=OPTIONAL_COUNT, cache_size=Count(0))
     def __init__(self, base: nn.Module, symmetry: Symmetry, samples: int | None = None,
                  eval_samples: int | None = None, decimals: int = 2, eig_tol: float = 1e-6,
-                 max_size: int = 720, generator: torch.Generator | None = None, chunk_size: int | None = None):
+                 max_size: int = 720, generator: torch.Generator | None = None, chunk_size: int | None = None,
+                 cache_size: int = 65536):
         super().__init__(base, symmetry, chunk_size)
         reason = self.supports(symmetry.group)
         if reason is not None:
             raise UnsupportedGroupError(reason)
         self.samples = check_samples("samples", samples)
         self.eval_samples = check_samples("eval_samples", eval_samples)
-        self.frame = LaplacianFrame(decimals, eig_tol, None, max_size, generator)
+        self.frame = LaplacianFrame(decimals, eig_tol, None, max_size, generator, cache_size)
 
     @classmethod
     def supports(cls, group: Group, **options) -> str | None:
