@@ -25,11 +25,12 @@ pytestmark = pytest.mark.usefixtures("symtrain_cache")
 
 
 def recipes_using(section: str, key: str, value: str) -> list[str]:
-    """Recipes (smoke budget) whose ``section.key`` is ``value``; PATTERN needs local files."""
+    """Recipes (smoke budget) whose ``section.key`` is ``value`` (datasets read from local
+    files get a fixture root from ``local_data``)."""
     out = []
     for name in list_recipes():
         recipe = load_recipe(find_recipe(name), [], "smoke")
-        if getattr(getattr(recipe, section), key) == value and recipe.data.name != "pattern":
+        if getattr(getattr(recipe, section), key) == value:
             out.append(name)
     return out
 

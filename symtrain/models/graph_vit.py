@@ -34,6 +34,38 @@ from .timm_loader import WeightsUnavailableError, load_timm_model
 PretrainedWeightsUnavailable = WeightsUnavailableError  # the name before the shared loader
 
 Task = Literal["graph", "node", "edge"]
+PAD_MODES = ("zero", "reflect", "replicate", "circular")
+
+
+class TokenDropout(nn.Module):
+    """LPS's patch dropout: timm's ``PatchDropout`` (keep a random subset of the patch
+    tokens, the prefix tokens always) at rate ``prob``, or, with ``max_prob``, at a rate
+    drawn uniformly from ``[0, max_prob)`` at every forward (LPS ``max_patch_dropout``).
+    ``at_eval``: also in evaluation mode. The LPS code builds a fresh ``PatchDropout``
+    inside every forward, whose ``training`` flag is always ``True``, so its Peptides
+    runs drop patches at evaluation too; ``at_eval=True`` reproduces that."""
+
+    def __init__(self, prob: float = 0.0, max_prob: float = 0.0, prefix: int = 1, at_eval: bool = False):
+        super().__init__()
+        if prob and max_prob:
+            raise ValueError("give patch_dropout or max_patch_dropout, not both")
+        for name, value in (("patch_dropout", prob), ("max_patch_dropout", max_prob)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        self.prob, self.max_prob, self.prefix, self.at_eval = prob, max_prob, prefix, at_eval
+
+    def forward(self, x: Tensor) -> Tensor:
+        from timm.layers import PatchDropout
+
+        if not (self.training or self.at_eval):
+            return x
+        rate = self.prob if self.prob else float(torch.rand(())) * self.max_prob
+        if rate <= 0:
+            return x
+        return PatchDropout(rate, num_prefix_tokens=self.prefix)(x)  # a new module: in training mode
+
+    def extra_repr(self) -> str:
+        return f"prob={self.prob}, max_prob={self.max_prob}, at_eval={self.at_eval}"
 
 
 class GraphPatchEmbed(nn.Module):
@@ -66,12 +98,26 @@ class GraphViT(nn.Module):
             linear map without bias to that many channels (on one-hot categorical features,
             OGB's ``AtomEncoder`` / ``BondEncoder``: a sum of per-column embeddings), so the
             dense image has ``edge_embed + node_embed`` channels instead of the raw widths.
+        pad_mode: how the ``N × N`` image is padded to ``grid · patch`` (``F.pad`` modes as
+            in LPS: ``"zero"``, ``"reflect"``, ``"replicate"``, ``"circular"``).
+        centering: pad on both sides (half before, half after) instead of after only (LPS
+            ``centering``; with ``"zero"`` padding and no centering, the default, the image
+            is zero-padded at the end).
+        patch_dropout / max_patch_dropout / patch_dropout_eval: LPS's patch dropout (see
+            :class:`TokenDropout`); graph readout only (node and edge readouts need every token).
     """
 
     def __init__(self, vit: nn.Module, max_nodes: int, edge_dim: int = 1, node_dim: int = 0,
                  out_dim: int = 1, task: Task = "graph", node_embed: int | None = None,
-                 edge_embed: int | None = None):
+                 edge_embed: int | None = None, pad_mode: str = "zero", centering: bool = False,
+                 patch_dropout: float = 0.0, max_patch_dropout: float = 0.0, patch_dropout_eval: bool = False):
         super().__init__()
+        if pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
+        self.pad_mode, self.centering = pad_mode, centering
+        if (patch_dropout or max_patch_dropout) and task != "graph":
+            raise ValueError(f"patch dropout needs the graph readout (every token is read back for "
+                             f"{task!r} outputs)")
         self.node_encoder = nn.Linear(node_dim, node_embed, bias=False) if node_embed and node_dim else None
         self.edge_encoder = nn.Linear(edge_dim, edge_embed, bias=False) if edge_embed else None
         if task not in ("graph", "node", "edge"):
@@ -89,6 +135,9 @@ class GraphViT(nn.Module):
         vit.reset_classifier(0)
         channels = (edge_embed or edge_dim) + ((node_embed or node_dim) if node_dim else 0)
         vit.patch_embed = GraphPatchEmbed(channels, dim, self.patch, self.grid)
+        if patch_dropout or max_patch_dropout:
+            vit.patch_drop = TokenDropout(patch_dropout, max_patch_dropout, getattr(vit, "num_prefix_tokens", 1),
+                                          patch_dropout_eval)
         self.backbone = vit
         if task == "graph":
             self.head = nn.Linear(vit.num_features, out_dim)
@@ -133,7 +182,11 @@ class GraphViT(nn.Module):
             dense = dense * pair[..., None]
         dense = dense.permute(0, 3, 1, 2)
         pad = self.padded - n
-        return F.pad(dense, (0, pad, 0, pad))
+        before = pad // 2 if self.centering else 0
+        sides = (before, pad - before, before, pad - before)
+        if self.pad_mode == "zero" or pad == 0:
+            return F.pad(dense, sides)
+        return F.pad(dense, sides, mode=self.pad_mode)
 
     def forward(self, adj: Tensor, x: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
         n = adj.shape[1]
@@ -142,7 +195,8 @@ class GraphViT(nn.Module):
             return self.head(self.backbone.forward_head(tokens, pre_logits=True))
         prefix = getattr(self.backbone, "num_prefix_tokens", 1)
         grid = tokens[:, prefix:].transpose(1, 2).reshape(tokens.shape[0], -1, self.grid, self.grid)
-        out = self.head(grid)[:, :, :n, :n].permute(0, 2, 3, 1)  # [B, N, N, out]
+        start = (self.padded - n) // 2 if self.centering else 0
+        out = self.head(grid)[:, :, start:start + n, start:start + n].permute(0, 2, 3, 1)  # [B, N, N, out]
         if self.task == "edge":
             return out
         return torch.diagonal(out, dim1=1, dim2=2).transpose(1, 2)  # [B, N, out]
@@ -160,14 +214,18 @@ def create_vit(model_name: str, *, pretrained: bool = False, checkpoint: str | P
 def create_graph_vit(model_name: str = "vit_tiny_patch16_224", *, max_nodes: int, edge_dim: int = 1,
                      node_dim: int = 0, out_dim: int = 1, task: Task = "graph", pretrained: bool = False,
                      checkpoint: str | Path | None = None, node_embed: int | None = None,
-                     edge_embed: int | None = None, **timm_kwargs) -> GraphViT:
+                     edge_embed: int | None = None, pad_mode: str = "zero", centering: bool = False,
+                     patch_dropout: float = 0.0, max_patch_dropout: float = 0.0, patch_dropout_eval: bool = False,
+                     **timm_kwargs) -> GraphViT:
     """``GraphViT`` around ``timm.create_model(model_name, ...)``; see :func:`create_vit`.
     The ViT's classifier is not used, so it is built without one (and a checkpoint's
     classifier weights, whatever their size, are dropped by timm's loader)."""
     timm_kwargs.setdefault("num_classes", 0)
     vit = create_vit(model_name, pretrained=pretrained, checkpoint=checkpoint, **timm_kwargs)
     return GraphViT(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=node_dim, out_dim=out_dim, task=task,
-                    node_embed=node_embed, edge_embed=edge_embed)
+                    node_embed=node_embed, edge_embed=edge_embed, pad_mode=pad_mode, centering=centering,
+                    patch_dropout=patch_dropout, max_patch_dropout=max_patch_dropout,
+                    patch_dropout_eval=patch_dropout_eval)
 
 
 def graph_vit_symmetry(task: Task = "graph") -> Symmetry:
@@ -195,13 +253,18 @@ def graph_vit(max_nodes: int, vit: str = "vit_tiny_patch16_224", num_classes: in
               in_features: int = 0, edge_dim: int = 1, readout: str = "node", pretrained: bool = False,
               checkpoint: str | None = None, img_size: int | None = None, patch_size: int | None = None,
               depth: int | None = None, drop_path_rate: float = 0.0, node_embed: int | None = None,
-              edge_embed: int | None = None) -> nn.Module:
+              edge_embed: int | None = None, pad_mode: str = "zero", centering: bool = False,
+              patch_dropout: float = 0.0, max_patch_dropout: float = 0.0,
+              patch_dropout_eval: bool = False) -> nn.Module:
     """A timm ViT reading dense graphs (:class:`GraphViT`); ``readout`` is ``"graph"``,
     ``"node"`` or ``"edge"``; ``node_embed`` / ``edge_embed``: linear encoders of the
-    features first (categorical one-hot features). Parameter names: the pretrained part is
+    features first (categorical one-hot features); ``pad_mode``, ``centering`` and the
+    patch dropout options: LPS's Peptides settings (see :class:`GraphViT`). Parameter names: the pretrained part is
     ``backbone.*`` except ``backbone.patch_embed.*`` (new), plus ``head.*``,
     ``node_encoder.*``, ``edge_encoder.*`` (new)."""
     return create_graph_vit(vit, max_nodes=max_nodes, edge_dim=edge_dim, node_dim=in_features,
                             out_dim=num_classes, task=readout, pretrained=pretrained, checkpoint=checkpoint,
                             drop_path_rate=drop_path_rate, node_embed=node_embed, edge_embed=edge_embed,
+                            pad_mode=pad_mode, centering=centering, patch_dropout=patch_dropout,
+                            max_patch_dropout=max_patch_dropout, patch_dropout_eval=patch_dropout_eval,
                             **_size_kwargs(img_size=img_size, patch_size=patch_size, depth=depth))

@@ -228,6 +228,26 @@ class PCAFrame(Frame):
         return factor.from_parts(rots), weights
 
 
+def sort_order(keys: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The lexicographic order of the nodes by ``keys`` ``[B, N, F]`` (first column first;
+    stable, so tied nodes keep their index order; padding last) and which ranks are tied:
+    ``order [B, N]`` (``order[b, r]``: the node of rank ``r``) and ``tied [B, N-1]``
+    (rank ``r`` has the same keys as rank ``r + 1``, both real)."""
+    b, n, f = keys.shape
+    if mask is not None:
+        check_prefix_mask(mask)
+        keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
+    order = torch.arange(n, device=keys.device).expand(b, n)
+    for col in reversed(range(f)):  # stable passes, last key first (one column gathered each: O(B·N·F) in all)
+        vals = keys[..., col].gather(1, order)
+        order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
+    sorted_keys = keys.gather(1, order[..., None].expand_as(keys))
+    tied = (sorted_keys[:, 1:] == sorted_keys[:, :-1]).all(-1)  # rank r tied with r+1
+    if mask is not None:
+        tied = tied & mask[:, 1:]
+    return order, tied
+
+
 class SortFrame(Frame):
     """Permutations that sort the nodes by ``key`` (ascending, lexicographic over the last
     axis): the node of rank r goes to position r.
@@ -253,19 +273,8 @@ class SortFrame(Frame):
         if keys.dim() == 2:
             keys = keys[..., None]
         check_finite(keys, "the keys a sort frame orders the nodes by")
-        b, n, _ = keys.shape
-        mask = context.mask
-        if mask is not None:
-            check_prefix_mask(mask)
-            keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
-        order = torch.arange(n, device=keys.device).expand(b, n)
-        for f in reversed(range(keys.shape[-1])):  # stable passes, last key first
-            col = keys.gather(1, order[..., None].expand(b, n, keys.shape[-1]))[..., f]
-            order = order.gather(1, torch.argsort(col, dim=1, stable=True))
-        sorted_keys = keys.gather(1, order[..., None].expand_as(keys))
-        tied = (sorted_keys[:, 1:] == sorted_keys[:, :-1]).all(-1)  # rank r tied with r+1
-        if mask is not None:
-            tied = tied & mask[:, 1:]
+        b = keys.shape[0]
+        order, tied = sort_order(keys, context.mask)
         if not bool(tied.any()):
             return order, torch.ones(b, 1, device=keys.device, dtype=_float(x))
         return self._enumerate_ties(order, tied, x)

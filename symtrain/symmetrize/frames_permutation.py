@@ -169,7 +169,7 @@ def _lex_ranks(rows: Tensor, pad: Tensor) -> Tensor:
     b, n, f = rows.shape
     order = torch.arange(n, device=rows.device).expand(b, n)
     for col in reversed(range(f)):  # stable passes, last column first
-        vals = rows.gather(1, order[..., None].expand(b, n, f))[..., col]
+        vals = rows[..., col].gather(1, order)  # one column per pass: O(B·N·F) in all
         order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
     order = order.gather(1, torch.argsort(pad.gather(1, order), dim=1, stable=True))
     ranked = torch.cat([pad[..., None].to(rows.dtype), rows], -1).gather(
@@ -308,7 +308,7 @@ class MinimalPermutationFrame(Frame):
         keys = nodes if mask is None else torch.where(mask[..., None], nodes, torch.full_like(nodes, math.inf))
         order = torch.arange(n, device=keys.device).expand(b, n)
         for col in reversed(range(f)):  # stable passes, last column first
-            vals = keys.gather(1, order[..., None].expand(b, n, f))[..., col]
+            vals = keys[..., col].gather(1, order)
             order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
         ranked = keys.gather(1, order[..., None].expand(b, n, f))
         tied = (ranked[:, 1:] == ranked[:, :-1]).all(-1)

@@ -177,7 +177,14 @@ class TrainConfig(Section):
     best validation main metric, as the LPS paper reports; the step is recorded in
     ``metrics.json`` as ``selected_step``). ``test_trials``: the test split is evaluated
     that many times, each with a fresh draw of the model's randomness (the PS samples),
-    and the metrics are averaged (``test/<metric>_std`` is their spread); LPS uses 5."""
+    and the metrics are averaged (``test/<metric>_std`` is their spread); LPS uses 5.
+
+    ``monitor``: the validation quantity that ``best_val`` and early stopping watch: the
+    task's main metric (``None``, the default), ``loss`` (the task's loss on the
+    validation split, mean over its batches: the LPS PATTERN and PCQM-Contact setting) or
+    another of the task's metrics by name. ``early_stop``: stop training after that many
+    evaluations in a row without a better ``monitor`` (LPS: 100 validation epochs;
+    ``None``: never); the final metrics record ``stopped_step``."""
 
     budget: str = "cpu"
     steps: Positive = 1000
@@ -195,6 +202,8 @@ class TrainConfig(Section):
     out_dir: str | None = None
     select: Literal["last", "best_val"] = "last"
     test_trials: Positive = 1
+    monitor: str | None = None
+    early_stop: Positive | None = None
 
 
 class Recipe(Section):

@@ -31,7 +31,9 @@ class Evaluator:
         """``{"<split>/<metric>": value}``; ``samples`` sets the model's ``eval_samples``
         for this evaluation. Runs under its own seed (``torch.random.fork_rng``), so the
         training RNG does not move; ``trial`` picks another seed (another draw of the
-        model's randomness). ``equivariance``: also measure the equivariance error."""
+        model's randomness). ``equivariance``: also measure the equivariance error. With
+        ``train.monitor: loss``, ``<split>/loss`` is the task's loss (no auxiliary losses)
+        averaged over the batches (as LPS's ``loss_main_epoch``)."""
         t = self.recipe.train
         raw = acc.unwrap_model(model)
         saved = getattr(raw, "eval_samples", None)
@@ -49,6 +51,9 @@ class Evaluator:
                 if first is None:
                     first = x
                 pred = call_model(model, x)
+                if t.monitor == "loss":
+                    loss = acc.reduce(task.loss(pred, y).detach().float(), reduction="mean")
+                    sums.setdefault("loss", []).append(torch.stack([loss, torch.ones_like(loss)]))
                 for name, (num, den) in task.metrics(pred, y).items():
                     num, den = acc.gather_for_metrics((num.float(), den.float()))
                     sums.setdefault(name, []).append(torch.stack([num.sum(), den.sum()]))

@@ -106,7 +106,7 @@ class Trainer:
             if criterion is not None:
                 criterion.to(acc.device)
             state, guard = TrainState(), GradientGuard(r, self.checkpoints)
-            selection = ModelSelection(t.select, task.main_metric, self.run.best_weights)
+            selection = ModelSelection(t.select, t.monitor or task.main_metric, self.run.best_weights, t.early_stop)
             # registers them for checkpointing; config.yaml, trackers, the last checkpoint when resuming
             self.run.restore(acc, optimizer, scheduler, state, guard, selection)
             logger.info("training %s: %s, %d steps, %d processes, device %s", r.name, r.symmetrization.method,
@@ -136,6 +136,7 @@ class Trainer:
                     state.advance(cost["flops_per_step"])
                     bar.update(1)
                     pause, last = time.perf_counter(), state.step == t.steps
+                    stop = False
                     if state.step % t.log_every == 0 or last:
                         logged = {f"train/{k}": float(acc.reduce(torch.stack(v).mean(), "mean"))
                                   for k, v in window.items()}
@@ -147,16 +148,24 @@ class Trainer:
                         acc.log(last_eval, step=state.step)
                         logger.info("step %d: %s", state.step, ", ".join(f"{k}={v:.4g}" for k, v in last_eval.items()))
                         selection.update(acc, model, last_eval, state.step)
-                    if state.step % t.checkpoint_every == 0 or last:
+                        stop = selection.should_stop and not last
+                        if stop:
+                            logger.info("early stopping at step %d: val %s has not improved for %d evaluations "
+                                        "(best %.6g at step %d)", state.step, selection.metric,
+                                        selection.since_best, selection.best_value, selection.best_step)
+                    if state.step % t.checkpoint_every == 0 or last or stop:
                         self.checkpoints.save(acc, state.step)
                     state.paused += time.perf_counter() - pause
-                    if last:
+                    if last or stop:
                         break
                 else:
                     state.epoch, state.batches = state.epoch + 1, 0
+                    continue
+                break  # the last step, or early stopping
             bar.close()
             seconds, loop_seconds = state.times()  # of the whole run, over its resumed pieces
-            final = {"steps": state.step, "skipped_steps": guard.skipped, "seconds": seconds,
+            stopped = {"stopped_step": state.step} if state.step < t.steps else {}  # early stopping
+            final = {**stopped, "steps": state.step, "skipped_steps": guard.skipped, "seconds": seconds,
                      "train_loop_seconds": loop_seconds, **cost, "train_flops": state.flops}
             # the weights train.select picks, measured against the data's symmetry (whatever the wrapper's group)
             final.update(selection.load(acc, model, state.step))
