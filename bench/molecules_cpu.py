@@ -36,7 +36,8 @@ from symtrain.train.recipes import find_recipe  # noqa: E402
 TABLES = {
     "md17": (["md17_transformer_remul", "md17_transformer_augment", "md17_transformer_fa",
               "md17_transformer_ps", "md17_egnn", "md17_schnet"], ["force_mae", "energy_mae"]),
-    "qm9": (["qm9_transformer_remul", "qm9_schnet"], ["mae"]),
+    "qm9": (["qm9_transformer_remul", "qm9_transformer_augment", "qm9_transformer_fa", "qm9_transformer_ps",
+             "qm9_egnn", "qm9_schnet"], ["mae"]),
     "modelnet40": (["modelnet40_pointnet_augment", "modelnet40_pointnet_remul", "modelnet40_pointnet_fa",
                     "modelnet40_pointnet_ps", "modelnet40_dgcnn"], ["accuracy"]),
 }
