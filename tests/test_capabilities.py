@@ -117,7 +117,8 @@ def test_every_registered_action_declares_its_data(name):
     samples = {"nodes": torch.randn(2, 5, 3), "mask": torch.ones(2, 5, dtype=torch.bool),
                "adjacency": torch.rand(2, 5, 5), "points": torch.randn(2, 5, 3),
                "vectors": torch.randn(2, 5, 3), "trivial": torch.randn(2, 4),
-               "image": torch.randn(2, 1, 4, 4), "fields": (torch.randn(2, 5, 3), torch.randn(2, 5, 1))}
+               "image": torch.randn(2, 1, 4, 4), "atoms": torch.tensor([[6, 1, 8, 0, 0], [1, 1, 1, 1, 6]]),
+               "fields": (torch.randn(2, 5, 3), torch.randn(2, 5, 1))}
     if name in ("graph", "graph_nodes"):
         from torch_geometric.data import Batch, Data
 

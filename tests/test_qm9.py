@@ -93,3 +93,28 @@ def test_missing_files_and_bad_targets_are_one_line_errors(tmp_path, qm9_root):
         create_dataset("qm9", path=str(qm9_root), target=19, train=8, val=4)
     with pytest.raises(ConfigError, match="leave none"):
         create_dataset("qm9", path=str(qm9_root), train=30, val=10)
+
+
+def test_padding_is_declared_to_the_group_so_frames_see_real_atoms_only(qm9_root):
+    """The symmetry reads the padding from ``z = 0`` (the ``atoms`` action): the context's
+    mask is the real atoms, sampled permutations keep padding last, and minimal frame
+    averaging makes one backbone call per (generic) molecule, not an average over the
+    padded slots' permutations."""
+    from symtrain import FrameAveraging
+
+    task = create_dataset("qm9", path=str(qm9_root), train=24, val=8)
+    sym = task.symmetry
+    (pos, z), _ = task.train.__getitems__(list(range(16)))
+    assert bool((z == 0).any())  # the fixture has padding
+    assert torch.equal(sym.context((pos, z)).mask, z != 0)
+    g = sym.sample(sym.context((pos, z)), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(sym.act_input(g, (pos, z))[1] != 0, z != 0)
+    calls = []
+
+    def base(p, zz):
+        calls.append(p.shape[0])
+        return (p.norm(dim=-1) * (zz != 0)).sum(1) + p[:, 0, 0]
+
+    model = FrameAveraging(base, sym)
+    model(pos.double(), z)
+    assert sum(calls) == 16

@@ -7,7 +7,12 @@ S_n × E(3), one invariant regression target.
 ``0`` marking padding and padded positions set to the molecule's centroid (the mean of
 its real atoms). The centroid moves with the molecule, so a rotated, translated or
 permuted molecule gives exactly the rotated, translated or permuted padded input; the
-molecule models mask ``z = 0`` out. Target ``[B]``: one of PyG's 19 targets (trivial
+molecule models mask ``z = 0`` out, and the symmetry reads ``z`` through the ``atoms``
+action (:mod:`symtrain.actions.atoms`), whose ``z = 0`` pattern is the node mask: S_n
+permutes real atoms only (padding stays last), and frames, canonical labellings and
+interfaces see real atoms only (without it, the 9 padded slots of a 20-atom molecule
+in a 29-slot batch are 9 identical "atoms" whose 9! permutations a minimal frame would
+average over). Target ``[B]``: one of PyG's 19 targets (trivial
 action: invariant), standardised with the training split's mean and standard
 deviation; the loss is the mean squared error of the standardised target.
 
@@ -137,7 +142,7 @@ def qm9_task(path: str | None = None, target: str | int = "U0", train: int = 110
         return {"mae": (err, torch.ones_like(err))}
 
     make = {k: TensorData((mols["pos"][i], mols["z"][i]), standard[i]) for k, i in index.items()}
-    sym = Symmetry("S_n x E3", input=create_action("fields", "points", "nodes"), output=create_action("trivial"))
+    sym = Symmetry("S_n x E3", input=create_action("fields", "points", "atoms"), output=create_action("trivial"))
     return Task(make["train"], make["val"], make["test"], sym, qm9_loss, metrics, "mae",
                 {"num_nodes": mols["pos"].shape[1], "space_dim": 3, "target_mean": mean,
                  "target_scale": scale, "target_column": column})
