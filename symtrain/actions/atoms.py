@@ -31,7 +31,7 @@ class Atoms(Nodes):
     (``(g·z)[p[j]] = z[j]``), invariant under every other factor; the labels' nonzero
     pattern is the input's node mask."""
 
-    ndims = (2,)
+    ndims: tuple[int, ...] = (2,)
     layout = "(B, N) integer, 0 = padding after the real atoms"
 
     def check(self, x, group):

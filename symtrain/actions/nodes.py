@@ -69,7 +69,7 @@ class _NodeAxes(Action):
 class Nodes(_NodeAxes):
     """Per-node features ``[B, N, F]`` (or ``[B, N]``), permuted by S_n: ``(g·x)[p[j]] = x[j]``."""
 
-    ndims = (2, 3)
+    ndims: tuple[int, ...] = (2, 3)
     layout = "(B, N, F) or (B, N)"
 
     def node_view(self, x, context=None):
