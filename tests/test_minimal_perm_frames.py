@@ -212,6 +212,16 @@ def test_pyg_batch_of_symmetric_and_generic_graphs(dtype):
     assert [(row > 0).sum().item() for row in w] == expected == [24, 120, expected[2], 120]
     fa = st.FrameAveraging(base, sym, frames=[frame])
     assert _error(fa, sym, batch) < (1e-5 if dtype == torch.float32 else 1e-12)
+    # frames of different sizes in one batch: each graph runs as often as its own frame
+    # has elements (265 graphs), not the batch's largest (4 × 120 = 480)
+    calls = []
+
+    def counted(g):
+        calls.append(g.num_graphs)
+        return base(g)
+
+    st.FrameAveraging(counted, sym, frames=[frame])(batch)
+    assert sum(calls) == sum(expected)
 
 
 # --- products with rotations --------------------------------------------------------------
@@ -243,6 +253,9 @@ def test_products_generic_one_call_and_degenerate_exact(group, dtype):
     # centred, the repeated pairs are ±c: under E(3) swapping the pairs is a symmetry too
     assert [(row > 0).sum().item() for row in w] == [8, 24, 8 if "E" in group else 4]
     assert _error(fa4, sym4, (pts, vel), samples=4) < tol
+    counting = Counting(PointModel(4).to(dtype))
+    st.FrameAveraging(counting, sym4, frames=[MinimalPermutationFrame(), QRFrame()])(pts, vel)
+    assert counting.rows == int((w > 0).sum())  # not 3 × 24: padded copies are not run
 
 
 def test_gram_rounding_is_an_option_with_checked_values():

@@ -35,7 +35,7 @@ from torch import Tensor
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_batch_size, element_tile, iter_factors
 from ..groups.permutation import invert_permutation
-from ..tree import leaves
+from ..tree import leaves, tree_map
 
 
 @dataclass
@@ -227,6 +227,25 @@ class Action(ABC):
         """Each sample repeated ``k`` times, b-major (``[x0, x0, …, x1, x1, …]``).
         ``context`` is the un-repeated input's (needed by flat graph layouts)."""
         return x if k == 1 else x.repeat_interleave(k, dim=0)
+
+    def take(self, x: Any, rows: Tensor, context: GroupContext | None = None) -> Any:
+        """The samples of the batch ``x`` at ``rows`` (``[R]`` long, increasing): a batch of
+        ``R``. ``context``: ``x``'s. Wrappers use it to skip copies of weight 0. Default:
+        a tensor (or a tuple / dict of them) with one row per sample."""
+        return tree_map(lambda t: t.index_select(0, rows), x)
+
+    def put(self, y: Any, rows: Tensor, context: GroupContext) -> Any:
+        """The inverse of :meth:`take` on outputs: a batch laid out as ``context``'s
+        (``context.batch_size`` samples) whose samples at ``rows`` are ``y`` and whose
+        other samples are zero."""
+        size = context.batch_size
+        if size is None:
+            raise ValueError("put needs the batch size of the copies (context.batch_size)")
+
+        def fill(t: Tensor) -> Tensor:
+            return t.new_zeros((size,) + tuple(t.shape[1:])).index_copy(0, rows, t)
+
+        return tree_map(fill, y)
 
     def mean(self, y: Any, weights: Tensor, context: GroupContext | None = None) -> Any:
         """Weighted mean over the ``k`` copies folded into the batch of ``y``.

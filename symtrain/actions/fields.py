@@ -74,6 +74,12 @@ class Fields(Action):
     def orbit(self, group, elements, x, context=None):
         return self._rebuild([(k, a.orbit(group, elements, v, context)) for k, a, v in self._items(x)])
 
+    def take(self, x, rows, context=None):
+        return self._rebuild([(k, a.take(v, rows, context)) for k, a, v in self._items(x)])
+
+    def put(self, y, rows, context):
+        return self._rebuild([(k, a.put(v, rows, context)) for k, a, v in self._items(y)])
+
     def act_factor(self, factor, g, x, context):  # apply() is overridden; kept for the contract
         return self._rebuild([(k, a.act_factor(factor, g, v, context)) for k, a, v in self._items(x)])
 

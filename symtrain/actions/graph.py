@@ -194,6 +194,11 @@ class Graph(Action):
         graphs = batch.to_data_list()
         return Batch.from_data_list([graph for graph in graphs for _ in range(k)])
 
+    def take(self, x, rows, context=None):
+        from torch_geometric.data import Batch
+
+        return Batch.from_data_list(_as_batch(x).index_select(rows))
+
     def mean(self, y, weights, context=None):
         raise TypeError("Graph outputs cannot be averaged; return tensors from the model and use "
                         "GraphNodes (node-level) or Trivial (graph-level) as the output action")
@@ -270,6 +275,15 @@ class GraphNodes(Action):
             return y
         return y.index_select(0, origin_index(context, k))
 
+    def take(self, y, rows, context=None):
+        return y[_graphs_at(rows, context, y.device)]
+
+    def put(self, y, rows, context):
+        keep = _graphs_at(rows, context, y.device)
+        out = y.new_zeros((keep.numel(),) + tuple(y.shape[1:]))
+        out[keep] = y
+        return out
+
     def mean(self, y, weights, context=None):
         b, k = weights.shape
         origin = origin_index(context, k)
@@ -279,6 +293,15 @@ class GraphNodes(Action):
         w = weights.reshape(-1)[graph].to(y.dtype).reshape(-1, *([1] * (y.dim() - 1)))
         out = y.new_zeros((int(context.ptr[-1]),) + tuple(y.shape[1:]))
         return out.index_add_(0, origin, y * w)
+
+
+def _graphs_at(rows: Tensor, context: GroupContext | None, device) -> Tensor:
+    """Which flat nodes ``[num_nodes]`` (bool) belong to the graphs at ``rows``."""
+    if context is None or context.ptr is None:
+        raise ValueError("flat node outputs need the input's batch layout (context.ptr)")
+    sizes = context.ptr[1:] - context.ptr[:-1]
+    graph = torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes.to(device))
+    return torch.isin(graph, rows.to(device))
 
 
 def origin_index(context: GroupContext | None, k: int) -> Tensor:

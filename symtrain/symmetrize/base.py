@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..checks import check_finite_input
+from ..checks import can_read_values, check_finite_input
 from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
 from ..groups.base import Device, Element, Group, GroupContext, element_take
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
@@ -133,9 +133,27 @@ class Symmetrizer(nn.Module):
                 x, context, element_take(g, rows), weights[:, cols]), context.batch(), weights.device)
         context_k = context.repeat(k)
         xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
-        ys = self.check_output(call_model(self.base, xs))
+        ys = self.call_base(xs, weights, context_k)
         ys = self.transform_output(g, ys, context_k)
         return sym.output.mean(ys, weights, context)
+
+    def call_base(self, xs: Any, weights: Tensor, context_k: GroupContext) -> Any:
+        """The base model's checked output on the ``B·K`` copies ``xs`` (``context_k``
+        their context), skipping the copies of weight 0: inputs whose frame is smaller
+        than the batch's largest are padded with such copies (a batch with one symmetric
+        molecule would otherwise run every molecule as many times as its stabiliser has
+        elements). Their output rows are 0, which the weighted mean multiplies by 0.
+        Under tracing, ``torch.func`` or ``torch.compile`` every copy runs (no
+        data-dependent shapes)."""
+        flat = weights.reshape(-1)
+        if flat.numel() > 1 and can_read_values(flat):
+            keep = flat != 0
+            kept = int(keep.sum())
+            if 0 < kept < flat.numel():
+                rows = keep.nonzero().flatten()
+                ys = self.check_output(call_model(self.base, self.symmetry.input.take(xs, rows, context_k)))
+                return self.symmetry.output.put(ys, rows, context_k)
+        return self.check_output(call_model(self.base, xs))
 
     def _chunked(self, k: int, part: Callable[[Tensor, Tensor], Any], batch: int, device: Device) -> Any:
         """The sum of ``part(rows, cols)`` over chunks of the ``K`` copies: ``cols`` the
