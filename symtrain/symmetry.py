@@ -161,6 +161,10 @@ class Symmetry:
         return f"{self.group} acting on {self.input!r} -> {self.output!r}"
 
 
+def _stochastic(model: Any) -> bool:
+    return bool(getattr(model, "stochastic", False))
+
+
 class Compared(NamedTuple):
     """A model's outputs on a :class:`Probe`: ``f(g·x)`` and ``g·f(x)`` for the ``B·k``
     copies (b-major), and how they were measured (:meth:`Probe.outputs`)."""
@@ -221,15 +225,20 @@ class Probe:
         every call draws anew (a Monte-Carlo comparison).
         ``fx``: ``f(x)`` if already computed (not used with a fixed draw).
         """
-        stochastic = bool(getattr(model, "stochastic", False))
         own = getattr(model, "symmetry", None) == self.symmetry
-        fix = getattr(model, "fixed_draw", None) if exact and stochastic and own else None
-        draw = fix(self.x, self.context) if callable(fix) else None
-        if draw is not None:
-            fx = draw(self.x)
-            f_gx = draw.moved(self.elements, self.k, self.context)(self.inputs)
-            return Compared(f_gx, self.act_output(fx), "fixed draw")
-        f_gx = call_model(model, self.inputs)
-        if fx is None:
-            fx = call_model(model, self.x)
-        return Compared(f_gx, self.act_output(fx), "monte-carlo" if stochastic else "deterministic")
+        fix = getattr(model, "fixed_draw", None) if exact and own else None
+        draw = fix(self.x, self.context) if callable(fix) and _stochastic(model) else None
+        if draw is None:
+            f_gx = call_model(model, self.inputs)
+            if fx is None:
+                fx = call_model(model, self.x)
+            # Asked again: a wrapper may learn only from these inputs that it draws (a
+            # frame sampled past its size limit), or that it does not.
+            if not _stochastic(model):
+                return Compared(f_gx, self.act_output(fx), "deterministic")
+            draw = fix(self.x, self.context) if callable(fix) else None
+            if draw is None:
+                return Compared(f_gx, self.act_output(fx), "monte-carlo")
+        fx = draw(self.x)
+        f_gx = draw.moved(self.elements, self.k, self.context)(self.inputs)
+        return Compared(f_gx, self.act_output(fx), "fixed draw")

@@ -16,10 +16,11 @@ from .base import Symmetrizer
 from .frame_averaging import missing_frame, named_frames
 from .frames import FRAME_KINDS, Frame, check_frame_kind, frame_elements
 from .registry import register_symmetrizer
+from .sampled_frames import SampledFrames
 
 
 @register_symmetrizer("canonicalization")
-class Canonicalization(Symmetrizer):
+class Canonicalization(SampledFrames, Symmetrizer):
     """Run the base model once, on the canonical pose ``g(x)⁻¹·x``, and map its output back
     by ``g(x)``. Exactly equivariant when the canonicalizer is: ``g(h·x) = h·g(x)``.
 
@@ -35,7 +36,9 @@ class Canonicalization(Symmetrizer):
 
     A canonicalizer made of minimal frames (:attr:`Frame.stabiliser_only`) gives one
     element on generic inputs and may give the (finite) stabiliser of a degenerate input,
-    weighted; any other list of frames must give exactly one element per input.
+    weighted; any other list of frames must give exactly one element per input. A
+    stabiliser too large to list is sampled, and the wrapper is then :attr:`stochastic`
+    (see :mod:`~symtrain.symmetrize.sampled_frames`).
     """
 
     @check_args(frame_tol=Real(0, optional=True))

@@ -14,6 +14,7 @@ from ..symmetry import Symmetry
 from .base import Symmetrizer
 from .frames import FRAME_KINDS, Frame, check_frame_kind, default_frame, frame_elements
 from .registry import register_symmetrizer
+from .sampled_frames import SampledFrames
 
 
 def missing_frame(group: Group, canonical: bool, kind: str = "minimal") -> str | None:
@@ -34,7 +35,7 @@ def named_frames(group: Group, kind: str, canonical: bool, tol: float | None) ->
 
 
 @register_symmetrizer("frame_averaging", "fa")
-class FrameAveraging(Symmetrizer):
+class FrameAveraging(SampledFrames, Symmetrizer):
     """Average ``g·f(g⁻¹·x)`` over an input-dependent frame ``F(x)`` (exactly equivariant).
 
     Args:
@@ -44,7 +45,9 @@ class FrameAveraging(Symmetrizer):
             frames: one QR frame element per input for O(d)/SO(d)/E(d)/SE(d), exact on
             degenerate inputs too; PCA frames: 2^d (2^(d-1) proper) sign flips of the
             principal axes, an error on symmetric inputs; sort frames (ties enumerated) for
-            S_n and the whole group for other finite groups under either name.
+            S_n and the whole group for other finite groups under either name. A minimal S_n
+            frame past its ``max_elements`` automorphisms is sampled: the wrapper is then
+            :attr:`stochastic` (see :mod:`~symtrain.symmetrize.sampled_frames`).
         frame_tol: the named frames' tolerance: rank tolerance relative to the cloud's
             scale for minimal frames (default 1000 machine epsilons), relative eigenvalue
             gap (and third moment) for PCA frames (default 1e-3).

@@ -64,10 +64,18 @@ class Frame:
 
     ``stabiliser_only``: the frame has one element on inputs with a trivial stabiliser
     and more only on inputs with a non-trivial finite one (a minimal frame); a
-    canonicalizer made of such frames may return several weighted elements there."""
+    canonicalizer made of such frames may return several weighted elements there.
+
+    ``may_sample``: a call may draw some inputs' elements at random instead of listing
+    them (a frame too large to enumerate); the frame then sets ``sampled`` (``[B]`` bool,
+    which inputs of its last call were drawn; ``None`` before any call). Averaging over a
+    drawn frame is a Monte-Carlo estimate: the wrapper is stochastic there (see
+    :mod:`~symtrain.symmetrize.sampled_frames`)."""
 
     after_others: bool = False
     stabiliser_only: bool = False
+    may_sample: bool = False
+    sampled: Tensor | None = None
 
     def __call__(self, factor: Group, symmetry: Symmetry, x: Any,
                  context: GroupContext) -> tuple[Element, Tensor]:

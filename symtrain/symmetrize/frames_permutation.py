@@ -36,7 +36,9 @@ nearly symmetric inputs (a noisy square still gets its 8 symmetries).
 Automorphism groups larger than ``max_elements`` are **sampled**: ``samples`` elements drawn
 uniformly from ``Aut(x)`` (Schreier–Sims transversals), so the average becomes a
 Monte-Carlo estimate of the frame average (equivariant in distribution; its error falls
-as ``1/√samples``), and a :class:`MonteCarloFrameWarning` says so.
+as ``1/√samples``), and a :class:`MonteCarloFrameWarning` says so. The frame records
+which inputs it drew (``sampled``), and a wrapper over it is then stochastic, with a
+fixed draw for its exact check (:mod:`~symtrain.symmetrize.sampled_frames`).
 """
 
 from __future__ import annotations
@@ -249,6 +251,7 @@ class MinimalPermutationFrame(Frame):
     """
 
     stabiliser_only = True
+    may_sample = True  # automorphism groups past max_elements
 
     def __init__(self, backend: str = "auto", max_elements: int = 1024, samples: int = 128,
                  gram_round: float = 0.1, cache_size: int = 4096,
@@ -286,6 +289,7 @@ class MinimalPermutationFrame(Frame):
         b, n = nodes.shape[:2]
         sizes = [n] * b if mask is None else mask.sum(1).tolist()
         ref = _float(x)
+        self.sampled = torch.zeros(b, dtype=torch.bool, device=nodes.device)
         if edges is None:
             order, blocks = self._sort(nodes, mask)
             if not blocks:  # every input generic: one element each
@@ -383,6 +387,8 @@ class MinimalPermutationFrame(Frame):
             autos = autos[:, :m] if autos.shape[1] >= m else autos
             per_input.append(compose(autos, np.broadcast_to(lab_inv[:m], autos.shape)))
         if sampled:
+            self.sampled = torch.zeros(len(per_input), dtype=torch.bool, device=device)
+            self.sampled[[i for i, _ in sampled]] = True
             i, order = max(sampled, key=lambda t: t[1])
             warnings.warn(
                 f"{len(sampled)} input(s) have more than max_elements={self.max_elements} "
