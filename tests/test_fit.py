@@ -145,3 +145,19 @@ def test_best_sizes_mark_optima_at_the_edge_of_the_grid():
     # an interior optimum (loss minimal at N = 2e4 for every budget) is bracketed: edge 0
     inner = ft.best_sizes(runs(lambda n, s: (math.log(n / 2e4)) ** 2 + 1 / s))
     assert any(edge == 0 and n == pytest.approx(2e4, rel=0.05) for _, n, edge in inner)
+
+
+def test_steep_laws_at_large_scales_do_not_overflow():
+    """``a = A · x0^b`` leaves the float range for FLOP-scale ``x`` and a steep exponent
+    (found in a scale study: a crash in ``to_dict``); the fit, its predictions and its
+    record stay finite, with ``log10_a`` in place of ``a``."""
+    x = np.geomspace(1e14, 1e16, 6)
+    y = 3.0 * (x / 1e15) ** -30.0
+    law, interval = ft.bootstrap_power_law(x, y, offset=False, reps=20)
+    assert law.b == pytest.approx(30.0, rel=1e-6)
+    assert law.a == math.inf and law.log10_a == pytest.approx(math.log10(3.0) + 30 * 15, rel=1e-6)
+    record = law.to_dict()
+    assert record["a"] is None and json.loads(json.dumps(record, allow_nan=False))["log10_a"] > 400
+    assert law(1e15) == pytest.approx(3.0, rel=1e-6)
+    moderate = ft.fit_power_law([1.0, 10.0, 100.0], [2.0, 1.0, 0.5], offset=False)
+    assert moderate.a == pytest.approx(10 ** moderate.log10_a)

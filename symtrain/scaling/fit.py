@@ -127,14 +127,25 @@ class PowerLaw:
     points: int
 
     @property
+    def log10_a(self) -> float:
+        """``log10 |a|``, finite where ``a`` itself overflows (``x0^b`` beyond the float
+        range: a large reference scale such as FLOPs ~1e15 with a steep exponent)."""
+        return math.log10(abs(self.A)) + self.b * math.log10(self.x0) if self.A else -math.inf
+
+    @property
     def a(self) -> float:
+        """``A · x0^b``, or ``±inf`` where that exceeds the float range (read
+        :attr:`log10_a` then; the fit itself lives in the well-scaled ``A``, ``x0``)."""
+        if self.log10_a > 300:
+            return math.copysign(math.inf, self.A)
         return self.A * self.x0 ** self.b
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.A * (np.asarray(x, dtype=float) / self.x0) ** (-self.b) + self.c
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "a": self.a}
+        a = self.a
+        return {**asdict(self), "a": a if math.isfinite(a) else None, "log10_a": self.log10_a}
 
 
 def _aicc(residuals: np.ndarray, k: int) -> float:
