@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import statistics
 import sys
 import tempfile
@@ -162,16 +161,17 @@ def main(argv=None) -> None:
         prepared = speed(root, args)
         err = {} if args.no_train else errors(root, args)
     budget = "cpu budget" if not args.steps else f"REDUCED budget: {args.steps} steps"
+    budget = "errors not measured (--no-train): -" if args.no_train else f"error at the {budget}"
     print(f"\nMD17-shaped inputs: 21 atoms (aspirin's C9H8O4), synthetic pair-potential trajectory "
           f"in MD17's raw format; 1 thread; train batch {args.batch}, inference batch {args.infer_batch}; "
-          f"medians of {args.repeats} interleaved rounds; error at the {budget}")
+          f"medians of {args.repeats} interleaved rounds; {budget}")
     print(f"{'model':<22}{'params':>8}{'(+interface)':>13}{'train steps/s':>15}{'infer samples/s':>17}"
           f"{'force MAE':>11}{'energy MAE':>12}")
     for label, _, _ in ROWS:
         p, e = prepared[label], err.get(label, {})
         extra = f"+{p['total'] - p['params']}" if p["total"] != p["params"] else ""
-        print(f"{label:<22}{p['params']:>8}{extra:>13}{p['steps_per_s']:>15.1f}{p['samples_per_s']:>17.0f}"
-              f"{e.get('force', math.nan):>11.3f}{e.get('energy', math.nan):>12.3f}")
+        cells = "".join(f"{e[k]:>{w}.3f}" if k in e else f"{'-':>{w}}" for k, w in (("force", 11), ("energy", 12)))
+        print(f"{label:<22}{p['params']:>8}{extra:>13}{p['steps_per_s']:>15.1f}{p['samples_per_s']:>17.0f}{cells}")
     refs = [label for label, _, ref in ROWS if ref]
     remul = prepared["transformer + REMUL"]
     best_train = max(prepared[r]["steps_per_s"] for r in refs)
