@@ -25,7 +25,10 @@ resamples of the runs), and writes ``fits.json`` and PNG plots next to each
 ``results.csv``. Printed: a table of the runs, the fitted exponents, the fitted losses
 and their ratios at the largest compute every method's frontier reaches, and last
 ``scale_fa_vs_aug=<L(plain + augmentation) / L(frame averaging) at that compute>`` (> 1:
-frame averaging is better at equal training compute).
+frame averaging is better at equal training compute), after ``scale_mfa_vs_aug=``, the
+same for minimal frame averaging (``rigid_mfa``: one QR frame element, one backbone
+call per scene, so it runs augmentation's step grid ``300 … 2400``). ``--methods augment
+mfa`` runs those two arms alone (no data sweep).
 
     python bench/scale.py                  # 19 min on 2 quiet cores (measured below)
     python bench/scale.py --smoke          # seconds: tiny data, 1-2 steps (the test runs this)
@@ -58,7 +61,7 @@ from symtrain.scaling.fit import fit_results, read_results, summarize
 from symtrain.scaling.runs import train_point
 from symtrain.scaling.sweep import expand, run_sweep
 
-COMPUTE_METHODS = {"augment": "rigid_augment", "fa": "rigid_fa", "ps": "rigid_ps"}
+COMPUTE_METHODS = {"augment": "rigid_augment", "fa": "rigid_fa", "ps": "rigid_ps", "mfa": "rigid_mfa"}
 DATA_METHODS = {"plain": "rigid_plain", "augment": "rigid_augment", "fa": "rigid_fa"}
 
 
@@ -82,14 +85,22 @@ def ps_settings(smoke: bool) -> dict:
                                          "layers": 1 if smoke else 2, "knn": 4}}
 
 
-def compute_sweep(smoke: bool = False, threads: int = 1) -> dict:
-    """The compute sweep: method × model size × steps at one dataset size."""
-    # smoke: one size, and step counts whose compute ranges overlap (fa costs 8 steps of augment)
+def compute_sweep(smoke: bool = False, threads: int = 1, methods=None) -> dict:
+    """The compute sweep: method × model size × steps at one dataset size (``methods``:
+    labels of :data:`COMPUTE_METHODS`, default all)."""
+    # smoke: one size, and step counts whose compute ranges overlap (fa costs 8 steps of augment;
+    # minimal frames one backbone call, like augmentation)
     sizes, data = (["xs"], 32) if smoke else (["xs", "s", "m"], 2048)
-    steps = {"augment": [4, 16], "fa": [1, 2], "ps": [2, 4]} if smoke else \
-        {"augment": [300, 600, 1200, 2400], "fa": [75, 150, 300], "ps": [150, 300, 600]}
+    steps = {"augment": [4, 16], "fa": [1, 2], "ps": [2, 4], "mfa": [4, 16]} if smoke else \
+        {"augment": [300, 600, 1200, 2400], "fa": [75, 150, 300], "ps": [150, 300, 600],
+         "mfa": [300, 600, 1200, 2400]}
+    unknown = set(methods or ()) - set(COMPUTE_METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {sorted(COMPUTE_METHODS)}")
     grids = []
     for label, recipe in COMPUTE_METHODS.items():
+        if methods and label not in methods:
+            continue
         extra = ps_settings(smoke) if label == "ps" else {}
         grids.append({"recipe": recipe, "label": label, "model.size": sizes, "train.steps": steps[label],
                       **{k: [v] for k, v in extra.items()}})
@@ -134,12 +145,33 @@ def data_exponents(fits: dict) -> list[str]:
     return lines
 
 
+def frontier_wins(rows: list[dict], reference: str = "augment") -> list[str]:
+    """Per method, at each of the ``reference`` method's runs: the reference's test loss
+    over the method's best loss at no more training compute (measured runs, no fit), and
+    how many of those budgets the method wins (> 1)."""
+    by = {}
+    for r in rows:
+        by.setdefault(r["method"], []).append((r["flops"], r["test_loss"]))
+    lines = []
+    for method, runs in sorted(by.items()):
+        if method == reference or reference not in by:
+            continue
+        ratios = [loss / min(other for c, other in runs if c <= budget)
+                  for budget, loss in sorted(by[reference]) if any(c <= budget for c, _ in runs)]
+        if ratios:
+            lines.append(f"{reference} ÷ {method} at {reference}'s {len(ratios)} budgets it reaches: "
+                         f"wins {sum(x > 1 for x in ratios)}, ratios {min(ratios):.3g}–{max(ratios):.3g}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="runs/bench_scale", help="output folder (results, fits, plots)")
     parser.add_argument("--smoke", action="store_true", help="tiny data and 1-2 steps per point (seconds)")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--methods", nargs="+", choices=sorted(COMPUTE_METHODS), default=None,
+                        help="compute-sweep methods (default all); the data sweep runs only with all")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads per run (1: tiny models run fastest single-threaded, "
                              "and a busy machine does not stall them)")
@@ -149,7 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads
     ray = {"num_cpus": 2} if args.backend == "ray" else {}
     start = time.perf_counter()
-    sweeps = {"compute": compute_sweep(args.smoke, threads), "data": data_sweep(args.smoke, threads)}
+    sweeps = {"compute": compute_sweep(args.smoke, threads, args.methods)}
+    if not args.methods:
+        sweeps["data"] = data_sweep(args.smoke, threads)
     # Simulate the largest training set once: smaller ones (same seed) are sliced from it.
     largest = max(p["data.train"] for spec in sweeps.values() for p in expand(spec))
     make_rigid_dataset(largest, seed=0, workers=1 if args.smoke else None, progress=not args.smoke)
@@ -164,17 +198,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table(rows)))
         fits[name] = fit_results(out / name / "results.csv", bootstrap=args.bootstrap, data_at="epochs")
         print("\n".join(summarize(fits[name])))
-    print("\n".join(data_exponents(fits["data"])))
+    if "data" in fits:
+        print("\n".join(data_exponents(fits["data"])))
     common = fits["compute"]["common_compute"]
-    ratio = math.nan
-    if "loss" in common and {"augment", "fa"} <= set(common["loss"]):
+    if "loss" in common:
         for pair, value in sorted(common["ratio"].items()):
             print(f"loss ratio {pair} at C = {common['compute']:.3g} FLOPs: {value:.4g}")
-        ratio = common["loss"]["augment"] / common["loss"]["fa"]
     else:
         print(f"no ratio: the fitted frontiers share no compute range ({common})")
+    print("\n".join(frontier_wins(read_results(out / "compute" / "results.csv"))))
     print(f"total {time.perf_counter() - start:.0f} s")
-    print(f"scale_fa_vs_aug={ratio:.4g}")
+    ratios = {m: common["loss"]["augment"] / common["loss"][m] if "loss" in common
+              and {"augment", m} <= set(common["loss"]) else math.nan for m in ("mfa", "fa")}
+    print(f"scale_mfa_vs_aug={ratios['mfa']:.4g}")
+    print(f"scale_fa_vs_aug={ratios['fa']:.4g}")
     return 0
 
 

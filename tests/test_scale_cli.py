@@ -118,6 +118,8 @@ def test_bench_smoke_prints_fits_and_the_ratio(tmp_path, capsys):
     assert _bench().main(["--smoke", "--out", str(tmp_path), "--bootstrap", "5"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"scale_fa_vs_aug=(nan|[0-9.]+(e[-+]?\d+)?)", out[-1]), out[-1]
+    assert re.fullmatch(r"scale_mfa_vs_aug=(nan|[0-9.]+(e[-+]?\d+)?)", out[-2]), out[-2]
     assert any(line.startswith("fa: L(C) frontier") for line in out)
-    assert len(_rows(tmp_path / "compute")) == 6 and len(_rows(tmp_path / "data")) == 9
+    assert any(line.startswith("augment ÷ mfa at augment's") for line in out)
+    assert len(_rows(tmp_path / "compute")) == 8 and len(_rows(tmp_path / "data")) == 9
     assert (tmp_path / "compute" / "fits.json").is_file() and (tmp_path / "data" / "loss_vs_data.png").is_file()
