@@ -18,6 +18,7 @@ import math
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -38,25 +39,27 @@ class TensorMemo:
     means nothing."""
 
     def __init__(self, size: int = 16):
-        self._entries: deque[tuple[weakref.ref, int, Tensor, int]] = deque(maxlen=size)
+        self._entries: deque[tuple[weakref.ref, Any, int, Tensor, int]] = deque(maxlen=size)
 
     @staticmethod
     def _off() -> bool:
         return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
-    def get(self, key: Tensor) -> Tensor | None:
+    def get(self, key: Tensor, tag: Any = None) -> Tensor | None:
+        """The result remembered for ``key`` (and ``tag``, any further argument the
+        function took), or ``None``."""
         if self._off():
             return None
-        for ref, version, value, value_version in list(self._entries):
-            if ref() is key:
+        for ref, entry_tag, version, value, value_version in reversed(list(self._entries)):
+            if ref() is key and entry_tag == tag:
                 if key._version == version and value._version == value_version:
                     return value
                 return None
         return None
 
-    def put(self, key: Tensor, value: Tensor) -> None:
+    def put(self, key: Tensor, value: Tensor, tag: Any = None) -> None:
         if not self._off():
-            self._entries.append((weakref.ref(key), key._version, value, value._version))
+            self._entries.append((weakref.ref(key), tag, key._version, value, value._version))
 
 
 #: Inverses of the permutations inverted last, both ways: a symmetrizer inverts its
