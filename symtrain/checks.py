@@ -9,7 +9,9 @@ traced graph has no data-dependent branch. Shape checks always run.
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, Iterator
 
 import torch
 from torch import Tensor
@@ -40,6 +42,27 @@ def can_read_values(t: Tensor) -> bool:
     return not isinstance(t, torch.fx.Proxy)
 
 
+_INPUT_CHECKED: ContextVar[bool] = ContextVar("symtrain_input_checked", default=False)
+
+
+@contextmanager
+def input_checked() -> Iterator[None]:
+    """Within this block the input a wrapper works on has passed
+    :meth:`Symmetry.check_input <symtrain.symmetry.Symmetry.check_input>` (shapes, finite
+    values): the frames computed from it skip their own value checks
+    (:func:`input_is_checked`), so a forward checks its input once, not once per layer."""
+    token = _INPUT_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _INPUT_CHECKED.reset(token)
+
+
+def input_is_checked() -> bool:
+    """Whether the current code runs inside :func:`input_checked`."""
+    return _INPUT_CHECKED.get()
+
+
 def check_finite(t: Tensor, what: str) -> None:
     """Raise :class:`NonFiniteError` naming ``what`` and the first bad samples (axis 0)
     if ``t`` holds NaN or infinity (eager mode only; see the module docstring)."""
@@ -49,13 +72,19 @@ def check_finite(t: Tensor, what: str) -> None:
     # sum that overflows only sends us to the exact check below). Half precision sums in
     # float32, where it would overflow at 65504 and always take the slow path.
     wide = torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None
-    if bool(torch.isfinite(t.sum(dtype=wide))):
+    if _finite_scalar(t.sum(dtype=wide)):
         return
     bad = ~torch.isfinite(t.reshape(t.shape[0], -1) if t.dim() else t.reshape(1, -1)).all(1)
     if bool(bad.any()):
         idx = bad.nonzero().flatten()[:5].tolist()
         kind = "NaN" if bool(torch.isnan(t).any()) else "infinite values"
         raise NonFiniteError(f"{what} is not finite: {kind} in samples {idx} (batch axis 0)")
+
+
+def _finite_scalar(s: Tensor) -> bool:
+    """Whether a 0-d float ``s`` is finite: ``s · 0 == 0`` (NaN and ±inf give NaN), two
+    operations where ``torch.isfinite`` takes four."""
+    return bool(s * 0 == 0)
 
 
 def check_prefix_mask(mask: Tensor, what: str = "the node mask") -> None:
@@ -80,6 +109,15 @@ def check_prefix_mask(mask: Tensor, what: str = "the node mask") -> None:
 def check_finite_input(x: Any, what: str = "the input") -> None:
     """:func:`check_finite` on every float tensor of ``x`` (named by its path, see
     :func:`symtrain.tree.walk`)."""
-    for path, t in walk(x):
-        if isinstance(t, Tensor) and t.is_floating_point():
-            check_finite(t, f"{what}{path}")
+    floats = [(path, t) for path, t in walk(x) if isinstance(t, Tensor) and t.is_floating_point()]
+    if len(floats) > 1 and all(can_read_values(t) for _, t in floats):
+        # one host read for all of them in the common case (every sum finite)
+        sums = [t.sum(dtype=torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else None)
+                for _, t in floats if t.numel()]
+        total = sums[0] if sums else None
+        for more in sums[1:]:
+            total = total + more.to(total.device)
+        if total is not None and _finite_scalar(total):
+            return
+    for path, t in floats:
+        check_finite(t, f"{what}{path}")

@@ -162,6 +162,28 @@ def test_minimal_frames_are_exact_with_one_call(group, dtype):
             assert st.equivariance_error(base.base, sym, x, samples=3).max > 1e-2
 
 
+@pytest.mark.parametrize("group", ["O3", "E3", "SO3"])
+def test_square_pyramid_is_not_on_the_pivot_threshold(group, dtype):
+    """A square pyramid of apex height 1.5: after the first column its apex and opposite
+    base vertex have residuals in the ratio 0.5 exactly, so a pivot ratio of 0.5 is a tie
+    that rounding breaks differently after a rotation. The pivot ratio π/6 is irrational:
+    no tie on such shapes, and the minimal frame is exact there."""
+    from symtrain.symmetrize.qr_frame import PIVOT
+
+    pyramid = torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [0, 0, 1.5]], dtype=dtype)
+    x = pyramid[None].expand(16, 5, 3).clone()
+    sym = st.Symmetry(group, Points(), Points())
+    model = st.FrameAveraging(PointMLP(5, 3, 3).to(dtype), sym)
+    assert st.equivariance_error(model, sym, x, samples=4).max < (1e-5 if dtype == torch.float32 else 1e-11)
+    centred = pyramid - pyramid.mean(0)
+    rot = haar_orthogonal(64, 3, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    moved = centred @ rot.transpose(1, 2)
+    for pivot, tied in ((0.5, True), (PIVOT, False)):
+        q, _ = qr_frame(centred[None], pivot=pivot)
+        q_moved, _ = qr_frame(moved, pivot=pivot)
+        assert ((q_moved - rot @ q).abs().amax((1, 2)) > 1e-2).any() == tied
+
+
 @pytest.mark.parametrize("group", ["SO3", "E3"])
 def test_minimal_canonicalization_is_the_minimal_frame(group):
     """For O(d)-type factors the minimal frame has one element on every input, so the
@@ -301,12 +323,14 @@ def test_weighted_frames_are_exact(group, dtype):
 
 
 def test_weighted_frames_are_continuous_across_a_pivot_tie():
-    """Row 0's norm at half the largest: the minimal frame's pivot choice flips between
+    """Row 0's norm at the pivot ratio of the largest: the minimal frame's pivot choice flips between
     x(1 + ε) and x(1 − ε) and its output jumps; the weighted frame's change goes to 0."""
+    from symtrain.symmetrize.qr_frame import PIVOT
+
     torch.manual_seed(3)
     x = torch.randn(1, 6, 3, dtype=torch.float64)
     big = x[0, 1:].norm(dim=-1).max()  # the largest row is another one
-    x[0, 0] = x[0, 0] / x[0, 0].norm() * big / 2  # exactly on the pivot threshold
+    x[0, 0] = x[0, 0] / x[0, 0].norm() * big * PIVOT  # exactly on the pivot threshold
     sym = st.Symmetry("O3", Points(), Vectors())
     base = PointMLP(6, 3, 3).to(torch.float64)
     minimal, weighted = st.FrameAveraging(base, sym), st.FrameAveraging(base, sym, frames="weighted")

@@ -46,3 +46,30 @@ def test_take_rows_and_gradient():
     assert torch.autograd.gradcheck(lambda t: take_rows(t, index), (x,))
     # a wrong offset (rows taken from the first graph only) would be caught
     assert not torch.equal(x.reshape(15, 2)[index.reshape(-1)].reshape(3, 4, 2), expected)
+
+
+def test_inverse_memo_hits_only_the_same_unchanged_tensor():
+    """``invert_permutation`` remembers its last results by tensor identity: the inverse of
+    an inverse is the original object, free; a modified or merely equal tensor is inverted
+    afresh, so the memo can never return a stale inverse."""
+    from symtrain.groups.permutation import TensorMemo, invert_permutation
+
+    torch.manual_seed(0)
+    p = torch.stack([torch.randperm(6) for _ in range(3)])
+    inv = invert_permutation(p)
+    assert torch.equal(inv.gather(1, p), torch.arange(6).expand(3, 6))
+    assert invert_permutation(inv) is p and invert_permutation(p) is inv
+    same_values = p.clone()
+    assert invert_permutation(same_values) is not inv
+    assert torch.equal(invert_permutation(same_values), inv)
+    p[0] = p[0].flip(0)  # in place: the remembered inverse is stale, never returned
+    fresh = invert_permutation(p)
+    assert fresh is not inv and torch.equal(fresh.gather(1, p), torch.arange(6).expand(3, 6))
+    inv2 = invert_permutation(p)
+    inv2[1] = torch.arange(6)  # the remembered result changed in place: recomputed too
+    assert torch.equal(invert_permutation(p).gather(1, p), torch.arange(6).expand(3, 6))
+    memo = TensorMemo(size=2)
+    keys = [torch.zeros(1) for _ in range(3)]
+    for k in keys:
+        memo.put(k, k + 1)
+    assert memo.get(keys[0]) is None and memo.get(keys[2]) is not None  # bounded: oldest dropped

@@ -46,8 +46,8 @@ class Euclidean(Group):
 
     def inverse(self, g):
         r, t = g
-        rt = r.transpose(-1, -2)
-        return rt, -(rt @ t[..., None])[..., 0]
+        # -Rᵀt as a broadcast product summed over the rows (4 small ops, not a batched matmul)
+        return r.transpose(-1, -2), (r * t[..., :, None]).sum(-2).neg()
 
     def sample(self, batch, *, context: GroupContext | None = None, generator=None,
                device=None, dtype=None):

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import weakref
+from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -28,11 +31,55 @@ from .registry import register_group
 MAX_ENUMERATED = 40320  # 8!
 
 
+class TensorMemo:
+    """The last few results of a function of one tensor, keyed by the tensor object itself
+    (not its values): a hit needs the very object, unchanged since (its in-place version
+    counter, and the result's, as they were). Bounded (``size`` entries, oldest dropped) and
+    holding its keys weakly; bypassed while tracing or compiling, where tensor identity
+    means nothing."""
+
+    def __init__(self, size: int = 16):
+        self._entries: deque[tuple[weakref.ref, Any, int, Tensor, int]] = deque(maxlen=size)
+
+    @staticmethod
+    def _off() -> bool:
+        return torch.jit.is_tracing() or torch.compiler.is_compiling()
+
+    def get(self, key: Tensor, tag: Any = None) -> Tensor | None:
+        """The result remembered for ``key`` (and ``tag``, any further argument the
+        function took), or ``None``."""
+        if self._off():
+            return None
+        for ref, entry_tag, version, value, value_version in reversed(list(self._entries)):
+            if ref() is key and entry_tag == tag:
+                if key._version == version and value._version == value_version:
+                    return value
+                return None
+        return None
+
+    def put(self, key: Tensor, value: Tensor, tag: Any = None) -> None:
+        if not self._off():
+            self._entries.append((weakref.ref(key), tag, key._version, value, value._version))
+
+
+#: Inverses of the permutations inverted last, both ways: a symmetrizer inverts its
+#: elements once (``g⁻¹``) and every field's action, and the output's, then needs the
+#: inverse of that again; the memo makes those free within a forward.
+_INVERSES = TensorMemo()
+
+
 def invert_permutation(p: Tensor) -> Tensor:
-    """``[B, n] -> [B, n]`` inverse permutations (a scatter, no sort)."""
+    """``[B, n] -> [B, n]`` inverse permutations (a scatter, no sort; remembered for the
+    last few tensors inverted, see :class:`TensorMemo`)."""
+    inv = _INVERSES.get(p)
+    if inv is not None:
+        return inv
     inv = torch.empty_like(p)
     ar = torch.arange(p.shape[-1], device=p.device).expand_as(p)
-    return inv.scatter_(-1, p, ar)
+    inv.scatter_(-1, p, ar)
+    _INVERSES.put(p, inv)
+    _INVERSES.put(inv, p)
+    return inv
 
 
 def permutations_from_scores(scores: Tensor, mask: Tensor | None = None) -> Tensor:

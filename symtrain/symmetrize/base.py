@@ -19,7 +19,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from ..checks import can_read_values, check_finite_input
+from ..checks import can_read_values, check_finite_input, input_checked
 from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
 from ..groups.base import Device, Element, Group, GroupContext, element_take
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
@@ -90,7 +90,8 @@ class Symmetrizer(nn.Module):
         if self.symmetry.input.batch_size(x) == 0:
             return self.empty_batch_output(x)
         context = self.symmetry.context(x)
-        g, weights = self.weighted_elements(x, context)
+        with input_checked():  # the frames need not check x's values again
+            g, weights = self.weighted_elements(x, context)
         return self.average(x, context, g, weights)
 
     def empty_batch_output(self, x: Any) -> Any:

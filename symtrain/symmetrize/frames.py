@@ -28,7 +28,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..checks import can_read_values, check_finite, check_prefix_mask
+from ..checks import can_read_values, check_finite, check_prefix_mask, input_is_checked
 from ..errors import DegenerateFrameError, UnknownNameError, UnsupportedGroupError
 from ..groups.base import Element, Group, GroupContext, element_map, element_tile
 from ..symmetry import Symmetry
@@ -97,7 +97,8 @@ def rotation_points(factor: Group, symmetry: Symmetry, x: Any, what: str) -> Ten
     d = factor.vector_dim
     if pts.shape[-1] != d:
         raise UnsupportedGroupError(f"{factor} needs {d}-d points, got {pts.shape[-1]}-d")
-    check_finite(pts, f"the points {what} are computed from")
+    if not input_is_checked():  # a wrapper's forward has checked them already
+        check_finite(pts, f"the points {what} are computed from")
     return pts
 
 
@@ -442,15 +443,16 @@ def frame_elements(frames: list[Frame], symmetry: Symmetry, x, context) -> tuple
             done[i] = gi
             continue
         k = weights.shape[1]
-        xs = symmetry.input.repeat(x, k, context)
-        ctx = context.repeat(k)
-        ident = group.split(group.identity(batch * k, context=ctx, device=weights.device,
-                                           dtype=weights.dtype))
-        so_far = group.join(tuple(done.get(j, ident[j]) for j in range(len(factors))))
-        moved = symmetry.act_input(group.inverse(so_far), xs, ctx, check=False)
+        # s⁻¹·x, moved by the factors found so far only (s is the identity on the others)
+        moved = None
+        for j, e in done.items():
+            inv = factors[j].inverse(e)
+            moved = symmetry.input.apply_repeated(factors[j], inv, x, k, context) if moved is None \
+                else symmetry.input.apply(factors[j], inv, moved, context.repeat(k))
         gi, wi = frames[i](factors[i], symmetry, moved, symmetry.context(moved))
         ki = wi.shape[1]
-        done = {j: element_map(lambda t, ki=ki: t.repeat_interleave(ki, 0), e) for j, e in done.items()}
+        if ki > 1:
+            done = {j: element_map(lambda t, ki=ki: t.repeat_interleave(ki, 0), e) for j, e in done.items()}
         done[i] = gi
         weights = (weights[:, :, None] * wi.reshape(batch, k, ki)).reshape(batch, k * ki)
     elements = tuple(done[j] for j in range(len(factors)))

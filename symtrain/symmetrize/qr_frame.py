@@ -54,6 +54,8 @@ continuous (Dym et al., ICML 2024); weighted frames address that.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -62,7 +64,10 @@ from ..errors import ShapeError
 
 #: A row is a candidate for the next column when its residual is at least this fraction of
 #: the largest residual (1.0 would be column pivoting, which ties on symmetric clouds).
-PIVOT = 0.5
+#: Irrational (π/6 ≈ 0.524), so that no cloud with rational coordinates sits exactly on it:
+#: at 0.5 a square pyramid of apex height 1.5 (residuals of apex and base vertex exactly
+#: in that ratio) got a different frame after a rotation, by float rounding.
+PIVOT = math.pi / 6
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -119,40 +124,47 @@ def frame_columns(points: Tensor, mask: Tensor | None, proper: bool, tol: float,
                   pivot: float = PIVOT) -> tuple[Tensor, Tensor]:
     """:func:`qr_frame` without its argument checks (the wrappers' hot path).
 
-    Modified Gram–Schmidt over all rows at once (one projection per step), in float64
-    (where the device has it), whose loss of orthogonality, ``eps · κ`` with ``κ`` kept
-    small by the pivot rule, is far below float32 rounding; squared norms throughout, so
-    a step is a handful of batched operations."""
+    Modified Gram–Schmidt over all rows at once (one fused rank-1 update per step), in
+    float64 (where the device has it), whose loss of orthogonality, ``eps · κ`` with ``κ``
+    kept small by the pivot rule, is far below float32 rounding; squared norms
+    throughout, the candidates' two thresholds folded into one, and the chosen row's
+    norm read from the residual norms already computed, so a step is a handful of
+    batched operations."""
     b, n, d = points.shape
     out_dtype = points.dtype
+    if n == 0:  # no points: rank 0, every column zero
+        rank = torch.zeros(b, dtype=torch.long, device=points.device)
+        q = points.new_zeros(b, d, d)
+        return (_make_proper(q, rank) if proper else q), rank
     work = torch.float32 if points.device.type == "mps" else torch.float64
-    p = points.to(work)
+    resid = points.to(work)
     if mask is not None:
-        p = p * mask[..., None].to(work)
-    size2 = (p * p).sum(-1)  # [B, N] squared residual norms (padding: -1, never chosen)
+        resid = resid * mask[..., None].to(work)
+    size2 = (resid * resid).sum(-1)  # [B, N] squared residual norms (padding: -1, never chosen)
     if mask is not None:
         size2 = size2.masked_fill(~mask, -1.0)
-    floor2 = (tol * tol) * size2.amax(1) if n else p.new_zeros(b)
-    resid, cols, oks = p, [], []
-    batch = torch.arange(b, device=p.device)
+    # a residual counts when above the rank floor: size2 >= floor (the next float up, so
+    # that ">" becomes ">=" and folds into the pivot threshold below)
+    floor2 = torch.nextafter((tol * tol) * size2.amax(1, keepdim=True), size2.new_tensor(float("inf")))
+    cols, bests = [], []
+    batch = torch.arange(b, device=resid.device)
     tiny = torch.finfo(work).tiny
     for j in range(d):
         if j:
-            q = cols[-1]
-            resid = resid - (resid @ q[:, :, None]) * q[:, None, :]
+            q = cols[-1][:, None, :]  # [B, 1, d]
+            resid = torch.baddbmm(resid, torch.bmm(resid, q.transpose(1, 2)), q, alpha=-1)
             size2 = (resid * resid).sum(-1)
             if mask is not None:
                 size2 = size2.masked_fill(~mask, -1.0)
-        best = size2.amax(1) if n else p.new_zeros(b)
-        ok = best > floor2 if not oks else (best > floor2) & oks[-1]
-        candidate = (size2 >= (pivot * pivot) * best[:, None]) & (size2 > floor2[:, None])
-        first = candidate.to(torch.uint8).argmax(1)
-        row = resid[batch, first]  # [B, d]
-        inv = (row * row).sum(-1, keepdim=True).clamp_min(tiny).rsqrt() * ok[:, None]
-        cols.append(row * inv)
-        oks.append(ok)
-    q = torch.stack(cols, -1)  # [B, d, d]: zero columns past the rank
-    rank = torch.stack(oks, 0).sum(0) if oks else torch.zeros(b, dtype=torch.long, device=p.device)
+        best = size2.amax(1, keepdim=True)  # [B, 1]
+        first = (size2 >= torch.maximum(best * (pivot * pivot), floor2)).to(torch.uint8).argmax(1)
+        # normalised by the residual norm already computed (past the rank: cleared below)
+        cols.append(resid[batch, first] * size2[batch, first, None].clamp_min(tiny).rsqrt())
+        bests.append(best)
+    # column j counts while every step up to j found a residual above the floor
+    ok = (torch.cat(bests, 1) >= floor2).cummin(1).values  # [B, d]
+    q = torch.stack(cols, -1) * ok[:, None, :]  # [B, d, d]: zero columns past the rank
+    rank = ok.sum(1)
     if proper:
         q = _make_proper(q, rank)
     return q.to(out_dtype), rank
