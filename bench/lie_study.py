@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from timm.layers import BlurPool2d
 from timm.models import build_model_with_cfg, register_model
 from timm.models.mlp_mixer import MlpMixer
@@ -84,7 +85,20 @@ def mixer_lie_m(pretrained=False, **kw):
 ARCHS = ["resnet_lie_s", "resnet_lie_m", "resnetaa_lie_s", "vit_lie_s", "vit_lie_m", "mixer_lie_s", "mixer_lie_m"]
 
 
-def train(arch: str, steps: int, seed: int, data) -> dict:
+def augment(x: torch.Tensor, gen: torch.Generator, degrees: float = 30.0, shift: float = 0.125) -> torch.Tensor:
+    """One random rotation (uniform in ``±degrees``) and translation (uniform in ``±shift``
+    of the side along each axis) per image: bilinear sampling, border padding (the
+    digits' background)."""
+    n = x.shape[0]
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
+    move = (torch.rand(n, 2, generator=gen) * 2 - 1) * 2 * shift  # normalised coordinates span 2
+    cos, sin = angle.cos(), angle.sin()
+    theta = torch.stack([torch.stack([cos, -sin, move[:, 0]], 1), torch.stack([sin, cos, move[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="border", align_corners=False)
+
+
+def train(arch: str, steps: int, seed: int, data, augmented: bool = False) -> dict:
     import timm
 
     torch.manual_seed(seed)
@@ -95,7 +109,8 @@ def train(arch: str, steps: int, seed: int, data) -> dict:
     model.train()
     for _ in range(steps):
         idx = torch.randint(len(x), (64,), generator=gen)
-        loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
+        batch = augment(x[idx], gen) if augmented else x[idx]
+        loss = F.cross_entropy(model(batch), y[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -109,8 +124,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench_out/lie_study")
+    parser.add_argument("--archs", default=",".join(ARCHS), help="comma-separated subset of " + ", ".join(ARCHS))
+    parser.add_argument("--augment", action="store_true",
+                        help="also train every configuration with random rotations (±30°) and translations "
+                             "(±1/8 of the side) for S/4 and S steps (models named arch@augB)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    archs = args.archs.split(",")
+    unknown = sorted(set(archs) - set(ARCHS))
+    if unknown:
+        parser.error(f"--archs: unknown {unknown}; choose among {ARCHS}")
 
     from symtrain.data.digits import digits_dataset
     from symtrain.scaling.lie_study import StudySpec, run_study, spearman
@@ -121,15 +144,19 @@ def main() -> None:
     mean, std = data["train"][0].mean(), data["train"][0].std()
     data = {k: ((x - mean) / std, y) for k, (x, y) in data.items()}
     budgets = sorted({0, max(1, args.steps // 4), args.steps})
-    weights, steps_of = {}, {}
+    variants = [("s", False)] + ([("aug", True)] if args.augment else [])
+    weights, steps_of, variant_of = {}, {}, {}
     start = time.perf_counter()
-    for arch in ARCHS:
-        for b in budgets:
-            name = f"{arch}@s{b}"
-            path = out / "weights" / f"{name}.pth"
-            if not path.is_file():
-                torch.save(train(arch, b, args.seed, data), path)
-            weights[name], steps_of[name] = str(path), b
+    for arch in archs:
+        for label, augmented in variants:
+            for b in budgets:
+                if augmented and b == 0:
+                    continue  # untrained: the same model as the plain variant's
+                name = f"{arch}@{label}{b}"
+                path = out / "weights" / f"{name}.pth"
+                if not path.is_file():
+                    torch.save(train(arch, b, args.seed, data, augmented), path)
+                weights[name], steps_of[name], variant_of[name] = str(path), b, "aug" if augmented else "plain"
     trained_s = time.perf_counter() - start
     # the models are registered in this process; a Ray worker would need imports=[__file__]
     spec = StudySpec(models=list(weights), pretrained=False, weights=weights,
@@ -143,34 +170,46 @@ def main() -> None:
     for r in ok:
         gens = [k for k in r if k.startswith("lee_") and not k.endswith("_ci95")]
         r["lee"] = sum(r[k] for k in gens) / len(gens)
-        r["steps"] = steps_of[r["model"]]
+        r["steps"], r["variant"] = steps_of[r["model"]], variant_of[r["model"]]
     print(f"{'model':<24} {'steps':>5} {'params':>9} {'acc':>6} {'LEE':>10}  top layer types (share of ‖Lf‖²)")
     for r in ok:
         shares = sorted(((k[6:], r[k]) for k in r if k.startswith("share_") and isinstance(r[k], float)),
                         key=lambda kv: -abs(kv[1]))[:3]
         print(f"{r['model']:<24} {r['steps']:>5} {r['params']:>9,} {r.get('accuracy') or 0:>6.3f} {r['lee']:>10.3g}  "
               + ", ".join(f"{k} {v:+.2f}" for k, v in shares))
+
+    def rho(sel: list[dict]) -> str:
+        return f"{spearman([r['accuracy'] for r in sel], [r['lee'] for r in sel]):+.2f} (n={len(sel)})"
+
     trained = [r for r in ok if r["steps"] > 0]
-    rho = spearman([r["accuracy"] for r in trained], [r["lee"] for r in trained])
-    print(f"\nSpearman(LEE, accuracy) over trained models: {rho:+.2f} (n={len(trained)})")
+    overall = spearman([r["accuracy"] for r in trained], [r["lee"] for r in trained])
+    print(f"\nSpearman(LEE, accuracy) over trained models: {rho(trained)}")
+    if args.augment:
+        for v in ("plain", "aug"):
+            print(f"  {v} training only: {rho([r for r in trained if r['variant'] == v])}")
     for fam in dict.fromkeys(r["family"] for r in trained):
-        sel = [r for r in trained if r["family"] == fam]
-        print(f"  within {fam}: {spearman([r['accuracy'] for r in sel], [r['lee'] for r in sel]):+.2f} (n={len(sel)})")
-    final = [r for r in ok if r["steps"] == args.steps]
+        print(f"  within {fam}: {rho([r for r in trained if r['family'] == fam])}")
+    final = [r for r in ok if r["steps"] == args.steps and r["variant"] == "plain"]
     print(f"Spearman(LEE, parameters) at {args.steps} steps: "
           f"{spearman([float(r['params']) for r in final], [r['lee'] for r in final]):+.2f} (n={len(final)})")
+    by_name = {r["model"]: r for r in ok}
     for b in budgets:
-        plain = next((r for r in ok if r["model"] == f"resnet_lie_s@s{b}"), None)
-        blur = next((r for r in ok if r["model"] == f"resnetaa_lie_s@s{b}"), None)
+        plain, blur = by_name.get(f"resnet_lie_s@s{b}"), by_name.get(f"resnetaa_lie_s@s{b}")
         if plain and blur:
             print(f"blur pooling at {b} steps: LEE {plain['lee']:.3g} -> {blur['lee']:.3g} "
                   f"(acc {plain.get('accuracy') or 0:.3f} -> {blur.get('accuracy') or 0:.3f})")
+    for arch in archs if args.augment else ():
+        for b in budgets[1:]:
+            plain, aug = by_name.get(f"{arch}@s{b}"), by_name.get(f"{arch}@aug{b}")
+            if plain and aug:
+                print(f"augmentation, {arch} at {b} steps: LEE {plain['lee']:.3g} -> {aug['lee']:.3g} "
+                      f"(acc {plain.get('accuracy') or 0:.3f} -> {aug.get('accuracy') or 0:.3f})")
     minutes = (trained_s + measured_s) / 60
     print(f"training {trained_s:.0f} s, measuring {measured_s:.0f} s: {len(ok) / max(measured_s / 60, 1e-9):.1f} "
           f"models per CPU-minute measured")
-    (out / "summary.json").write_text(json.dumps({"spearman": rho, "models": len(ok), "minutes": minutes}))
+    (out / "summary.json").write_text(json.dumps({"spearman": overall, "models": len(ok), "minutes": minutes}))
     print(f"lie_study_models={len(ok)}")
-    print(f"lie_study_spearman={rho:.3f}" if not math.isnan(rho) else "lie_study_spearman=nan")
+    print(f"lie_study_spearman={overall:.3f}" if not math.isnan(overall) else "lie_study_spearman=nan")
 
 
 if __name__ == "__main__":

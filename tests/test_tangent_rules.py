@@ -3,8 +3,11 @@ rules (float64, rounding-level agreement), alone and under ``vmap`` over several
 (shared primal), and the cases they must leave to PyTorch: weights that carry tangents,
 grad mode, training-mode batch norm, dropout in attention."""
 
+import warnings
+
 import pytest
 import torch
+import torch.autograd.forward_ad as fwAD
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -32,8 +35,11 @@ def close(a, b):
     return float((a - b).abs().max()) <= TOL * max(1.0, float(b.abs().max()))
 
 
+DTYPE = [torch.float64]  # the dtype g() draws in (make_cases switches it)
+
+
 def g(*shape):
-    return torch.randn(*shape, dtype=torch.float64)
+    return torch.randn(*shape, dtype=torch.float64).to(DTYPE[0])
 
 
 def attention(mask=None, causal=False, scale=None, fixed=""):
@@ -54,29 +60,43 @@ def bind(f, *params, **options):
     return lambda x: f(x, *params, **options)
 
 
-torch.manual_seed(0)
-CASES = {
-    "linear": (bind(F.linear, g(7, 6), g(7)), (2, 5, 6)),
-    "linear_nobias": (bind(F.linear, g(7, 6)), (4, 6)),
-    "conv1d": (bind(F.conv1d, g(4, 3, 3), g(4), padding="same"), (2, 3, 9)),
-    "conv2d": (bind(F.conv2d, g(4, 3, 3, 3), g(4), stride=2, padding=1), (2, 3, 9, 9)),
-    "conv2d_groups": (bind(F.conv2d, g(6, 1, 3, 3), None, 1, 1, 2, 3), (2, 3, 9, 9)),
-    "conv3d": (bind(F.conv3d, g(2, 3, 3, 3, 3), g(2)), (1, 3, 5, 5, 5)),
-    "batch_norm_eval": (bind(F.batch_norm, g(3), g(3).abs() + 0.5, g(3), g(3), False), (2, 3, 4, 4)),
-    "batch_norm_plain": (bind(F.batch_norm, g(3), g(3).abs() + 0.5, None, None, False, 0.1, 1e-3), (4, 3)),
-    "layer_norm": (bind(F.layer_norm, (6,), g(6), g(6)), (2, 5, 6)),
-    "layer_norm_2d_noaffine": (bind(F.layer_norm, (5, 6)), (2, 5, 6)),
-    "gelu": (F.gelu, (3, 7)),
-    "gelu_tanh": (bind(F.gelu, approximate="tanh"), (3, 7)),
-    "attention": (attention(), (2, 3, 5, 6)),
-    "attention_scale": (attention(scale=0.3), (2, 3, 5, 6)),
-    "attention_causal": (attention(causal=True), (2, 3, 5, 6)),
-    "attention_bool_mask": (attention(mask=(torch.rand(5, 5) > 0.3) | torch.eye(5, dtype=torch.bool)),
-                            (2, 3, 5, 6)),
-    "attention_float_mask": (attention(mask=g(5, 5)), (2, 3, 5, 6)),
-    "attention_fixed_queries": (attention(fixed="q"), (2, 3, 5, 6)),
-    "attention_fixed_memory": (attention(fixed="kv"), (2, 3, 5, 6)),
-}
+def make_cases(dtype=torch.float64) -> dict:
+    """The cases, their constants drawn from one seed (float64 values, cast to ``dtype``)."""
+    DTYPE[0] = dtype
+    torch.manual_seed(0)
+    try:
+        return _cases()
+    finally:
+        DTYPE[0] = torch.float64
+
+
+def _cases() -> dict:
+    return {
+        "linear": (bind(F.linear, g(7, 6), g(7)), (2, 5, 6)),
+        "linear_nobias": (bind(F.linear, g(7, 6)), (4, 6)),
+        "conv1d": (bind(F.conv1d, g(4, 3, 3), g(4), padding="same"), (2, 3, 9)),
+        "conv2d": (bind(F.conv2d, g(4, 3, 3, 3), g(4), stride=2, padding=1), (2, 3, 9, 9)),
+        "conv2d_groups": (bind(F.conv2d, g(6, 1, 3, 3), None, 1, 1, 2, 3), (2, 3, 9, 9)),
+        "conv3d": (bind(F.conv3d, g(2, 3, 3, 3, 3), g(2)), (1, 3, 5, 5, 5)),
+        "batch_norm_eval": (bind(F.batch_norm, g(3), g(3).abs() + 0.5, g(3), g(3), False), (2, 3, 4, 4)),
+        "batch_norm_plain": (bind(F.batch_norm, g(3), g(3).abs() + 0.5, None, None, False, 0.1, 1e-3), (4, 3)),
+        "layer_norm": (bind(F.layer_norm, (6,), g(6), g(6)), (2, 5, 6)),
+        "layer_norm_2d_noaffine": (bind(F.layer_norm, (5, 6)), (2, 5, 6)),
+        "gelu": (F.gelu, (3, 7)),
+        "gelu_tanh": (bind(F.gelu, approximate="tanh"), (3, 7)),
+        "attention": (attention(), (2, 3, 5, 6)),
+        "attention_scale": (attention(scale=0.3), (2, 3, 5, 6)),
+        "attention_causal": (attention(causal=True), (2, 3, 5, 6)),
+        "attention_bool_mask": (attention(mask=(torch.rand(5, 5) > 0.3) | torch.eye(5, dtype=torch.bool)),
+                                (2, 3, 5, 6)),
+        "attention_float_mask": (attention(mask=g(5, 5)), (2, 3, 5, 6)),
+        "attention_fixed_queries": (attention(fixed="q"), (2, 3, 5, 6)),
+        "attention_fixed_memory": (attention(fixed="kv"), (2, 3, 5, 6)),
+    }
+
+
+CASES = make_cases()
+CASES32 = make_cases(torch.float32)
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -91,6 +111,55 @@ def test_rule_matches_pytorch(name):
     for i in range(4):
         assert close(ts[i], native_jvp(fn, x, vs[i])[1]), (name, i)
     assert close(ys[0], y_ref)
+
+
+def dual_jvp(fn, x, v):
+    """Forward-mode AD with dual numbers (``torch.autograd.forward_ad``): a reference that
+    shares no code with ``torch.func``."""
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), fwAD.dual_level():
+        out = fwAD.unpack_dual(fn(fwAD.make_dual(x, v)))
+        return out.primal, out.tangent
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("name", list(CASES))
+def test_rule_matches_dual_numbers(name, dtype):
+    """Each rule against dual-number forward AD: rounding-level in float64, float32's
+    precision in float32; under ``vmap`` over 5 tangents (the rules' batching rules) with
+    no batching fallback (PyTorch warns when it loops over the tangents)."""
+    fn, shape = CASES[name]
+    tol = TOL if dtype == torch.float64 else 1e-4
+    x, v, vs = g(*shape), g(*shape), g(5, *shape)
+    _, ref = dual_jvp(fn, x, v)
+    refs = [dual_jvp(fn, x, u)[1] for u in vs]
+    if dtype == torch.float32:  # the same case with float32 constants, against the float64 reference
+        fn = CASES32[name][0]
+        x, v, vs = x.float(), v.float(), vs.float()
+    _, got = rules_jvp(fn, x, v)
+    assert float((got.double() - ref).abs().max()) <= tol * max(1.0, float(ref.abs().max())), name
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*performance drop.*")
+        _, many = rules_vmap(fn, x, vs)
+    for got, ref in zip(many, refs, strict=True):
+        assert float((got.double() - ref).abs().max()) <= tol * max(1.0, float(ref.abs().max())), name
+
+
+def test_rules_under_dual_numbers_and_a_vmapped_primal():
+    """The rules also serve ``torch.autograd.forward_ad`` (dual tensors), and a ``vmap``
+    over primals and tangents together (constants batched as well)."""
+    for name in ("layer_norm", "attention", "attention_fixed_queries", "attention_fixed_memory"):
+        fn, shape = CASES[name]
+        x, v = g(*shape), g(*shape)
+        _, ref = dual_jvp(fn, x, v)
+        with torch.no_grad(), TangentRules(), fwAD.dual_level():
+            got = fwAD.unpack_dual(fn(fwAD.make_dual(x, v))).tangent
+        assert close(got, ref), name
+        xs, vs = g(3, *shape), g(3, *shape)
+        with torch.no_grad(), TangentRules(), warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*performance drop.*")
+            _, both = torch.func.vmap(lambda a, b, f=fn: torch.func.jvp(f, (a,), (b,)))(xs, vs)
+        for i in range(3):
+            assert close(both[i], dual_jvp(fn, xs[i], vs[i])[1]), (name, i)
 
 
 def test_rules_are_used_and_a_wrong_rule_would_be_caught(monkeypatch):

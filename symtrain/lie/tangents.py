@@ -38,6 +38,7 @@ PyTorch's rule.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,43 @@ def constant(*tensors) -> bool:
     constant): not wrapped by a ``torch.func`` transform, not a forward-AD dual tensor."""
     return all(t is None or (not torch._C._functorch.is_functorch_wrapped_tensor(t)
                              and unpack_dual(t).tangent is None) for t in tensors)
+
+
+class _Tangents(torch.autograd.Function):
+    """``kernel(tangents, constants)``: a tangent computation on every tangent at once.
+
+    ``kernel`` receives the tangents with one leading axis of tangents (size 1 outside
+    ``vmap``) and the constants without it (constants carry one too, aligned to the
+    tangents' rank, only where ``vmap`` batches them as well). Under ``vmap`` this is the
+    batching rule: the kernel sees the physical tensors, so it can use in-place and fused
+    ops (``addcmul_``), which PyTorch's batching fallback would run one tangent at a time,
+    and lay products out itself. ``kernel`` returns ``(result, axis)``: the result and the
+    position of its axis of tangents. It must not modify its arguments."""
+
+    @staticmethod
+    def forward(kernel, tangents, constants):
+        out, axis = kernel(tuple(t.unsqueeze(0) for t in tangents), constants)
+        return out.squeeze(axis)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def vmap(info, in_dims, kernel, tangents, constants):
+        _, t_dims, c_dims = in_dims
+        rank = max(t.dim() - (d is not None) for t, d in zip(tangents, t_dims, strict=True))
+        tangents = tuple(t.unsqueeze(0).expand(info.batch_size, *t.shape) if d is None else t.movedim(d, 0)
+                         for t, d in zip(tangents, t_dims, strict=True))
+        constants = tuple(c if d is None else _leading(c, d, rank) for c, d in zip(constants, c_dims, strict=True))
+        return kernel(tangents, constants)
+
+
+def _leading(c: torch.Tensor, dim: int, rank: int) -> torch.Tensor:
+    """A batched constant with its batch axis first, then padded to ``rank`` logical axes
+    (so it broadcasts against tangents laid out as ``(batch, *logical)``)."""
+    c = c.movedim(dim, 0)
+    return c.reshape(c.shape[:1] + (1,) * (rank - c.dim() + 1) + c.shape[1:])
 
 
 class _Conv(torch.autograd.Function):
@@ -123,12 +161,18 @@ class _LayerNorm(torch.autograd.Function):
         rstd = torch.rsqrt(centred.pow(2).mean(ctx.dims, keepdim=True) + eps)
         normed = centred * rstd
         a = rstd if weight is None else rstd * weight
-        ctx.save_for_forward(a, a * normed, normed)
+        ctx.save_for_forward(a, normed)
 
     @staticmethod
     def jvp(ctx, x_t, *_):
-        a, b, normed = ctx.saved_tensors
-        return a * (x_t - x_t.mean(ctx.dims, keepdim=True)) - b * (normed * x_t).mean(ctx.dims, keepdim=True)
+        return _Tangents.apply(partial(_layer_norm_tangent, dims=ctx.dims), (x_t,), ctx.saved_tensors)
+
+
+def _layer_norm_tangent(tangents, constants, dims):
+    """``a ⊙ (t − mean t − x̂ · mean(x̂ ⊙ t))``: one fresh tensor, then in place."""
+    (t,), (a, normed) = tangents, constants
+    projection = (normed * t).mean(dims, keepdim=True)
+    return (t - t.mean(dims, keepdim=True)).addcmul_(normed, projection, value=-1).mul_(a), 0
 
 
 class _GELU(torch.autograd.Function):
@@ -163,6 +207,8 @@ class _Attention(torch.autograd.Function):
 
     @staticmethod
     def forward(q, k, v, mask, is_causal, scale, varies):
+        if not constant(q, k, v):  # a vmap over the primal: the fused kernels have no batching rule
+            return _weights(q, k, mask, is_causal, scale) @ v
         with sdpa_kernel(_ALL_BACKENDS):  # undo TangentRules' math-only setting: the primal has no tangent
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, scale=scale)
 
@@ -170,30 +216,87 @@ class _Attention(torch.autograd.Function):
     def setup_context(ctx, inputs, output):
         q, k, v, mask, is_causal, scale, ctx.varies = inputs
         scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
-        logits = (q @ k.transpose(-2, -1)) * scale
-        if is_causal:
-            causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
-            logits = logits.masked_fill(~causal, float("-inf"))
-        if mask is not None:
-            logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
-        ctx.save_for_forward(q * scale, k * scale, v, torch.softmax(logits, -1), output)
+        ctx.save_for_forward(q * scale, k * scale, v, _weights(q, k, mask, is_causal, scale), output)
 
     @staticmethod
     def jvp(ctx, q_t, k_t, v_t, *_):
-        q_scaled, k_scaled, v, weights, out = ctx.saved_tensors
-        q_varies, k_varies, v_varies = ctx.varies
-        out_t = None
-        if q_varies or k_varies:
-            logits_t = q_t @ k_scaled.transpose(-2, -1) if q_varies else None
-            if k_varies:
-                term = q_scaled @ k_t.transpose(-2, -1)
-                logits_t = term if logits_t is None else logits_t.add_(term)
-            p = logits_t.mul_(weights)
-            out_t = p @ v - p.sum(-1, keepdim=True) * out
-        if v_varies:
-            term = weights @ v_t
-            out_t = term if out_t is None else out_t + term
-        return out_t if out_t is not None else torch.zeros_like(out)
+        varies = ctx.varies
+        if not any(varies):
+            return torch.zeros_like(ctx.saved_tensors[-1])
+        tangents = tuple(t for t, on in zip((q_t, k_t, v_t), varies, strict=True) if on)
+        return _Tangents.apply(partial(_attention_tangent, varies=varies), tangents, ctx.saved_tensors)
+
+
+def _weights(q, k, mask, is_causal, scale) -> torch.Tensor:
+    """The attention weights ``softmax(q kᵀ · scale + mask)``."""
+    scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
+    logits = (q @ k.transpose(-2, -1)) * scale
+    if is_causal:
+        causal = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool, device=q.device).tril()
+        logits = logits.masked_fill(~causal, float("-inf"))
+    if mask is not None:
+        logits = logits.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+    return torch.softmax(logits, -1)
+
+
+def _fold(t: torch.Tensor) -> torch.Tensor:
+    """``(G, *batch, N, E)`` → ``(*batch, G·N, E)``: the tangents' axis folded into the rows
+    (one copy), so a product with a constant ``(*batch, N, ·)`` is one batched GEMM."""
+    t = t.movedim(0, -3)
+    return t.reshape(*t.shape[:-3], -1, t.shape[-1])
+
+
+def _attention_tangent(tangents, constants, varies):
+    """``(A⊙dS) V − rowsum(A⊙dS) ⊙ O + A dV`` with ``dS = dQ Kᵀ + Q dKᵀ`` (scaled) for
+    ``G`` tangents at once, laid out as ``(*batch, G, N, ·)`` so that no product
+    broadcasts a constant over the tangents: ``dS`` is one product
+    ``[dQ, Q] [K, dK]ᵀ`` (or ``dQ Kᵀ`` with ``G`` folded into the rows), ``(A⊙dS) V`` one
+    GEMM on the folded rows, ``A dV`` one GEMM with ``G`` folded into the columns. Under
+    ``vmap`` over the model's primal as well (constants with a leading axis) the plain
+    broadcasting formula is used."""
+    q_scaled, k_scaled, v, weights, out = constants
+    it = iter(tangents)
+    q_t, k_t, v_t = (next(it) if on else None for on in varies)
+    g = next(t for t in (q_t, k_t, v_t) if t is not None).shape[0]
+    if any(c.dim() == tangents[0].dim() for c in constants):  # the primal is vmapped too
+        return _attention_tangent_broadcast(q_t, k_t, v_t, *constants), 0
+    out_t = None
+    if q_t is not None or k_t is not None:
+        if k_t is None:
+            logits_t = (_fold(q_t) @ k_scaled.transpose(-2, -1)).unflatten(-2, (g, -1))
+        else:
+            k_t = k_t.movedim(0, -3)  # (*batch, G, N, E)
+            q_rows = q_scaled.unsqueeze(-3).expand_as(k_t)
+            if q_t is None:
+                left, right = q_rows, k_t
+            else:
+                left = torch.cat([q_t.movedim(0, -3), q_rows], -1)
+                right = torch.cat([k_scaled.unsqueeze(-3).expand_as(k_t), k_t], -1)
+            logits_t = left @ right.transpose(-2, -1)  # (*batch, G, N, N)
+        p = logits_t.mul_(weights.unsqueeze(-3))
+        out_t = (p.flatten(-3, -2) @ v).unflatten(-2, (g, -1))
+        out_t.addcmul_(p.sum(-1, keepdim=True), out.unsqueeze(-3), value=-1)
+    if v_t is not None:  # A dV: G folded into the columns
+        cols = v_t.movedim(0, -2)  # (*batch, N, G, E)
+        term = (weights @ cols.reshape(*cols.shape[:-2], -1)).unflatten(-1, (g, -1)).transpose(-3, -2)
+        out_t = term if out_t is None else out_t.add_(term)
+    return out_t, out_t.dim() - 3
+
+
+def _attention_tangent_broadcast(q_t, k_t, v_t, q_scaled, k_scaled, v, weights, out):
+    """The same tangent with every tensor broadcast from the right (tangents ``(G, ...)``)."""
+    out_t = 0
+    if q_t is not None or k_t is not None:
+        logits_t = 0
+        if q_t is not None:
+            logits_t = q_t @ k_scaled.transpose(-2, -1)
+        if k_t is not None:
+            logits_t = logits_t + q_scaled @ k_t.transpose(-2, -1)
+        p = logits_t * weights
+        out_t = p @ v - p.sum(-1, keepdim=True) * out
+    if v_t is not None:
+        out_t = out_t + weights @ v_t
+    return out_t
 
 
 _CONVS = {F.conv1d: F.conv1d, F.conv2d: F.conv2d, F.conv3d: F.conv3d}
