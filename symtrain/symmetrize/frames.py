@@ -399,6 +399,8 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
 
 def product_frame(parts: list[tuple[Element, Tensor]], batch: int) -> tuple[Element, Tensor]:
     """All combinations of the factors' frame elements (the first factor varying slowest)."""
+    if len(parts) == 1:
+        return parts[0]
     elements, weights = [], None
     sizes = [w.shape[1] for _, w in parts]
     total = math.prod(sizes)

@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..actions.base import cat_features
 from ..checks import check_finite, check_prefix_mask, input_is_checked
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.automorphisms import (
@@ -127,9 +128,9 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
     b, n = context.batch_size, context.num_nodes
     ref = (nodes or edges)[0]
     dtype = torch.float64
-    node_t = torch.cat([t.to(dtype) for t in nodes], -1) if nodes else \
+    node_t = cat_features([t.to(dtype) for t in nodes]) if nodes else \
         torch.zeros(b, n, 1, dtype=dtype, device=ref.device)
-    edge_t = torch.cat([t.to(dtype) for t in edges], -1) if edges else None
+    edge_t = cat_features([t.to(dtype) for t in edges])
     return node_t, edge_t, mask
 
 
