@@ -115,11 +115,13 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
         f = torch.stack(fields, 2).to(torch.float64)  # [B, N, m, d]
         if not input_is_checked():
             check_finite(f, "the points an S_n frame is computed from")
-        gram = torch.einsum("biad,bjcd->bijac", f, f).flatten(3)  # [B, N, N, m²]
-        gram = torch.round(gram / gram_round)
+        b, n, m, d = f.shape
+        flat = f.reshape(b, n * m, d)  # one batched product for every pair of vectors
+        gram = torch.bmm(flat, flat.transpose(1, 2)).view(b, n, m, n, m)
+        gram = torch.round(gram.transpose(2, 3) / gram_round).reshape(b, n, n, m * m)  # [B, N, N, m²]
         nodes.append(torch.diagonal(gram, 0, 1, 2).transpose(1, 2))
-        eye = torch.eye(gram.shape[1], dtype=torch.bool, device=gram.device)
-        edges.append(torch.where(eye[None, :, :, None], torch.zeros_like(gram), gram))
+        eye = torch.eye(n, dtype=torch.bool, device=gram.device)
+        edges.append(gram.masked_fill(eye[None, :, :, None], 0.0))
     elif fields:
         nodes += [f.reshape(*f.shape[:2], -1) for f in fields]
     if not nodes and not edges:
