@@ -68,6 +68,9 @@ def test_inverse_memo_hits_only_the_same_unchanged_tensor():
     inv2 = invert_permutation(p)
     inv2[1] = torch.arange(6)  # the remembered result changed in place: recomputed too
     assert torch.equal(invert_permutation(p).gather(1, p), torch.arange(6).expand(3, 6))
+    with torch.inference_mode():  # inference tensors keep no version counter: no memo, no error
+        q = torch.stack([torch.randperm(6) for _ in range(3)])
+        assert torch.equal(invert_permutation(q).gather(1, q), torch.arange(6).expand(3, 6))
     memo = TensorMemo(size=2)
     keys = [torch.zeros(1) for _ in range(3)]
     for k in keys:

@@ -73,7 +73,7 @@ class NodeView:
                 points = other.points
             else:
                 vectors = vectors + [other.points - points]
-        return NodeView(torch.cat(feats, -1) if feats else None,
+        return NodeView(cat_features(feats),
                         self.adjacency if self.adjacency is not None else other.adjacency,
                         points, vectors, self.mask if self.mask is not None else other.mask,
                         self.edge_features if self.edge_features is not None else other.edge_features)
@@ -292,6 +292,13 @@ def matrix_on_nodes(m: Tensor, x: Tensor, dim: int = 1) -> Tensor:
     x = x.movedim(dim, 1)
     out = torch.einsum("bij,bj...->bi...", m.to(x.dtype), x)
     return out.movedim(1, dim)
+
+
+def cat_features(parts: list[Tensor]) -> Tensor | None:
+    """``parts`` joined on the last axis; one part as it is (no copy), none: ``None``."""
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
 
 
 def take_rows(x: Tensor, index: Tensor) -> Tensor:

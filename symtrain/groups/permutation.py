@@ -34,21 +34,24 @@ MAX_ENUMERATED = 40320  # 8!
 class TensorMemo:
     """The last few results of a function of one tensor, keyed by the tensor object itself
     (not its values): a hit needs the very object, unchanged since (its in-place version
-    counter, and the result's, as they were). Bounded (``size`` entries, oldest dropped) and
-    holding its keys weakly; bypassed while tracing or compiling, where tensor identity
-    means nothing."""
+    counter, and the result's, as they were). Bounded (``size`` entries, oldest dropped,
+    so at most ``size`` results are kept alive) and holding its keys weakly; bypassed
+    while tracing or compiling, where tensor identity means nothing, and for inference
+    tensors."""
 
-    def __init__(self, size: int = 16):
+    def __init__(self, size: int = 8):
         self._entries: deque[tuple[weakref.ref, Any, int, Tensor, int]] = deque(maxlen=size)
 
     @staticmethod
-    def _off() -> bool:
-        return torch.jit.is_tracing() or torch.compiler.is_compiling()
+    def _off(*tensors: Tensor) -> bool:
+        """No memo while tracing or compiling, nor for inference tensors (created under
+        ``torch.inference_mode``), which keep no version counter to tell a change by."""
+        return torch.jit.is_tracing() or torch.compiler.is_compiling() or any(t.is_inference() for t in tensors)
 
     def get(self, key: Tensor, tag: Any = None) -> Tensor | None:
         """The result remembered for ``key`` (and ``tag``, any further argument the
         function took), or ``None``."""
-        if self._off():
+        if self._off(key):
             return None
         for ref, entry_tag, version, value, value_version in reversed(list(self._entries)):
             if ref() is key and entry_tag == tag:
@@ -58,7 +61,7 @@ class TensorMemo:
         return None
 
     def put(self, key: Tensor, value: Tensor, tag: Any = None) -> None:
-        if not self._off():
+        if not self._off(key, value):
             self._entries.append((weakref.ref(key), tag, key._version, value, value._version))
 
 

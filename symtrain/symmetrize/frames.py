@@ -237,6 +237,21 @@ class PCAFrame(Frame):
         return factor.from_parts(rots), weights
 
 
+def lexsort_rows(keys: Tensor) -> Tensor:
+    """The stable lexicographic order ``[B, N]`` of the rows of ``keys`` ``[B, N, F]``
+    (first column first; equal rows keep their index order): stable passes, last column
+    first, each gathering one column in the order so far (O(B·N·F) in all); the first
+    pass sorts its column as it is."""
+    b, n, f = keys.shape
+    if f == 0:
+        return torch.arange(n, device=keys.device).expand(b, n)
+    order = torch.argsort(keys[..., f - 1], dim=1, stable=True)
+    for col in reversed(range(f - 1)):
+        vals = keys[..., col].gather(1, order)
+        order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
+    return order
+
+
 def sort_order(keys: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """The lexicographic order of the nodes by ``keys`` ``[B, N, F]`` (first column first;
     stable, so tied nodes keep their index order; padding last) and which ranks are tied:
@@ -246,10 +261,7 @@ def sort_order(keys: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     if mask is not None:
         check_prefix_mask(mask)
         keys = torch.where(mask[..., None], keys, torch.full_like(keys, float("inf")))
-    order = torch.arange(n, device=keys.device).expand(b, n)
-    for col in reversed(range(f)):  # stable passes, last key first (one column gathered each: O(B·N·F) in all)
-        vals = keys[..., col].gather(1, order)
-        order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
+    order = lexsort_rows(keys)
     sorted_keys = keys.gather(1, order[..., None].expand_as(keys))
     tied = (sorted_keys[:, 1:] == sorted_keys[:, :-1]).all(-1)  # rank r tied with r+1
     if mask is not None:
@@ -387,6 +399,8 @@ def default_frame(factor: Group, canonical: bool = False, tol: float | None = No
 
 def product_frame(parts: list[tuple[Element, Tensor]], batch: int) -> tuple[Element, Tensor]:
     """All combinations of the factors' frame elements (the first factor varying slowest)."""
+    if len(parts) == 1:
+        return parts[0]
     elements, weights = [], None
     sizes = [w.shape[1] for _, w in parts]
     total = math.prod(sizes)

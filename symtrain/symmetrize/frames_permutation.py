@@ -52,6 +52,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..actions.base import cat_features
 from ..checks import check_finite, check_prefix_mask, input_is_checked
 from ..errors import ShapeError, UnsupportedGroupError
 from ..groups.automorphisms import (
@@ -66,7 +67,7 @@ from ..groups.automorphisms import (
 from ..groups.base import Group, GroupContext
 from ..registry import ArgumentError
 from ..symmetry import Symmetry
-from .frames import Frame, _float
+from .frames import Frame, _float, lexsort_rows
 
 
 class MonteCarloFrameWarning(UserWarning):
@@ -114,11 +115,13 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
         f = torch.stack(fields, 2).to(torch.float64)  # [B, N, m, d]
         if not input_is_checked():
             check_finite(f, "the points an S_n frame is computed from")
-        gram = torch.einsum("biad,bjcd->bijac", f, f).flatten(3)  # [B, N, N, m²]
-        gram = torch.round(gram / gram_round)
+        b, n, m, d = f.shape
+        flat = f.reshape(b, n * m, d)  # one batched product for every pair of vectors
+        gram = torch.bmm(flat, flat.transpose(1, 2)).view(b, n, m, n, m)
+        gram = torch.round(gram.transpose(2, 3) / gram_round).reshape(b, n, n, m * m)  # [B, N, N, m²]
         nodes.append(torch.diagonal(gram, 0, 1, 2).transpose(1, 2))
-        eye = torch.eye(gram.shape[1], dtype=torch.bool, device=gram.device)
-        edges.append(torch.where(eye[None, :, :, None], torch.zeros_like(gram), gram))
+        eye = torch.eye(n, dtype=torch.bool, device=gram.device)
+        edges.append(gram.masked_fill(eye[None, :, :, None], 0.0))
     elif fields:
         nodes += [f.reshape(*f.shape[:2], -1) for f in fields]
     if not nodes and not edges:
@@ -127,9 +130,9 @@ def node_invariants(factor: Group, symmetry: Symmetry, x: Any, context: GroupCon
     b, n = context.batch_size, context.num_nodes
     ref = (nodes or edges)[0]
     dtype = torch.float64
-    node_t = torch.cat([t.to(dtype) for t in nodes], -1) if nodes else \
+    node_t = cat_features([t.to(dtype) for t in nodes]) if nodes else \
         torch.zeros(b, n, 1, dtype=dtype, device=ref.device)
-    edge_t = torch.cat([t.to(dtype) for t in edges], -1) if edges else None
+    edge_t = cat_features([t.to(dtype) for t in edges])
     return node_t, edge_t, mask
 
 
@@ -164,19 +167,18 @@ def _ranks(keys: Tensor) -> Tensor:
     return torch.empty_like(new).scatter_(1, order, new.cumsum(1) - 1)
 
 
-def _lex_ranks(rows: Tensor, pad: Tensor) -> Tensor:
+def _lex_ranks(rows: Tensor, pad: Tensor | None) -> Tensor:
     """Dense ranks ``[B, N]`` of the rows ``[B, N, F]`` within each sample in lexicographic
-    order of their values, padding (``pad`` ``[B, N]``, 1 for padded slots) last. Ordered
+    order of their values, padding (``pad`` ``[B, N]``, 1 for padded slots; ``None``: no
+    padding) last. Ordered
     by value, not by a hash of the bits: features that are invariant only up to float
     rounding (computed invariants) keep their order under the other factors."""
     b, n, f = rows.shape
-    order = torch.arange(n, device=rows.device).expand(b, n)
-    for col in reversed(range(f)):  # stable passes, last column first
-        vals = rows[..., col].gather(1, order)  # one column per pass: O(B·N·F) in all
-        order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
-    order = order.gather(1, torch.argsort(pad.gather(1, order), dim=1, stable=True))
-    ranked = torch.cat([pad[..., None].to(rows.dtype), rows], -1).gather(
-        1, order[..., None].expand(b, n, f + 1))
+    order = lexsort_rows(rows)
+    if pad is not None:  # padding last: one more stable pass, and a key column for the ties
+        order = order.gather(1, torch.argsort(pad.gather(1, order), dim=1, stable=True))
+        rows = torch.cat([pad[..., None].to(rows.dtype), rows], -1)
+    ranked = rows.gather(1, order[..., None].expand(b, n, rows.shape[-1]))
     new = torch.ones(b, n, dtype=torch.long, device=rows.device)
     new[:, 1:] = (ranked[:, 1:] != ranked[:, :-1]).any(-1).long()
     return torch.empty_like(new).scatter_(1, order, new.cumsum(1) - 1)
@@ -198,8 +200,7 @@ def refine_batched(nodes: Tensor, edges: Tensor, mask: Tensor | None) -> tuple[T
     discrete graph therefore has no automorphism but the identity, and its colours are a
     canonical labelling."""
     b, n, _ = nodes.shape
-    pad = torch.zeros(b, n, dtype=torch.long, device=nodes.device) if mask is None else (~mask).long()
-    colours = _lex_ranks(nodes, pad)
+    colours = _lex_ranks(nodes, None if mask is None else (~mask).long())
     real = torch.full((b,), n, device=nodes.device) if mask is None else mask.sum(1)
     padded = (real < n).long()
     discrete = (colours.amax(1) + 1 - padded) == real
@@ -315,10 +316,7 @@ class MinimalPermutationFrame(Frame):
         blocks of positions' nodes that are tied."""
         b, n, f = nodes.shape
         keys = nodes if mask is None else torch.where(mask[..., None], nodes, torch.full_like(nodes, math.inf))
-        order = torch.arange(n, device=keys.device).expand(b, n)
-        for col in reversed(range(f)):  # stable passes, last column first
-            vals = keys[..., col].gather(1, order)
-            order = order.gather(1, torch.argsort(vals, dim=1, stable=True))
+        order = lexsort_rows(keys)
         ranked = keys.gather(1, order[..., None].expand(b, n, f))
         tied = (ranked[:, 1:] == ranked[:, :-1]).all(-1)
         if mask is not None:

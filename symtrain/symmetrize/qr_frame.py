@@ -19,7 +19,7 @@ order, which they do not touch, so the same rows are chosen for ``x Rᵀ`` and e
 ``q_j`` turns into ``R q_j``. MFA takes the first row with a non-zero residual; taking the
 first row within a factor ``pivot`` of the largest keeps the frame well conditioned (a
 barely independent row would make ``q_j`` sensitive to rounding) and is still a frame.
-The rank ``r`` is the number of steps whose largest residual exceeds ``tol`` times the
+The rank ``r`` is the number of steps whose largest residual reaches ``tol`` times the
 cloud's scale (its largest row norm), so it does not depend on units.
 
 **Degenerate inputs** (rank ``r < d``; never an error):
@@ -126,10 +126,10 @@ def frame_columns(points: Tensor, mask: Tensor | None, proper: bool, tol: float,
 
     Modified Gram–Schmidt over all rows at once (one fused rank-1 update per step), in
     float64 (where the device has it), whose loss of orthogonality, ``eps · κ`` with ``κ``
-    kept small by the pivot rule, is far below float32 rounding; squared norms
-    throughout, the candidates' two thresholds folded into one, and the chosen row's
-    norm read from the residual norms already computed, so a step is a handful of
-    batched operations."""
+    kept small by the pivot rule, is far below float32 rounding; the candidates' two
+    thresholds folded into one, the chosen row normalised by its residual norm already
+    computed, and the columns past the rank cleared once at the end, so a step is a
+    dozen batched operations."""
     b, n, d = points.shape
     out_dtype = points.dtype
     if n == 0:  # no points: rank 0, every column zero
@@ -140,29 +140,29 @@ def frame_columns(points: Tensor, mask: Tensor | None, proper: bool, tol: float,
     resid = points.to(work)
     if mask is not None:
         resid = resid * mask[..., None].to(work)
-    size2 = (resid * resid).sum(-1)  # [B, N] squared residual norms (padding: -1, never chosen)
+    size = torch.linalg.vector_norm(resid, dim=-1)  # [B, N] residual norms (padding: -1, never chosen)
     if mask is not None:
-        size2 = size2.masked_fill(~mask, -1.0)
-    # a residual counts when above the rank floor: size2 >= floor (the next float up, so
-    # that ">" becomes ">=" and folds into the pivot threshold below)
-    floor2 = torch.nextafter((tol * tol) * size2.amax(1, keepdim=True), size2.new_tensor(float("inf")))
+        size = size.masked_fill(~mask, -1.0)
+    # a residual counts when it is at least the rank floor, tol times the cloud's scale
+    # (plus the smallest normal number, so that a zero cloud has rank 0 even with tol = 0)
+    tiny = torch.finfo(work).tiny
+    floor = size.amax(1, keepdim=True) * tol + tiny
     cols, bests = [], []
     batch = torch.arange(b, device=resid.device)
-    tiny = torch.finfo(work).tiny
     for j in range(d):
         if j:
             q = cols[-1][:, None, :]  # [B, 1, d]
             resid = torch.baddbmm(resid, torch.bmm(resid, q.transpose(1, 2)), q, alpha=-1)
-            size2 = (resid * resid).sum(-1)
+            size = torch.linalg.vector_norm(resid, dim=-1)
             if mask is not None:
-                size2 = size2.masked_fill(~mask, -1.0)
-        best = size2.amax(1, keepdim=True)  # [B, 1]
-        first = (size2 >= torch.maximum(best * (pivot * pivot), floor2)).to(torch.uint8).argmax(1)
+                size = size.masked_fill(~mask, -1.0)
+        best = size.amax(1, keepdim=True)  # [B, 1]
+        first = (size >= torch.maximum(best * pivot, floor)).to(torch.uint8).argmax(1)
         # normalised by the residual norm already computed (past the rank: cleared below)
-        cols.append(resid[batch, first] * size2[batch, first, None].clamp_min(tiny).rsqrt())
+        cols.append(resid[batch, first] / size[batch, first, None].clamp_min(tiny))
         bests.append(best)
     # column j counts while every step up to j found a residual above the floor
-    ok = (torch.cat(bests, 1) >= floor2).cummin(1).values  # [B, d]
+    ok = (torch.cat(bests, 1) >= floor).cummin(1).values  # [B, d]
     q = torch.stack(cols, -1) * ok[:, None, :]  # [B, d, d]: zero columns past the rank
     rank = ok.sum(1)
     if proper:
