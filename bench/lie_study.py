@@ -205,8 +205,9 @@ def main() -> None:
                 print(f"augmentation, {arch} at {b} steps: LEE {plain['lee']:.3g} -> {aug['lee']:.3g} "
                       f"(acc {plain.get('accuracy') or 0:.3f} -> {aug.get('accuracy') or 0:.3f})")
     minutes = (trained_s + measured_s) / 60
-    print(f"training {trained_s:.0f} s, measuring {measured_s:.0f} s: {len(ok) / max(measured_s / 60, 1e-9):.1f} "
-          f"models per CPU-minute measured")
+    model_s = sum(r.get("seconds") or 0.0 for r in ok)  # per-model times: a resumed study counts them too
+    print(f"training {trained_s:.0f} s, measuring {measured_s:.0f} s (this run): "
+          f"{len(ok) / max(model_s / 60, 1e-9):.1f} models per CPU-minute measured")
     (out / "summary.json").write_text(json.dumps({"spearman": overall, "models": len(ok), "minutes": minutes}))
     print(f"lie_study_models={len(ok)}")
     print(f"lie_study_spearman={overall:.3f}" if not math.isnan(overall) else "lie_study_spearman=nan")
