@@ -17,6 +17,12 @@ The timings are interleaved (one round runs every candidate once) and the best r
 kept, the least disturbed by other processes on a shared machine. Then an informational
 line on ``torch.compile`` of the jvp path (compile time, and (a) compiled).
 
+Then (b) for ``jvp`` again in a child process with glibc's allocator told to keep freed
+memory (``MALLOC_MMAP_THRESHOLD_=MALLOC_TRIM_THRESHOLD_=1073741824``): the tangents of
+the twelve generators are fresh blocks of tens of MB, which glibc otherwise maps and
+unmaps on every call, page-faulting them in again (a user option, see
+docs/lie_study.md; the library never sets it). ``--no-malloc`` skips that line.
+
 The last two lines are ``lie_all_per_generator=<worst (b)>`` and, last,
 ``lie_vs_forward=<worst (a)>``, the worst over the models for the method ``auto`` picks
 (:func:`symtrain.lie.resolve_method`: for (a) one generator, for (b) all of them per call). Usage:
@@ -27,6 +33,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
+import subprocess
+import sys
 import time
 import warnings
 from typing import Callable
@@ -107,6 +116,37 @@ def compiled_jvp(model, x: torch.Tensor, reps: int) -> str:
             f"{t['eager'] / t['fwd']:.2f}x (rel. diff {err:.0e})")
 
 
+#: glibc settings that keep freed blocks instead of unmapping them (see the docstring).
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1073741824", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
+
+
+def jvp_all_ratios(models: list[str], batch: int, size: int, reps: int) -> dict[str, float]:
+    """(b) for ``jvp``, all generators ÷ (number × forward), per model (best round)."""
+    gens = list(IMAGE_GENERATORS)
+    ratios = {}
+    for name in models:
+        kwargs = {"img_size": size} if name.startswith("vit") else {}
+        model = timm.create_model(name, pretrained=False, **kwargs).eval()
+        x = torch.randn(batch, 3, size, size)
+        with torch.no_grad():
+            t = race({"fwd": lambda model=model, x=x: model(x),
+                      "all": lambda model=model, x=x: lie_derivatives(model, x, gens, method="jvp")}, reps)
+        ratios[name] = t["all"] / (len(gens) * t["fwd"])
+    return ratios
+
+
+def malloc_line(args) -> str:
+    """(b) for ``jvp`` measured in a child process under :data:`MALLOC_ENV`."""
+    cmd = [sys.executable, __file__, "--only-jvp-all", "--batch", str(args.batch), "--size", str(args.size),
+           "--reps", str(args.reps), "--models", args.models]
+    cmd += ["--threads", str(args.threads)] if args.threads else []
+    child = subprocess.run(cmd, env={**os.environ, **MALLOC_ENV}, capture_output=True, text=True)
+    if child.returncode:
+        return f"with {' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())}: failed ({child.stderr.strip()[-200:]})"
+    return (f"jvp (b) with {' '.join(f'{k}={v}' for k, v in MALLOC_ENV.items())} (child process): "
+            + child.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -115,11 +155,21 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18,vit_tiny_patch16_224")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile line")
+    parser.add_argument("--no-malloc", action="store_true", help="skip the line measuring (b) with glibc's "
+                        "mmap threshold raised (a child process)")
+    parser.add_argument("--only-jvp-all", action="store_true", help=argparse.SUPPRESS)  # the child's mode
     args = parser.parse_args()
+    for option in ("batch", "size", "reps"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be at least 1, got {getattr(args, option)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
+    if args.only_jvp_all:
+        ratios = jvp_all_ratios(args.models.split(","), args.batch, args.size, args.reps)
+        print(", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
+        return
     worst_a = worst_b = 0.0
     gens = list(IMAGE_GENERATORS)
     compile_lines = []
@@ -161,6 +211,8 @@ def main() -> None:
             compile_lines.append(f"torch.compile jvp (a), {name}: {compiled_jvp(model, x, args.reps)}")
     for line in compile_lines:
         print(line)
+    if not args.no_malloc:
+        print(malloc_line(args))
     print(f"lie_all_per_generator={worst_b:.2f}")
     print(f"lie_vs_forward={worst_a:.2f}")
 

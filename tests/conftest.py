@@ -34,3 +34,17 @@ def symtrain_cache(tmp_path_factory):
         os.environ.pop("SYMTRAIN_CACHE")
     else:
         os.environ["SYMTRAIN_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def ray_one_cpu():
+    """One local Ray instance with one CPU for the whole session: the tests that send work
+    through Ray share its start and its worker (each start is tens of seconds on a loaded
+    machine). ``run_sweep`` joins an instance already running and leaves it running."""
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()

@@ -114,6 +114,26 @@ def test_the_command_at_smoke_size(tmp_path, capsys):
     assert 0.0 <= float(row["accuracy"]) <= 1.0  # digits have labels
 
 
+def test_the_command_on_ray_with_one_cpu(tmp_path, capsys, ray_one_cpu):
+    """``--backend ray`` at the smallest size (one model, one CPU, 4 digits): the same row
+    as the local backend's. Its speed is bench/sweep_ray.py's, not a test's."""
+    study = tmp_path / "s.yaml"
+    study.write_text("models: [test_vit]\npretrained: false\nimages: {dataset: digits, size: 32, limit: 4}\n"
+                     "generators: [translation_x]\nlayerwise: []\nprobes: 1\nnum_classes: 10\n"
+                     "model_args: {img_size: 32}\n")
+    rows = {}
+    for backend in ("ray", "local"):
+        out = tmp_path / backend
+        assert main(["lie-study", str(study), "--out", str(out), "--backend", backend]
+                    + (["--num-cpus", "1"] if backend == "ray" else [])) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-2:] == ["lie_study_models=1", "lie_study_failed=0"]
+        with (out / "results.csv").open() as f:
+            rows[backend] = next(csv.DictReader(f))
+    assert rows["ray"]["status"] == "ok" and float(rows["ray"]["lee_translation_x"]) > 0
+    assert float(rows["ray"]["lee_translation_x"]) == pytest.approx(float(rows["local"]["lee_translation_x"]),
+                                                                  rel=1e-3)  # float32, other threads
+
+
 def test_study_files_are_checked(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [resnet18]\nimages: {synthetic: 0}\n")

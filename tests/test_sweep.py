@@ -2,7 +2,6 @@
 
 import csv
 import json
-import time
 
 import pytest
 
@@ -86,11 +85,10 @@ def test_metrics_must_be_a_mapping_and_not_shadow_settings(tmp_path):
         sw.run_sweep(spec, sw.synthetic_run, tmp_path, backend="slurm")
 
 
-def test_ray_backend_on_two_local_cpus(tmp_path):
-    start = time.perf_counter()
+def test_ray_backend_on_one_local_cpu(tmp_path, ray_one_cpu):
+    """Correctness only: its speed is bench/sweep_ray.py's (no timed test in the suite)."""
     spec = {"grid": {"method": ["plain", "augment"], "params": [1e3, 1e4], "seed": [0, 1]}}
-    outcome = sw.run_sweep(spec, sw.synthetic_run, tmp_path, backend="ray", num_cpus=2)
-    elapsed = time.perf_counter() - start
+    outcome = sw.run_sweep(spec, sw.synthetic_run, tmp_path, backend="ray", num_cpus=1)
     assert len(outcome.ran) == 8 and not outcome.failed
     rows = _rows(tmp_path)
     assert sorted(r["point_id"] for r in rows) == sorted(sw.point_id(p) for p in sw.expand(spec))
@@ -98,9 +96,8 @@ def test_ray_backend_on_two_local_cpus(tmp_path):
     sw.run_sweep(spec, sw.synthetic_run, local)  # same metrics as the local backend
     by_id = {r["point_id"]: r["test_loss"] for r in _rows(local)}
     assert all(by_id[r["point_id"]] == r["test_loss"] for r in rows)
-    assert elapsed < 60, f"the Ray smoke sweep took {elapsed:.0f} s"
-    # resumed under Ray: nothing left to run, and Ray is not even started
-    assert len(sw.run_sweep(spec, sw.synthetic_run, tmp_path, backend="ray", num_cpus=2).skipped) == 8
+    # resumed under Ray: nothing left to run
+    assert len(sw.run_sweep(spec, sw.synthetic_run, tmp_path, backend="ray", num_cpus=1).skipped) == 8
 
 
 def test_cli_runs_the_synthetic_sweep(tmp_path):

@@ -14,11 +14,17 @@ op                          tangent (``t``: the input's tangent)
 ``linear``                  ``t Wᵀ`` (PyTorch's rule also multiplies ``x`` by a zero tangent of ``W``)
 ``conv{1,2,3}d``            ``conv(t, W)`` (no bias, no weight-tangent convolution)
 ``batch_norm`` (eval)       ``t · W / sqrt(running_var + eps)`` (one multiply)
-``layer_norm``              ``a · (t − mean t) − b · mean(x̂ · t)``, ``a = W·rstd``, ``b = a·x̂``
+``layer_norm``              ``a ⊙ (t − mean t − x̂ · mean(x̂ ⊙ t))``, ``a = W·rstd``: one fresh tensor, then in place
 ``gelu``                    ``t · gelu'(x)``, ``gelu'(x)`` computed once
 ``scaled_dot_product_       fused kernel for the primal; ``(A⊙dS) V − rowsum(A⊙dS) ⊙ O + A dV``
-attention``                 with ``dS = (dQ Kᵀ + Q dKᵀ) · scale``
+attention``                 with ``dS = [dQ, Q] [K, dK]ᵀ · scale`` (one product)
 ==========================  ============================================================
+
+The tangent parts of layer norm and attention run through :class:`_Tangents`, whose
+batching rule hands them every tangent at once as one physical tensor: they use fused
+in-place ops (which ``vmap`` would otherwise run tangent by tangent) and lay the tangents
+out inside the GEMMs (folded into rows or columns) instead of broadcasting a constant
+over them.
 
 :class:`TangentRules` is a :class:`~torch.overrides.TorchFunctionMode` that routes those
 calls (from modules or functional code alike) through :class:`torch.autograd.Function`
