@@ -101,10 +101,10 @@ def qr_frame(points: Tensor, mask: Tensor | None = None, proper: bool = False,
 
     >>> x = torch.tensor([[[1.0, 0, 0], [1, 1, 0], [0, 0, 2]]], dtype=torch.float64)
     >>> q, r = qr_frame(x)
-    >>> q[0], r[0].item()
-    (tensor([[1., 0., 0.],
-            [0., 1., 0.],
-            [0., 0., 1.]], dtype=torch.float64), 3)
+    >>> q[0], r[0].item()  # row 0's norm 1 is under π/6 of the largest (2): [1, 1, 0] leads
+    (tensor([[ 0.7071,  0.0000,  0.7071],
+            [ 0.7071,  0.0000, -0.7071],
+            [ 0.0000,  1.0000,  0.0000]], dtype=torch.float64), 3)
     """
     if not isinstance(points, Tensor) or points.dim() != 3:
         raise ShapeError(f"points must be a tensor (B, N, d), got "
