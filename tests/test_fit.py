@@ -161,3 +161,6 @@ def test_steep_laws_at_large_scales_do_not_overflow():
     assert law(1e15) == pytest.approx(3.0, rel=1e-6)
     moderate = ft.fit_power_law([1.0, 10.0, 100.0], [2.0, 1.0, 0.5], offset=False)
     assert moderate.a == pytest.approx(10 ** moderate.log10_a)
+    # x0^b out of range with a small A: a itself is in range (1e-20 · 1e320 = 1e300)
+    small = ft.PowerLaw(A=1e-20, b=40.0, c=0.0, x0=1e8, offset=False, aicc=0.0, points=3)
+    assert small.a == pytest.approx(1e300, rel=1e-9) and small.to_dict()["a"] == pytest.approx(1e300, rel=1e-9)

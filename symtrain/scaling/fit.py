@@ -136,9 +136,11 @@ class PowerLaw:
     def a(self) -> float:
         """``A · x0^b``, or ``±inf`` where that exceeds the float range (read
         :attr:`log10_a` then; the fit itself lives in the well-scaled ``A``, ``x0``)."""
+        if self.b * math.log10(self.x0) <= 300:  # x0^b itself is in range: the exact product
+            return self.A * self.x0 ** self.b
         if self.log10_a > 300:
             return math.copysign(math.inf, self.A)
-        return self.A * self.x0 ** self.b
+        return math.copysign(10.0 ** self.log10_a, self.A)  # a small A times an x0^b out of range
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.A * (np.asarray(x, dtype=float) / self.x0) ** (-self.b) + self.c
