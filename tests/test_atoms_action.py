@@ -94,3 +94,16 @@ def test_bad_atom_labels_are_named(z, match):
     pos = torch.randn(z.shape[0], 3, 3)
     with pytest.raises(st.SymmetryError, match=match):
         symmetry().check_input((pos, z))
+
+
+
+def test_atom_label_checks_do_not_read_values_under_vmap():
+    """Under ``torch.func.vmap`` the labels' value checks step aside, as the mask's own
+    check does (a data-dependent branch cannot run there); shapes are still checked, and
+    eagerly the same labels are checked in full."""
+    pos, z = padded_molecules([5, 3], 5, torch.float64)
+    sym = symmetry()
+    stacked = torch.stack([z, z])
+    torch.func.vmap(lambda zz: (sym.check_input((pos, zz)), zz.sum())[1])(stacked)
+    with pytest.raises(st.SymmetryError, match="integer atom labels"):
+        torch.func.vmap(lambda zz: (sym.check_input((pos, zz.double())), zz.sum())[1])(stacked)
