@@ -231,10 +231,10 @@ class GraphNodes(Action):
         """Flat node outputs regrouped per graph, zero padded: ``[B, N_max·...]``."""
         from torch_geometric.utils import to_dense_batch
 
-        sizes = context.ptr[1:] - context.ptr[:-1]
-        batch_vec = torch.repeat_interleave(torch.arange(sizes.numel(), device=y.device), sizes)
-        dense, _ = to_dense_batch(y, batch_vec, batch_size=sizes.numel())
-        return dense.reshape(sizes.numel(), -1)
+        batch_vec = node_graphs(context.ptr, y.device)
+        graphs = context.ptr.numel() - 1
+        dense, _ = to_dense_batch(y, batch_vec, batch_size=graphs)
+        return dense.reshape(graphs, -1)
 
     def soft_permute(self, y, matrix, context=None):
         if not y.is_floating_point():
@@ -266,9 +266,7 @@ class GraphNodes(Action):
             return torch.empty_like(y).index_copy_(0, perm, y)
         if self.kind == "scalar":
             return y
-        sizes = context.ptr[1:] - context.ptr[:-1]
-        batch_vec = torch.repeat_interleave(torch.arange(sizes.numel(), device=y.device), sizes)
-        return _transform_vectors(factor, g, y, batch_vec, self.kind == "point")
+        return _transform_vectors(factor, g, y, node_graphs(context.ptr, y.device), self.kind == "point")
 
     def repeat(self, y, k, context=None):
         if k == 1:
@@ -285,23 +283,27 @@ class GraphNodes(Action):
         return out
 
     def mean(self, y, weights, context=None):
-        b, k = weights.shape
+        k = weights.shape[1]
         origin = origin_index(context, k)
-        ctx_k = context.repeat(k)
-        sizes = ctx_k.ptr[1:] - ctx_k.ptr[:-1]
-        graph = torch.repeat_interleave(torch.arange(b * k, device=y.device), sizes)
+        graph = node_graphs(context.repeat(k).ptr, y.device)
         w = weights.reshape(-1)[graph].to(y.dtype).reshape(-1, *([1] * (y.dim() - 1)))
         out = y.new_zeros((int(context.ptr[-1]),) + tuple(y.shape[1:]))
         return out.index_add_(0, origin, y * w)
+
+
+def node_graphs(ptr: Tensor, device=None) -> Tensor:
+    """The graph of every flat node ``[num_nodes]`` of a batch with offsets ``ptr``
+    (PyG's ``batch`` vector)."""
+    sizes = ptr[1:] - ptr[:-1]
+    device = ptr.device if device is None else device
+    return torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes.to(device))
 
 
 def _graphs_at(rows: Tensor, context: GroupContext | None, device) -> Tensor:
     """Which flat nodes ``[num_nodes]`` (bool) belong to the graphs at ``rows``."""
     if context is None or context.ptr is None:
         raise ValueError("flat node outputs need the input's batch layout (context.ptr)")
-    sizes = context.ptr[1:] - context.ptr[:-1]
-    graph = torch.repeat_interleave(torch.arange(sizes.numel(), device=device), sizes.to(device))
-    return torch.isin(graph, rows.to(device))
+    return torch.isin(node_graphs(context.ptr, device), rows.to(device))
 
 
 def origin_index(context: GroupContext | None, k: int) -> Tensor:
@@ -311,7 +313,7 @@ def origin_index(context: GroupContext | None, k: int) -> Tensor:
         raise ValueError("flat node outputs need the input's batch layout (context.ptr)")
     ptr = context.ptr
     sizes = (ptr[1:] - ptr[:-1]).repeat_interleave(k)
-    graph = torch.repeat_interleave(torch.arange(sizes.numel(), device=ptr.device), sizes)
     rep_ptr = torch.cat([sizes.new_zeros(1), sizes.cumsum(0)])
+    graph = node_graphs(rep_ptr)
     local = torch.arange(graph.numel(), device=ptr.device) - rep_ptr[graph]
     return ptr[graph // k] + local
