@@ -213,6 +213,27 @@ class Probe:
         """Outputs of the ``B·k`` copies as rows ``[B·k, D]`` (see :meth:`Action.rows`)."""
         return self.symmetry.output.rows(y, self.copies_context)
 
+    def _fixed_draw(self, model: Any) -> tuple[Any, Any] | None:
+        """``(draw, moved draw)`` of a stochastic wrapper for these inputs and elements, or
+        ``None`` where it offers none for this probe's symmetry."""
+        fix, theirs = getattr(model, "fixed_draw", None), getattr(model, "symmetry", None)
+        if not callable(fix) or not isinstance(theirs, Symmetry):
+            return None
+        if theirs == self.symmetry:
+            draw = fix(self.x, self.context)
+            return None if draw is None else (draw, draw.moved(self.elements, self.k, self.context))
+        try:  # the wrapper's group must be made of this probe's factors
+            self.symmetry.group.part(self.elements, theirs.group)
+        except UnsupportedGroupError:
+            return None
+        draw = fix(self.x, theirs.context(self.x))
+        if draw is None:
+            return None
+        try:
+            return draw, draw.moved_in(self.symmetry.group, self.elements, self.k, self.context)
+        except UnsupportedGroupError:
+            return None
+
     def outputs(self, model: Callable[..., Any], fx: Any = None, *, exact: bool = True) -> Compared:
         """``f(g·x)`` and ``g·f(x)``, each one batch of ``B·k`` (``f(x)`` one of ``B``).
 
@@ -222,12 +243,14 @@ class Probe:
         transformed, sampled elements ``h`` becoming ``g h``), so a correct model matches
         to rounding. The draw moves with elements of the wrapper's own symmetry, so this
         needs ``model.symmetry`` to be this probe's; otherwise, and with ``exact=False``,
-        every call draws anew (a Monte-Carlo comparison).
+        every call draws anew (a Monte-Carlo comparison). A wrapper for a group that is
+        some of this probe's factors (an E(3) wrapper of a permutation-equivariant
+        backbone, probed with S_n × E(3)) is checked with a fixed draw too where the draw
+        can move with the whole group (:meth:`FixedDraw.moved_in
+        <symtrain.symmetrize.FixedDraw.moved_in>`), else by Monte-Carlo.
         ``fx``: ``f(x)`` if already computed (not used with a fixed draw).
         """
-        own = getattr(model, "symmetry", None) == self.symmetry
-        fix = getattr(model, "fixed_draw", None) if exact and own else None
-        draw = fix(self.x, self.context) if callable(fix) and _stochastic(model) else None
+        draw = self._fixed_draw(model) if exact and _stochastic(model) else None
         if draw is None:
             f_gx = call_model(model, self.inputs)
             if fx is None:
@@ -236,9 +259,10 @@ class Probe:
             # frame sampled past its size limit), or that it does not.
             if not _stochastic(model):
                 return Compared(f_gx, self.act_output(fx), "deterministic")
-            draw = fix(self.x, self.context) if callable(fix) else None
+            draw = self._fixed_draw(model) if exact else None
             if draw is None:
                 return Compared(f_gx, self.act_output(fx), "monte-carlo")
+        draw, moved = draw
         fx = draw(self.x)
-        f_gx = draw.moved(self.elements, self.k, self.context)(self.inputs)
+        f_gx = moved(self.inputs)
         return Compared(f_gx, self.act_output(fx), "fixed draw")

@@ -89,3 +89,67 @@ def test_augment_and_remul_draw_through_the_probe():
     assert m["E"] < 1e-5 and m["E_prime"] < 1e-5
     m = equivariance_metrics(PointMLP(6, 3, 3), sym, x, samples=3)
     assert m["E_prime"] > 1e-2
+
+
+class SetNBody(torch.nn.Module):
+    """Permutation-equivariant n-body backbone (DeepSets: each particle sees itself and
+    the mean), not rotation-equivariant: ``(pos, vel, charge) -> (pos, vel)``."""
+
+    def __init__(self, symmetric: bool = True):
+        super().__init__()
+        self.symmetric = symmetric
+        self.net = torch.nn.Sequential(torch.nn.Linear(14, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6))
+
+    def forward(self, pos, vel, charge):
+        h = torch.cat([pos, vel, charge], -1)
+        # the broken variant reads the first particle instead of the mean: not S_n-equivariant
+        ctx = h.mean(1, keepdim=True) if self.symmetric else h[:, :1]
+        out = self.net(torch.cat([h, ctx.expand_as(h)], -1))
+        return pos + out[..., :3], out[..., 3:]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("method", ["ps", "group_averaging"])
+def test_a_wrapper_for_a_factor_is_checked_exactly_against_the_whole_product(method, dtype):
+    """An E(3) wrapper of a permutation-equivariant backbone is S_n × E(3)-equivariant; probed
+    with S_n × E(3) its draw moves with the whole group (noise permuted with the particles,
+    sampled elements by their E(3) part), so the check is exact and a backbone that is not
+    permutation-equivariant fails it; before, every call drew anew (Monte-Carlo)."""
+    from symtrain.actions import Fields, Nodes, Vectors
+
+    task = st.Symmetry("S_n x E3", Fields(Points(), Vectors(), Nodes()), Fields(Points(), Vectors()))
+    wrapper = st.Symmetry("E3", task.input, task.output)
+    g = torch.Generator().manual_seed(0)
+    x = tuple(t.to(dtype) for t in (torch.randn(4, 5, 3, generator=g), torch.randn(4, 5, 3, generator=g),
+                                     torch.randn(4, 5, 1, generator=g)))
+    errors = {}
+    for symmetric in (True, False):
+        torch.manual_seed(0)
+        base = SetNBody(symmetric).to(dtype)
+        options = {"samples": 3} if method == "group_averaging" else {
+            "samples": 3, "noise_scale": 1.0,
+            "interface": st.symmetrize.interfaces.RotationInterface("E3", in_vectors=2, in_scalars=1, hidden=8)}
+        model = st.create_symmetrizer(method, base, wrapper, **options).to(dtype).eval()
+        err = st.equivariance_error(model, task, x, samples=4)
+        assert err.estimate == "fixed draw", err
+        errors[symmetric] = err.max
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    assert errors[True] <= tol and errors[False] > 1e-2, errors
+    # a wrapper whose group is not made of the probe's factors: Monte-Carlo, said so
+    other = st.create_symmetrizer(method, SetNBody().to(dtype), st.Symmetry("O3", task.input, task.output),
+                                  **{**options, **({"interface": st.symmetrize.interfaces.RotationInterface(
+                                      "O3", in_vectors=2, in_scalars=1, hidden=8)} if method == "ps" else {})})
+    assert st.equivariance_error(other.to(dtype).eval(), task, x, samples=4).estimate == "monte-carlo"
+
+
+def test_group_part_projects_onto_factors_and_refuses_others():
+    from symtrain.groups import create_group
+
+    prod = create_group("S_n x E3")
+    sym = st.Symmetry(prod, *(2 * [Points()]))
+    probe = sym.probe(torch.randn(2, 4, 3), 3)
+    rot = prod.part(probe.elements, create_group("E3"))
+    assert all(torch.equal(a, b) for a, b in zip(rot, prod.split(probe.elements)[1], strict=True))
+    assert prod.part(probe.elements, prod) is probe.elements
+    with pytest.raises(st.UnsupportedGroupError, match="not made of factors"):
+        prod.part(probe.elements, create_group("O3"))

@@ -69,6 +69,11 @@ def write_pattern_like(root: Path) -> Path:
     return root
 
 
+#: Stochastic wrappers over E(3) of permutation-equivariant backbones, measured against the
+#: task's S_n x E(3): their fixed draw moves with the whole group (FixedDraw.moved_in).
+FACTOR_WRAPPERS = ("nbody_ps", "qm9_transformer_ps", "md17_transformer_ps")
+
+
 @pytest.mark.parametrize("name", RECIPES)
 def test_every_recipe_trains_at_smoke_budget(name, tmp_path):
     local = [f"data.path={write_pattern_like(tmp_path / 'pyg')}"] if name == "graph_vit_pattern" else []
@@ -87,6 +92,8 @@ def test_every_recipe_trains_at_smoke_budget(name, tmp_path):
     assert math.isfinite(metrics[f"test/{main_metric}"])
     assert metrics["train_flops"] == metrics["flops_per_step"] * recipe.train.steps > 0
     assert 0 <= metrics["test/equivariance_error"] < float("inf")
+    if name in FACTOR_WRAPPERS:  # an E(3) wrapper checked exactly against the task's S_n x E(3)
+        assert metrics["test/equivariance_error_exact"] == 1.0 and metrics["test/equivariance_error_max"] < 1e-4
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["test/" + main_metric] == metrics["test/" + main_metric]
     assert (tmp_path / "config.yaml").is_file() and (tmp_path / "train.log").is_file()

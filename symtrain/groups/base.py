@@ -140,6 +140,25 @@ class Group(ABC):
         """Components of ``g`` matching :attr:`factors`."""
         return (g,)
 
+    def part(self, g: Element, sub: "Group") -> Element:
+        """The projection of ``g`` (an element of this group) onto ``sub``, a group made of
+        some of this group's factors in the same order (``E3`` of ``S_n x E3``): the
+        components of those factors, joined as an element of ``sub``; ``g`` itself when
+        ``sub`` is this group. Raises :class:`~symtrain.errors.UnsupportedGroupError`
+        when ``sub``'s factors are not among this group's."""
+        if sub.compatible(self):
+            return g
+        mine, parts, chosen, i = self.factors, self.split(g), [], 0
+        for factor in sub.factors:
+            while i < len(mine) and not factor.compatible(mine[i]):
+                i += 1
+            if i == len(mine):
+                raise UnsupportedGroupError(f"{sub} is not made of factors of {self}: its factor {factor} "
+                                            f"is not among {', '.join(map(str, mine))} (in order)")
+            chosen.append(parts[i])
+            i += 1
+        return sub.join(tuple(chosen))
+
     # --- algebra ---------------------------------------------------------------------
     @abstractmethod
     def identity(self, batch: int = 1, *, context: GroupContext | None = None,

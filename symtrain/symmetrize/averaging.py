@@ -116,3 +116,9 @@ class SampledElements(FixedDraw):
         own = element_take(self.elements, draw_rows(batch, k, per_input, self.weights.device))
         moved = self.wrapper.symmetry.group.compose(element_repeat(g, per_input), own)
         return SampledElements(self.wrapper, moved, self.weights.repeat_interleave(k, 0))
+
+    def moved_in(self, group: Group, g: Element, k: int, context: GroupContext) -> "SampledElements":
+        """Moved by ``g``'s part in the wrapper's group: at ``g·x`` the elements ``g' h_k``
+        (``g'`` that part) give exactly ``g`` times the average at ``x`` when the backbone
+        is equivariant to the other factors, which commute with the wrapper's."""
+        return self.moved(group.part(g, self.wrapper.symmetry.group), k, context)

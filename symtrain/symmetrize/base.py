@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..checks import can_read_values, check_finite_input, input_checked
 from ..domains import OPTIONAL_COUNT, check_args, check_samples  # noqa: F401  (check_samples re-exported)
+from ..errors import UnsupportedGroupError
 from ..groups.base import Device, Element, Group, GroupContext, element_take
 from ..symmetry import Symmetry, call_model  # noqa: F401  (re-exported)
 from ..tree import reference_tensor, tree_map  # noqa: F401  (re-exported)
@@ -42,6 +43,18 @@ class FixedDraw(ABC):
         """The draw for the ``B·k`` inputs ``g·x`` (``g``: ``[B·k]``, b-major; ``context``:
         the ``B`` inputs'): each input's draw repeated ``k`` times and moved by its
         elements, so that an equivariant wrapper gives ``g·draw(x)``."""
+
+    def moved_in(self, group: Group, g: Element, k: int, context: GroupContext) -> "FixedDraw":
+        """:meth:`moved` for elements ``g`` of ``group``, a direct product that has the
+        wrapper's group among its factors: the check of a model against more symmetry
+        than its wrapper enforces (an E(3) wrapper of a permutation-equivariant backbone,
+        checked against S_n × E(3)). ``context``: the ``B`` inputs' context under
+        ``group``. Default: raises :class:`~symtrain.errors.UnsupportedGroupError`, and
+        the check falls back to a Monte-Carlo estimate; a draw implements it only where
+        the move is right for every factor (draws of elements: ``g``'s part in the
+        wrapper's group, :meth:`Group.part <symtrain.groups.Group.part>`; a noise draw:
+        the noise moved by the whole of ``g``)."""
+        raise UnsupportedGroupError(f"{type(self).__name__} cannot move its draw with elements of {group}")
 
 
 class Symmetrizer(nn.Module):

@@ -314,10 +314,25 @@ class FixedNoise(FixedDraw):
         return self.wrapper(*(x if isinstance(x, tuple) else (x,)), noise=self.noise)
 
     def moved(self, g: Element, k: int, context: GroupContext) -> "FixedNoise":
+        return self._moved(self.wrapper.interface.group, g, k, context)
+
+    def moved_in(self, group: Group, g: Element, k: int, context: GroupContext) -> "FixedNoise":
+        """The noise moved by the whole of ``g``: per-node noise is permuted with the nodes
+        by an S_n factor the wrapper does not enforce, so an interface and backbone
+        equivariant to it give ``g·draw(x)`` exactly. Raises
+        :class:`~symtrain.errors.UnsupportedGroupError` when the noise action cannot act
+        with some factor of ``group``."""
+        for factor in group.factors:
+            reason = self.wrapper.interface.noise_action.supports(factor)
+            if reason is not None:
+                raise UnsupportedGroupError(f"the interface's noise cannot move with {group}: {reason}")
+        return self._moved(group, g, k, context)
+
+    def _moved(self, group: Group, g: Element, k: int, context: GroupContext) -> "FixedNoise":
         samples, itf = self.wrapper.num_samples, self.wrapper.interface
         rows = draw_rows(context.batch_size, k, samples, reference_tensor(self.noise).device)
         noise = tree_map(lambda t: t.index_select(0, rows), self.noise)
-        moved = itf.noise_action.act(itf.group, element_repeat(g, samples), noise, context.repeat(k * samples))
+        moved = itf.noise_action.act(group, element_repeat(g, samples), noise, context.repeat(k * samples))
         return FixedNoise(self.wrapper, moved)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..groups.base import Element, GroupContext, element_repeat, element_take
+from ..groups.base import Element, Group, GroupContext, element_repeat, element_take
 from .base import FixedDraw, Symmetrizer, draw_rows
 
 
@@ -93,6 +93,12 @@ class SampledFrameDraw(FixedDraw):
         moved = self.wrapper.symmetry.group.compose(element_repeat(g, per_input), own)
         return SampledFrameDraw(self.wrapper, moved, self.weights.repeat_interleave(k, 0),
                                 self.sampled.repeat_interleave(k), recompute=True)
+
+    def moved_in(self, group: Group, g: Element, k: int, context: GroupContext) -> "SampledFrameDraw":
+        """Moved by ``g``'s part in the wrapper's group (see :meth:`SampledElements.moved_in
+        <symtrain.symmetrize.averaging.SampledElements.moved_in>`); the other inputs'
+        frames are recomputed on ``g·x`` as in :meth:`moved`."""
+        return self.moved(group.part(g, self.wrapper.symmetry.group), k, context)
 
 
 def _widened(g: Element, weights: Tensor, k: int) -> tuple[Element, Tensor]:

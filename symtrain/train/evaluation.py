@@ -73,9 +73,10 @@ class Evaluator:
     def equivariance(self, model: nn.Module, symmetry: Symmetry, x: Any, split: str) -> dict[str, float]:
         """Equivariance error (mean and max) on the first ``equivariance_inputs`` inputs of
         ``x``, and Lie derivatives for continuous groups. A stochastic wrapper is checked
-        with a fixed draw of its randomness when it offers one for this symmetry; when it
-        does not (e.g. a wrapper for E(3) measured against S_n × E(3)) the error is a
-        Monte-Carlo estimate. ``{split}/equivariance_error_exact`` says which: 1 for an
+        with a fixed draw of its randomness when it offers one for this symmetry (a wrapper
+        for E(3) measured against S_n × E(3) too, its draw moved with the whole group:
+        :meth:`FixedDraw.moved_in <symtrain.symmetrize.FixedDraw.moved_in>`); when it
+        does not, the error is a Monte-Carlo estimate. ``{split}/equivariance_error_exact`` says which: 1 for an
         exact measurement, 0 for a Monte-Carlo estimate."""
         from ..metrics import equivariance_error
 
