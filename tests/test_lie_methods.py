@@ -282,3 +282,27 @@ def test_jvp_without_grad_convolves_each_tangent_once():
         for k in stock:
             torch.testing.assert_close(fast[k], stock[k].detach(), rtol=1e-5, atol=1e-7)
     assert all("forward" not in vars(m) for m in model.modules())
+
+
+def test_stochastic_wrappers_get_the_jvp_with_a_warning_and_fd_is_refused():
+    """A Monte-Carlo wrapper draws anew on every call: the central difference would compare
+    independent draws (refused, naming the problem); the jvp holds one draw fixed (warned:
+    not the wrapper's equivariance). A deterministic wrapper of the same group is silent."""
+    import warnings
+
+    import symtrain as st
+    from symtrain.lie import StochasticModelWarning
+
+    sym = st.Symmetry("SO3", "points", "points")
+    base = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    x = torch.randn(2, 5, 3)
+    mc = st.GroupAveraging(base, sym, samples=4).eval()
+    with pytest.raises(st.SymmetryError, match="independent draws"):
+        st.lie_derivatives(mc, x, symmetry=sym, method="fd")
+    with pytest.warns(StochasticModelWarning, match="one draw fixed"):
+        out = st.lie_derivatives(mc, x, symmetry=sym, method="auto", norm="squared")
+    assert all(v.shape == (2,) and torch.isfinite(v).all() for v in out.values())
+    exact = st.FrameAveraging(base, sym).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", StochasticModelWarning)
+        st.lie_derivatives(exact, x, symmetry=sym, norm="squared")

@@ -163,7 +163,9 @@ def _jvp_many(model: nn.Module, x: Any, tangents: list[Any], share_primal: bool,
     if share_primal and len(tangents) > 1:
         stacked = tree_map(lambda *ts: torch.stack(ts), *tangents)
         try:
-            y, jv = torch.func.vmap(jvp, chunk_size=chunk_size)(stacked)
+            # randomness="same": a model that draws (dropout in training, a Monte-Carlo
+            # wrapper) uses one draw for every tangent, the draw of the shared primal y
+            y, jv = torch.func.vmap(jvp, chunk_size=chunk_size, randomness="same")(stacked)
             y = tree_map(lambda t: t[0], y)
             return y, [tree_map(lambda t, i=i: t[i], jv) for i in range(len(tangents))]
         except (RuntimeError, NotImplementedError) as err:  # an op without a batching rule
@@ -246,6 +248,29 @@ def _smooth(model: nn.Module) -> bool:
                for m in model.modules() if next(m.children(), None) is None)
 
 
+class StochasticModelWarning(UserWarning):
+    """A Lie derivative of a model that draws randomness on each call (Monte-Carlo group
+    averaging, LPS, sampled frames): the derivative of one draw, not the wrapper's
+    equivariance."""
+
+
+def _check_stochastic(model: Any, method: str) -> None:
+    """A stochastic wrapper (``model.stochastic``): the central difference would compare
+    two independent draws (refused); the jvp holds one draw fixed while the input moves,
+    which is the sensitivity of one Monte-Carlo estimate, not the wrapper's equivariance
+    (warned: ``symtrain.equivariance_error`` checks that exactly, with the draw moved)."""
+    name = type(model).__name__
+    if method == "fd":
+        raise SymmetryError(f"method='fd' on {name}, which draws its randomness anew on every call "
+                            "(stochastic=True): the central difference would compare independent draws. "
+                            "Use method='jvp' (one draw held fixed), or symtrain.equivariance_error for "
+                            "the wrapper's equivariance (an exact check with the draw moved)")
+    warnings.warn(f"{name} draws its randomness anew on every call (stochastic=True): its Lie derivative "
+                  "holds one draw fixed while the input moves, the sensitivity of one Monte-Carlo estimate, "
+                  "not the wrapper's equivariance (symtrain.equivariance_error checks that exactly)",
+                  StochasticModelWarning, stacklevel=4)
+
+
 @check_args(per_call=POSITIVE_INT)
 def resolve_method(model: Any, x: Any, method: str = "auto",
                    generators: Sequence[Generator] = (), per_call: int = 1) -> str:
@@ -273,6 +298,9 @@ def resolve_method(model: Any, x: Any, method: str = "auto",
     - ``"jvp"`` in half precision (the central difference's error would be 1e-2 to 4e-2)
       and when a batch-norm or dropout layer is in training mode (the ± copies share one
       batch: batch statistics would mix them, dropout would draw a mask per copy);
+    - ``"jvp"`` for a stochastic wrapper (``model.stochastic``), with a
+      :class:`StochasticModelWarning`; ``"fd"`` is refused there (its ± copies would get
+      independent draws);
     - ``"jvp"`` whenever ``per_call ≥ 2``: the central difference costs two evaluations
       per generator whatever their number, while the jvp's generators share one primal
       (``bench/lie.py``, 12 generators, per generator ÷ forward: fd 2.5–3.5×, jvp
@@ -284,6 +312,9 @@ def resolve_method(model: Any, x: Any, method: str = "auto",
     """
     if method not in METHODS:
         raise SymmetryError(f"method must be one of {METHODS}, got {method!r}")
+    if getattr(model, "stochastic", False):
+        _check_stochastic(model, method)
+        return "jvp"
     if method != "auto":
         return method
     if per_call >= 2 or any(isinstance(g, ActionGenerator) for g in generators):
