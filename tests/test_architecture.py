@@ -154,7 +154,7 @@ def test_the_factory_table_check_can_fail():
 # its own layer or the ones below (imports inside functions may reach up, lazily).
 LAYERS = [
     {"registry", "errors", "checks", "tree", "_optional", "_escnn", "overrides", "user_code", "paths", "lock",
-     "domains"},
+     "records", "domains"},
     {"groups"}, {"actions"}, {"symmetry"},
     {"symmetrize", "metrics", "augment", "losses", "data", "models"},
     {"lie"}, {"train", "demo", "recipes"}, {"scaling"}, {"cli", "__main__"},

@@ -4,7 +4,6 @@ for every generator, optional layer-wise attribution, written as CSV, JSON and P
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from ..errors import SymmetryError
 from ..models import timm_loader
 from ..models.timm_loader import WeightsUnavailableError as WeightsUnavailableError  # re-exported
 from ..paths import output_file, output_folder
+from ..records import json_text
 from .derivative import NORMS, lie_derivatives, per_example_norm, resolve_method
 from .generators import resolve_generators
 from .layerwise import layerwise_lie
@@ -55,7 +55,7 @@ class LieReport:
             paths.append(_write_csv(out / "lie_layerwise.csv", self.layerwise))
         report = {"meta": self.meta, "summary": self.summary, "layerwise": self.layerwise,
                   "per_example": self.per_example}
-        (out / "lie_report.json").write_text(json.dumps(report, indent=1, default=_jsonable))
+        (out / "lie_report.json").write_text(json_text(report, indent=1, default=_jsonable))
         paths.append(out / "lie_report.json")
         paths.append(plot_summary(self.summary, out / "lie_summary.png", norm=self.meta.get("norm", "squared")))
         for gen in dict.fromkeys(r["generator"] for r in self.layerwise):

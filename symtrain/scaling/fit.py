@@ -42,7 +42,6 @@ prints them).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections import defaultdict
@@ -55,6 +54,7 @@ import numpy as np
 
 from .._optional import import_optional
 from ..errors import SymmetryError
+from ..records import json_text
 
 log = logging.getLogger(__name__)
 
@@ -438,7 +438,7 @@ def fit_results(results: str | Path, out_dir: str | Path | None = None, *, offse
     if not rows:
         raise SymmetryError(f"{results} holds no runs with test_loss and flops")
     fits = fit_all(rows, offset=offset, bootstrap=bootstrap, seed=seed, data_at=data_at)
-    (out / "fits.json").write_text(json.dumps(fits, indent=2))
+    (out / "fits.json").write_text(json_text(fits, indent=2))
     plot_fits(rows, fits, out, data_at=data_at, loss_label=loss_label)
     return fits
 

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from ..errors import SymmetryError
 from ..lie.layerwise import default_units
+from ..records import json_text
 
 log = logging.getLogger(__name__)
 
@@ -388,7 +389,7 @@ def _slug(name: str) -> str:
 
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.write_text(json_text(data, indent=2, default=str))
     os.replace(tmp, path)
 
 

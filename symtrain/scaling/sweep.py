@@ -58,6 +58,7 @@ import yaml
 from .._optional import import_optional
 from ..errors import SymmetryError
 from ..lock import FolderLock
+from ..records import json_text
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +192,7 @@ def _run_one(run_point: RunPoint, point: dict, out_dir: str) -> dict:
     """Run one point in its folder (also the body of the Ray task)."""
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "point.json").write_text(json.dumps(point, indent=2, sort_keys=True, default=str))
+    (folder / "point.json").write_text(json_text(point, indent=2, sort_keys=True, default=str))
     metrics = run_point(dict(point), folder)
     if not isinstance(metrics, Mapping):
         raise TypeError(f"run_point must return a mapping of metrics, got {type(metrics).__name__}")

@@ -44,6 +44,7 @@ from torch import nn
 from ..errors import SymmetryError
 from ..lock import FolderLock
 from ..paths import output_folder
+from ..records import json_text, read_metrics
 from .checkpoints import CheckpointError, Checkpoints, recipe_changes, split_changes
 from .config import ConfigError, Recipe, resolve_recorded, with_defaults
 from .optim import create_scheduler
@@ -181,7 +182,7 @@ class RunFolder:
             return None
         logger.info("%s holds a finished run (step %d of %d, same recipe): nothing to do; its records are "
                     "unchanged. To train longer, resume with --set train.steps=N", self.path, step, step)
-        return json.loads(metrics.read_text())
+        return read_metrics(metrics)
 
     def prepare(self, shared) -> None:
         """Take the folder's lock, check the folder again under it (another process may
@@ -309,6 +310,6 @@ class RunFolder:
         """``metrics.json`` and ``model.safetensors`` (the weights keyed like ``model``'s
         ``state_dict``: a plain timm model's file loads with timm's
         ``pretrained_cfg_overlay=dict(file=...)``, e.g. to fine-tune it elsewhere)."""
-        (self.path / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        logger.info("final: %s", json.dumps(metrics))
+        (self.path / "metrics.json").write_text(json_text(metrics, indent=2))
+        logger.info("final: %s", json_text(metrics))
         write_weights(model, self.path / "model.safetensors")
