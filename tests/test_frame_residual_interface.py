@@ -106,21 +106,27 @@ def test_canonical_order_is_permutation_invariant_and_given_order_is_not():
         assert bool(same.all()) == invariant, order
 
 
-@pytest.mark.parametrize("samples", [1, 3])
-def test_wrapped_model_is_equivariant_and_base_is_not(samples, dtype):
+def wrapped(interface_class, samples, dtype):
     sym = nbody_symmetry("E3")
     torch.manual_seed(0)
-    itf = trained_like(FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16))
+    itf = trained_like(interface_class("E3", in_vectors=2, in_scalars=1, hidden=16))
     base = NBodyMLP(5)
     if samples == 1:  # learned canonicalization: no noise, one sample
         model = ProbabilisticSymmetrization.canonicalization(base, sym, itf)
     else:
         model = ProbabilisticSymmetrization(base, sym, itf, samples=samples, noise_scale=1.0)
-    model = model.to(dtype).eval()
+    return model.to(dtype).eval()
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_wrapped_model_is_equivariant_and_base_and_raw_input_variant_are_not(samples, dtype):
+    model = wrapped(FrameResidualInterface, samples, dtype)
     x = nbody(b=8, dtype=dtype)
     err = st.equivariance_error(model, None, x)
     assert err.estimate == "fixed draw" and err.max <= (1e-10 if dtype == torch.float64 else 1e-4), err
-    assert st.equivariance_error(model.base, sym, x, samples=4).max > 0.05
+    assert st.equivariance_error(model.base, model.symmetry, x, samples=4).max > 0.05
+    raw = st.equivariance_error(wrapped(RawInputs, samples, dtype), None, x)
+    assert raw.estimate == "fixed draw" and raw.max > 1e-2, raw
 
 
 def test_gradients_reach_the_residual_network():
