@@ -129,6 +129,35 @@ def test_wrapped_model_is_equivariant_and_base_and_raw_input_variant_are_not(sam
     assert raw.estimate == "fixed draw" and raw.max > 1e-2, raw
 
 
+class PerParticle(torch.nn.Module):
+    """A permutation-equivariant (not E(3)-equivariant) base: one MLP per particle."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(7, 32), torch.nn.Tanh(), torch.nn.Linear(32, 6))
+
+    def forward(self, pos, vel, charge):
+        out = self.net(torch.cat([pos, vel, charge], -1))
+        return pos + out[..., :3], out[..., 3:]
+
+
+@pytest.mark.parametrize("samples", [1, 3])
+def test_e3_wrapper_of_a_permutation_equivariant_base_is_exact_against_sn_x_e3(samples, dtype):
+    """As in the n-body recipes: the interface for E(3) only, the base permutation-
+    equivariant; in the canonical order the model is S_n x E(3)-equivariant (checked with
+    the fixed draw moved by the whole group), in the given order it is not."""
+    full = nbody_symmetry("S_n x E3")
+    x = nbody(b=8, dtype=dtype)
+    for order, exact in (("canonical", True), ("given", False)):
+        torch.manual_seed(0)
+        itf = trained_like(FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16, order=order))
+        model = ProbabilisticSymmetrization(PerParticle(), nbody_symmetry("E3"), itf, samples=samples,
+                                           noise_scale=0.0 if samples == 1 else 1.0).to(dtype).eval()
+        err = st.equivariance_error(model, full, x)
+        assert err.estimate == "fixed draw", err
+        assert (err.max <= (1e-10 if dtype == torch.float64 else 1e-4)) == exact, (order, err)
+
+
 def test_gradients_reach_the_residual_network():
     sym = nbody_symmetry("E3")
     itf = FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16)
