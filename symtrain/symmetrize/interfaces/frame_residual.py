@@ -1,0 +1,190 @@
+"""An interface that starts from the minimal frame: ``g(x, ε) = F(x) · R(h(F(x)⁻¹·x, F(x)⁻¹·ε))``
+for O(d), SO(d), E(d), SE(d) on point sets.
+
+``F(x)`` is the minimal frame element of the input
+(:class:`~symtrain.symmetrize.frames.MinimalFrame`, Lin et al. ICML 2024: the QR frame of
+the centred points); ``F(x)⁻¹·x`` and ``F(x)⁻¹·ε`` are invariant, so ``h`` is an ordinary
+network: a DeepSets encoder (per-node MLP, masked mean over the nodes, MLP) whose last
+layer is **zero-initialised**, and ``R`` is the Gram–Schmidt orthonormalisation of
+``I + Δ`` (``Δ``: ``h``'s ``d × d`` output). At initialisation ``Δ = 0``, ``R = I`` and the
+interface *is* the minimal frame; training learns a correction. For
+``h = (H, s)`` in the group, ``F(h·x) = h·F(x)`` and ``F(h·x)⁻¹·(h·x) = F(x)⁻¹·x``, so
+``g(h·x, h·ε) = h·F(x)·R = h·g(x, ε)`` exactly.
+
+Row order (``order``):
+
+- ``"canonical"`` (the default): the QR frame reads the rows in the order of the minimal
+  S_n frame (:class:`~symtrain.symmetrize.frames_permutation.MinimalPermutationFrame`,
+  the canonical labelling of the rotation-invariant Gram graph), composed as the library's
+  S_n × G frames are (:func:`~symtrain.symmetrize.frames.frame_elements`). The element is
+  then also invariant to permutations of the nodes, as needed when the data's S_n is part
+  of the task (``h`` pools over the nodes, so it is permutation-invariant too).
+- ``"given"``: the rows in their given order (equivariant to the group only).
+
+**Degenerate inputs.** The rotation frame itself is always one element (rank-deficient
+clouds get a partial isometry, exact as in :mod:`~symtrain.symmetrize.qr_frame`). An input
+whose *S_n* frame has several elements (nodes the Gram graph cannot tell apart, a
+symmetric configuration) would need several rotations, one per canonical order, and an
+interface returns one element per draw: :class:`~symtrain.errors.DegenerateFrameError`
+is raised there, naming the inputs (use ``order="given"``, or a
+:class:`~symtrain.symmetrize.interfaces.RotationInterface`, for such data).
+
+Noise: one Gaussian vector per node ``[B, N, d]`` (acted on by
+:class:`~symtrain.actions.Vectors`: rotated and permuted, never translated), moved into
+the frame with the points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ...actions.registry import create_action
+from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
+from ...errors import DegenerateFrameError, ShapeError, SymmetryError
+from ...groups.base import Element, Group, GroupContext
+from ...groups.registry import create_group
+from ...symmetry import Symmetry
+from ...tree import reference_tensor
+from ..frames import MinimalFrame, frame_elements
+from ..frames_permutation import MinimalPermutationFrame
+from .base import Interface, RelaxedElement, node_view
+from .registry import register_interface
+from .rotation import RotationInterface, _is_rotation_group, _masked_mean, gram_schmidt
+
+ORDERS = ("canonical", "given")
+
+
+@register_interface("frame_residual")
+class FrameResidualInterface(Interface):
+    """Minimal frame times a learned rotation of the canonicalized input (see the module
+    docstring): ``g = F(x) · R(h(F(x)⁻¹·x, F(x)⁻¹·ε))``, ``g = F(x)`` at initialisation.
+
+    Input: the Points field and any Vectors fields (``in_vectors`` in all), Nodes fields
+    as ``in_scalars`` invariant scalars. Noise: ``[B, N, d]``, standard deviation
+    ``noise_scale`` of the wrapper.
+
+    Args:
+        group: ``"O3"``, ``"SO3"``, ``"E3"``, ``"SE3"`` (any d).
+        in_vectors: number of point/vector fields per node.
+        in_scalars: number of per-node scalar channels.
+        hidden, layers: width of the DeepSets encoder and number of its per-node layers.
+        order: ``"canonical"`` (rows in the minimal S_n frame's order: permutation-
+            invariant elements) or ``"given"``.
+        frame_tol: rank tolerance of the QR frame (default: its dtype's).
+        gram_round: rounding of the Gram matrix for the canonical order
+            (:class:`~symtrain.symmetrize.frames_permutation.MinimalPermutationFrame`).
+    """
+
+    @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT,
+                gram_round=POSITIVE, frame_tol=Real(0, optional=True))
+    def __init__(self, group: str | Group = "E3", in_vectors: int = 1, in_scalars: int = 0,
+                 hidden: int = 32, layers: int = 2, order: str = "canonical",
+                 frame_tol: float | None = None, gram_round: float = 0.1):
+        super().__init__(group)
+        if not _is_rotation_group(self.group):
+            raise SymmetryError(f"FrameResidualInterface is for O(d), SO(d), E(d), SE(d), not {self.group}")
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
+        self.dim = self.group.vector_dim
+        self.in_vectors, self.in_scalars, self.order = in_vectors, in_scalars, order
+        self.noise_action = create_action("vectors")
+        self.frames = [MinimalFrame(frame_tol)]
+        if order == "canonical":
+            self.frames.insert(0, MinimalPermutationFrame(gram_round=gram_round))
+        self._frame_symmetry: Symmetry | None = None
+        width = (in_vectors + 1) * self.dim + in_scalars
+        per_node: list[nn.Module] = [nn.Linear(width, hidden), nn.SiLU()]
+        for _ in range(layers - 1):
+            per_node += [nn.Linear(hidden, hidden), nn.SiLU()]
+        self.phi = nn.Sequential(*per_node)
+        self.rho = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, self.dim ** 2))
+        nn.init.zeros_(self.rho[-1].weight)  # Δ = 0: the interface starts as the minimal frame
+        nn.init.zeros_(self.rho[-1].bias)
+
+    # what it supports and reads off an example: the rotation interface's (points, vectors, scalars)
+    supports = classmethod(RotationInterface.supports.__func__)  # type: ignore[attr-defined]
+    infer_args = classmethod(RotationInterface.infer_args.__func__)  # type: ignore[attr-defined]
+
+    def extra_repr(self) -> str:
+        return (f"group={self.group}, in_vectors={self.in_vectors}, in_scalars={self.in_scalars}, "
+                f"order={self.order!r}")
+
+    def attach(self, symmetry: Symmetry) -> "FrameResidualInterface":
+        super().attach(symmetry)
+        # The frame is computed for G (or S_n x G, for the canonical order) on the same data.
+        group = create_group(f"S_n x {self.group}") if self.order == "canonical" else self.group
+        self._frame_symmetry = Symmetry(group, symmetry.input, symmetry.input)
+        return self
+
+    def sample_noise(self, x: Any, context: GroupContext, scale: float,
+                     generator: torch.Generator | None = None) -> Tensor:
+        ref = reference_tensor(x)
+        dtype = ref.dtype if ref.is_floating_point() else None
+        return scale * torch.randn(context.batch_size, context.num_nodes, self.dim,
+                                   generator=generator, device=ref.device, dtype=dtype)
+
+    # --- the frame ----------------------------------------------------------------------
+    def minimal_frame(self, x: Any) -> Element:
+        """``F(x)``: one element of ``group`` per input ``[B]``; a
+        :class:`DegenerateFrameError` where the minimal frame has several."""
+        self._action()
+        sym = self._frame_symmetry
+        assert sym is not None  # set by attach, which _action checks
+        elements, weights = frame_elements(self.frames, sym, x, sym.context(x))
+        if weights.shape[1] > 1:
+            idx = ((weights > 0).sum(1) > 1).nonzero().flatten()[:5].tolist()
+            raise DegenerateFrameError(
+                f"FrameResidualInterface: the minimal frame of inputs {idx} has several elements "
+                f"(up to {weights.shape[1]}: nodes that the rotation-invariant Gram graph cannot tell "
+                "apart), and an interface returns one element per draw; use order='given' (a "
+                "frame of the rotation group only) or RotationInterface for such inputs")
+        return elements[-1] if isinstance(elements, tuple) and self.order == "canonical" else elements
+
+    def canonical_inputs(self, x: Any, frame: Element, noise: Tensor,
+                         context: GroupContext | None) -> tuple[Tensor, Tensor | None]:
+        """Per-node invariant features ``[B, N, (in_vectors + 1)·d + in_scalars]``:
+        ``F(x)⁻¹`` applied to the points (centred on the frame's translation), the vectors
+        and the noise, next to the scalars; and the mask ``[B, N]`` (or ``None``)."""
+        view = node_view(self._action(), x, context)
+        rot = self.group.rotation(frame)                                        # [B, d, d]
+        channels = list(view.vectors)
+        if view.points is not None:
+            centre = self.group.translation(frame)[:, None] if self.group.has_translations else 0.0
+            channels.insert(0, view.points - centre)
+        if len(channels) != self.in_vectors:
+            raise ShapeError(f"FrameResidualInterface(in_vectors={self.in_vectors}) got {len(channels)} "
+                             "point/vector fields; set in_vectors to the number of Points and Vectors fields")
+        ref = channels[0] if channels else noise
+        want = tuple(ref.shape[:2]) + (self.dim,)
+        if noise.shape != want:
+            raise ShapeError(f"noise must have shape {want}, got {tuple(noise.shape)}")
+        # F⁻¹ acts on a row v as v ↦ v Q (Q⁻¹ = Qᵀ; v ↦ v Qᵀ⁻¹ᵀ): the input in the frame
+        feats = [c @ rot.to(c.dtype) for c in channels + [noise.to(ref.dtype)]]
+        if self.in_scalars:
+            got = 0 if view.features is None else view.features.shape[-1]
+            if got != self.in_scalars:
+                raise ShapeError(f"FrameResidualInterface(in_scalars={self.in_scalars}) got {got} "
+                                 "per-node scalar channels (Nodes fields)")
+            feats.append(view.features.to(ref.dtype))
+        return torch.cat(feats, -1), view.mask
+
+    def residual(self, feats: Tensor, mask: Tensor | None) -> Tensor:
+        """``R = GramSchmidt(I + Δ)`` ``[B, d, d]`` from the invariant features (DeepSets)."""
+        pooled = _masked_mean(self.phi(feats), mask)
+        delta = self.rho(pooled).reshape(-1, self.dim, self.dim)
+        eye = torch.eye(self.dim, dtype=delta.dtype, device=delta.device)
+        return gram_schmidt(eye + delta, proper=self.group.is_proper)
+
+    def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
+                soft: bool = False) -> RelaxedElement:
+        frame = self.minimal_frame(x)
+        feats, mask = self.canonical_inputs(x, frame, noise, context)
+        rot = self.residual(feats, mask)
+        if self.group.has_translations:
+            step = self.group.from_parts(rot, rot.new_zeros(rot.shape[0], self.dim))
+        else:
+            step = self.group.from_parts(rot)
+        return RelaxedElement(self.group.compose(frame, step), (None,), rot.new_zeros(()))
