@@ -204,3 +204,17 @@ def test_registry_arguments_and_errors():
         bad(x, torch.zeros(4, 5, 3), sym.context(x))
     with pytest.raises(ValueError, match="does not know how to read its input"):
         FrameResidualInterface("E3").minimal_frame(x)
+
+
+def test_an_opt_in_interface_is_never_a_default_whatever_the_registration_order():
+    """default_interface skips classes that are not default candidates: frame_residual
+    registered first (as a file sorting before rotation.py would be) is still not picked."""
+    from symtrain.groups import create_group
+    from symtrain.symmetrize.interfaces import registry
+
+    entries = dict(registry.INTERFACES.items())
+    assert registry.default_interface(create_group("E3")) == "rotation"
+    for name in ("frame_residual", "rotation"):
+        assert name in entries
+    cls = entries["frame_residual"]
+    assert cls.supports(create_group("E3")) and not cls.default_candidate

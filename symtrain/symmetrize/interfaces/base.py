@@ -65,6 +65,9 @@ class Interface(nn.Module):
 
     group: Group
     noise_action: Action
+    #: Whether :func:`~symtrain.symmetrize.interfaces.default_interface` may pick this class
+    #: for a group it supports; ``False`` for opt-in variants (they must be named).
+    default_candidate: bool = True
 
     @classmethod
     def supports(cls, group: Group) -> bool:

@@ -59,7 +59,9 @@ ORDERS = ("canonical", "given")
 
 @register_interface("frame_residual")
 class FrameResidualInterface(Interface):
-    """Minimal frame times a learned rotation of the canonicalized input (see the module
+    """An opt-in variant (never a group's default interface: ``default_candidate = False``).
+
+    Minimal frame times a learned rotation of the canonicalized input (see the module
     docstring): ``g = F(x) · R(h(F(x)⁻¹·x, F(x)⁻¹·ε))``, ``g = F(x)`` at initialisation.
 
     Input: the Points field and any Vectors fields (``in_vectors`` in all), Nodes fields
@@ -77,6 +79,8 @@ class FrameResidualInterface(Interface):
         gram_round: rounding of the Gram matrix for the canonical order
             (:class:`~symtrain.symmetrize.frames_permutation.MinimalPermutationFrame`).
     """
+
+    default_candidate = False
 
     @check_args(in_vectors=POSITIVE_INT, in_scalars=Count(0), hidden=POSITIVE_INT, layers=POSITIVE_INT,
                 gram_round=POSITIVE, frame_tol=Real(0, optional=True))

@@ -39,9 +39,11 @@ def get_interface_class(name: str) -> type[Interface]:
 
 
 def default_interface(group: Group) -> str:
-    """The first registered interface that supports ``group``."""
+    """The first registered interface that supports ``group`` among those that declare
+    themselves default candidates (``Interface.default_candidate``; opt-in variants such
+    as ``frame_residual`` must be named, whatever the order their files load in)."""
     for name, cls in INTERFACES.items():
-        if cls.supports(group):
+        if cls.default_candidate and cls.supports(group):
             return name
     raise UnsupportedGroupError(f"no registered interface produces elements of {group}; "
                                 f"registered: {', '.join(list_interfaces())}")
