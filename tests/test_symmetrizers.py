@@ -240,3 +240,23 @@ def test_monte_carlo_error_falls_with_samples(name, case):
             pytest.skip(f"{name} draws nothing at random on {case.name}")
         errs.append(st.equivariance_error(wrapped, case.symmetry, x, samples=4, exact=False).mean)
     assert errs[2] < 0.5 * errs[0] and errs[2] < errs[1], errs
+
+
+@pytest.mark.parametrize("name,variant,case", PAIRS, ids=pair_id)
+def test_wrapped_model_runs_under_inference_mode(name, variant, case):
+    """``torch.inference_mode`` (what serving code and many eval loops use) gives the same
+    output as ``no_grad``: inference tensors have no version counter, so nothing in a
+    wrapper may read one (a memo keyed on ``_version`` raised there)."""
+    base, x = base_and_input(case)
+    wrapped = build(name, variant, case, base, x).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        ref = run(wrapped, x)
+    torch.manual_seed(1)
+    with torch.inference_mode():
+        out = run(wrapped, x)
+    for a, b in zip(leaves(ref), leaves(out), strict=True):
+        if isinstance(a, torch.Tensor):
+            assert torch.isfinite(b).all() if a.is_floating_point() else True
+            if not getattr(wrapped, "stochastic", False):
+                assert torch.allclose(a, b, atol=1e-6), name
