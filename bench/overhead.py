@@ -10,6 +10,13 @@ Then peak memory of SO(3) averaging with K=256 samples, without and with
 ``chunk_size=32`` (each in its own process: the growth of the peak resident set over
 the forward pass).
 
+Then where the overhead goes: the wrapper's own cost, measured with an identity backbone
+(every copy made, moved and averaged, no network), alone in a loop (warm caches) and right
+after one call of the real backbone (the caches hold the backbone's weights and
+activations, as they do inside the wrapped forward). On a 2-core CPU the second is 2–4×
+the first: the wrapper's ~280 Python calls and ~30 small tensor ops run on cold caches,
+which is most of what separates the ratio from 1.
+
 Last lines: ``ga_peak_memory_mb=<unchunked>/<chunked>`` and ``ga_overhead=<worst ratio>``
 (target ≤ 1.10).
 """
@@ -75,6 +82,27 @@ def compare(name, base, wrapped, x, x_rep, repeats):
     return ratio
 
 
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+@torch.no_grad()
+def fixed_cost(name, base, wrapped_identity, x, x_rep, repeats):
+    """Median ms of the identity-backbone wrapper: alone, and right after ``base(x_rep)``."""
+    for _ in range(3):
+        wrapped_identity(x)
+    warm, cold = [], []
+    for _ in range(repeats):
+        warm.append(timed(lambda: wrapped_identity(x)))
+    for _ in range(repeats):
+        base(x_rep)
+        cold.append(timed(lambda: wrapped_identity(x)))
+    tw, tc = statistics.median(warm) * 1e3, statistics.median(cold) * 1e3
+    print(f"{name:<34} wrapper alone (identity backbone) {tw:.2f} ms, right after a backbone call "
+          f"{tc:.2f} ms")
+
+
 def peak_memory(chunk_size: int | None) -> float:
     """MB by which the peak resident set grows over one K=256 forward (this process)."""
     torch.manual_seed(0)
@@ -116,6 +144,8 @@ def main(argv=None):
         mid = statistics.median(runs)
         print(f"{name:<34} median of {args.runs} runs {mid:.3f} (spread {min(runs):.3f}-{max(runs):.3f})")
         worst.append(mid)
+    fixed_cost("SO3 K=16 fixed cost", tf, st.GroupAveraging(Identity(), so3, samples=16).eval(),
+               clouds, clouds.repeat_interleave(16, 0), args.repeats)
 
     mem = {}
     for chunk in ("none", "32"):
