@@ -3,7 +3,8 @@ input. Exactly equivariant (float32 and float64, random inputs and elements), th
 frame itself at initialisation, permutation-invariant in the canonical order; the same
 network fed the raw input instead of F(x)⁻¹·x fails the check; wrapped by
 ProbabilisticSymmetrization (PS and learned canonicalization) the model is equivariant;
-inputs whose minimal frame has several elements raise a clear error."""
+inputs whose minimal frame has several elements get the element the noise chooses, exactly
+equivariant (also under the input's own symmetries, where a fixed choice fails)."""
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import symtrain as st
 from symtrain.actions import Fields, Nodes, Points, Vectors
 from symtrain.errors import DegenerateFrameError
 from symtrain.symmetrize.frames import MinimalFrame, frame_elements
-from symtrain.symmetrize.frames_permutation import MinimalPermutationFrame
+from symtrain.symmetrize.frames_permutation import MinimalPermutationFrame, MonteCarloFrameWarning
 from symtrain.symmetrize.interfaces import create_interface, default_interface
 from symtrain.symmetrize.interfaces.frame_residual import FrameResidualInterface
 from symtrain.symmetrize.probabilistic import ProbabilisticSymmetrization
@@ -168,23 +169,103 @@ def test_gradients_reach_the_residual_network():
     assert itf.rho[-1].weight.grad is not None and float(itf.rho[-1].weight.grad.abs().sum()) > 0
 
 
-def test_tied_nodes_raise_a_clear_error_and_the_given_order_handles_them():
-    """Two identical nodes: the minimal S_n frame has two elements, so the canonical order
-    is not unique and the interface refuses (one element per draw); order='given' reads
-    the rows as they are, and is exact even on a degenerate (collinear) cloud."""
+def test_tied_nodes_are_exact_and_the_given_order_handles_them(dtype):
+    """Two identical nodes: the minimal S_n frame has two elements of the same rotation,
+    so the noise's choice is that rotation, exactly equivariant; order='given' reads the
+    rows as they are, and is exact even on a degenerate (collinear) cloud."""
     sym = nbody_symmetry("E3")
-    pos, vel, charge = nbody(b=3, dtype=torch.float64)
+    pos, vel, charge = nbody(b=3, dtype=dtype)
     pos[1, 1], vel[1, 1], charge[1, 1] = pos[1, 0], vel[1, 0], charge[1, 0]
-    itf = FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16).double().attach(sym)
     x = (pos, vel, charge)
-    ctx = sym.context(x)
-    with pytest.raises(DegenerateFrameError, match=r"inputs \[1\] has several elements.*order='given'"):
-        itf(x, itf.sample_noise(x, ctx, 1.0), ctx)
-    given = trained_like(FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16, order="given").double())
-    check_interface(given, sym, x, atol=1e-9)
-    line = torch.linspace(-1, 1, 5, dtype=torch.float64)[None, :, None] * torch.tensor([1.0, 2, 3]).double()
-    collinear = (line.expand(3, 5, 3) + 1, torch.zeros(3, 5, 3, dtype=torch.float64), charge)
-    check_interface(given, sym, collinear, atol=1e-9)
+    itf = trained_like(FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16).to(dtype))
+    check_interface(itf, sym, x, atol=tol(dtype))
+    given = trained_like(FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=16, order="given").to(dtype))
+    check_interface(given, sym, x, atol=tol(dtype))
+    line = torch.linspace(-1, 1, 5, dtype=dtype)[None, :, None] * torch.tensor([1.0, 2, 3], dtype=dtype)
+    collinear = (line.expand(3, 5, 3) + 1, torch.zeros(3, 5, 3, dtype=dtype), charge)
+    check_interface(given, sym, collinear, atol=tol(dtype))
+
+
+def pentagon(b, dtype):
+    """Regular pentagons in the xy plane about the origin, at rest, equal charges: the
+    Gram graph cannot tell the nodes apart (a 10-element S_n frame of distinct rotations)."""
+    angle = torch.arange(5, dtype=dtype) * (2 * torch.pi / 5)
+    ring = torch.stack([angle.cos(), angle.sin(), torch.zeros_like(angle)], -1)
+    return (ring.expand(b, 5, 3).clone(), torch.zeros(b, 5, 3, dtype=dtype), torch.ones(b, 5, 1, dtype=dtype))
+
+
+class FirstElement(FrameResidualInterface):
+    """The non-equivariant choice: always the frame's first element, whatever the noise."""
+
+    def _choose(self, x, rotations, weights, noise, context):
+        return super()._choose(x, rotations, weights, torch.zeros_like(noise), context)
+
+
+@pytest.mark.parametrize("group", ["O3", "SO3", "E3", "SE3"])
+def test_a_symmetric_input_gets_the_element_its_noise_chooses_exactly_equivariant(group, dtype):
+    """A pentagon: g(x, ε) is one of its frame's elements, chosen by the noise (several
+    distinct ones over draws); equivariant for random group elements and for the
+    pentagon's own symmetry (π, h) with π·h·x = x: g(x, π·h·ε) = h·g(x, ε). Choosing the
+    first element instead passes the random-element check (the frame's order moves with
+    the input) but fails the stabiliser one, as every deterministic choice must."""
+    sym = nbody_symmetry(group)
+    x = pentagon(4, dtype)
+    for cls, equivariant in ((FrameResidualInterface, True), (FirstElement, False)):
+        itf = cls(group, in_vectors=2, in_scalars=1, hidden=16).to(dtype).attach(sym)  # zero-init: g = F_j(x)
+        ctx = sym.context(x)
+        gen = torch.Generator().manual_seed(1)
+        noise = torch.randn(4, 5, 3, generator=gen, dtype=dtype)
+        g = itf(x, noise, ctx)
+        frame_sym = st.Symmetry(f"S_n x {group}", sym.input, sym.input)
+        elements, w = frame_elements([MinimalPermutationFrame(), MinimalFrame()], frame_sym, x, frame_sym.context(x))
+        assert w.shape[1] == 10 and bool((w > 0).all())
+        rots = sym.group.rotation(elements[1]).reshape(4, 10, 3, 3)
+        hit = (sym.group.rotation(g)[:, None] - rots).abs().amax((-1, -2)) < 1e-12
+        assert bool((hit.sum(1) == 1).all())  # one of the frame's (distinct) elements
+        chosen = {int(i) for i in hit.float().argmax(1)}
+        assert len(chosen) > 1 if equivariant else chosen == {0}
+        check_interface(itf, sym, x, atol=tol(dtype))  # random h: passes for both
+        # the pentagon's symmetry: rotation by 72° about z, then relabel the nodes back
+        turn = torch.tensor(2 * torch.pi / 5, dtype=dtype)
+        c, si = torch.cos(turn), torch.sin(turn)
+        rot = torch.tensor([[c, -si, 0], [si, c, 0], [0, 0, 1]], dtype=dtype).expand(4, 3, 3)
+        h = sym.group.from_parts(rot) if sym.group.has_translations else rot
+        hx = sym.act_input(h, x, ctx)
+        perm = (hx[0][0][None, :] - x[0][0][:, None]).norm(dim=-1).argmin(1)  # (h·x)[perm] = x
+        assert torch.allclose(hx[0][:, perm], x[0], atol=1e-6)
+        h_noise = itf.noise_action.act(sym.group, h, noise, ctx)[:, perm]
+        same = sym.group.allclose(itf(x, h_noise, ctx), sym.group.compose(h, g), atol=tol(dtype))
+        assert bool(same.all()) == equivariant, cls.__name__
+
+
+def test_a_frame_too_large_to_enumerate_is_refused():
+    """Six identical nodes: 720 automorphisms, past a max_elements of 100, so the S_n frame
+    is sampled (not a function of the input) and the interface says so."""
+    sym = nbody_symmetry("E3")
+    itf = FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=8).double().attach(sym)
+    itf.frames[0] = MinimalPermutationFrame(max_elements=100, samples=8)
+    x = (torch.ones(2, 6, 3, dtype=torch.float64), torch.zeros(2, 6, 3, dtype=torch.float64),
+         torch.ones(2, 6, 1, dtype=torch.float64))
+    x[0][0] = torch.randn(6, 3, dtype=torch.float64)
+    with pytest.warns(MonteCarloFrameWarning), \
+            pytest.raises(DegenerateFrameError, match=r"inputs \[1\] are larger than.*max_elements=100"):
+        itf(x, torch.randn(2, 6, 3, dtype=torch.float64), sym.context(x))
+
+
+def test_zero_noise_on_a_symmetric_input_is_refused_not_a_silent_fixed_choice():
+    """Learned canonicalization (no noise) of a pentagon: nothing to choose with, and the
+    first element would not be invariant to the pentagon's relabelling; a clear error
+    names the input. Generic inputs in the same batch are fine alone."""
+    sym = nbody_symmetry("E3")
+    itf = FrameResidualInterface("E3", in_vectors=2, in_scalars=1, hidden=8).double().attach(sym)
+    sym_x, generic = pentagon(1, torch.float64), nbody(b=1, dtype=torch.float64)
+    x = tuple(torch.cat([a, b]) for a, b in zip(generic, sym_x, strict=True))
+    with pytest.raises(DegenerateFrameError, match=r"inputs \[1\] .*no noise.*noise_scale > 0"):
+        itf(x, torch.zeros(2, 5, 3, dtype=torch.float64), sym.context(x))
+    model = ProbabilisticSymmetrization.canonicalization(NBodyMLP(5), sym, itf).double()
+    with pytest.raises(DegenerateFrameError, match="no noise"):
+        model(*x)
+    model(*generic)
 
 
 def test_registry_arguments_and_errors():

@@ -23,11 +23,21 @@ Row order (``order``):
 
 **Degenerate inputs.** The rotation frame itself is always one element (rank-deficient
 clouds get a partial isometry, exact as in :mod:`~symtrain.symmetrize.qr_frame`). An input
-whose *S_n* frame has several elements (nodes the Gram graph cannot tell apart, a
-symmetric configuration) would need several rotations, one per canonical order, and an
-interface returns one element per draw: :class:`~symtrain.errors.DegenerateFrameError`
-is raised there, naming the inputs (use ``order="given"``, or a
-:class:`~symtrain.symmetrize.interfaces.RotationInterface`, for such data).
+whose *S_n* frame has several elements (nodes the Gram graph cannot tell apart: a regular
+polygon, a symmetric molecule) has several rotations ``F_1(x), …, F_m(x)``, one per
+canonical order, and the set moves with the input: ``{F_j(h·x)} = h·{F_j(x)}``. An
+interface returns one element per draw, so the **noise chooses** among them: ``F(x, ε)``
+is the ``F_j`` minimising ``Σ_n φ(ε_n F_j)`` (``ε_n F_j``: node ``n``'s noise in frame
+``j``; ``φ(v) = v·w + (v·u)³`` with fixed generic ``w, u``; masked nodes left out). The
+score is invariant to permutations of the nodes and ``ε_n F_j`` to the group
+(``(h ε_n)(h F_j) = ε_n F_j``), so ``F(h·x, h·ε) = h·F(x, ε)`` exactly: the choice is part
+of the draw (a fixed noise gives a fixed choice, and equivariance holds in distribution
+as for every LPS interface). Frames of the same rotation tie and are the same element;
+distinct ones tie with probability 0. Inputs with zero noise (learned canonicalization,
+``noise_scale=0``) have nothing to choose with, and no fixed element is invariant to the
+permutations that fix such an input: they raise :class:`~symtrain.errors.DegenerateFrameError`.
+Automorphism groups too large to enumerate (the S_n frame's ``max_elements``) are sampled,
+not a function of the input: such inputs raise :class:`~symtrain.errors.DegenerateFrameError`.
 
 Noise: one Gaussian vector per node ``[B, N, d]`` (acted on by
 :class:`~symtrain.actions.Vectors`: rotated and permuted, never translated), moved into
@@ -44,7 +54,7 @@ from torch import Tensor, nn
 from ...actions.registry import create_action
 from ...domains import POSITIVE, POSITIVE_INT, Count, Real, check_args
 from ...errors import DegenerateFrameError, ShapeError, SymmetryError
-from ...groups.base import Element, Group, GroupContext
+from ...groups.base import Element, Group, GroupContext, element_take
 from ...groups.registry import create_group
 from ...symmetry import Symmetry
 from ...tree import reference_tensor
@@ -131,21 +141,56 @@ class FrameResidualInterface(Interface):
                                    generator=generator, device=ref.device, dtype=dtype)
 
     # --- the frame ----------------------------------------------------------------------
-    def minimal_frame(self, x: Any) -> Element:
-        """``F(x)``: one element of ``group`` per input ``[B]``; a
-        :class:`DegenerateFrameError` where the minimal frame has several."""
+    def minimal_frame(self, x: Any, noise: Tensor | None = None, context: GroupContext | None = None) -> Element:
+        """``F(x, ε)``: one element of ``group`` per input ``[B]``: the minimal frame's
+        element, or where the minimal frame has several, the one the noise ``ε``
+        (``[B, N, d]``) chooses (module docstring; without noise such inputs raise
+        :class:`DegenerateFrameError`)."""
         self._action()
         sym = self._frame_symmetry
         assert sym is not None  # set by attach, which _action checks
         elements, weights = frame_elements(self.frames, sym, x, sym.context(x))
-        if weights.shape[1] > 1:
-            idx = ((weights > 0).sum(1) > 1).nonzero().flatten()[:5].tolist()
+        rotations = elements[-1] if isinstance(elements, tuple) and self.order == "canonical" else elements
+        k = weights.shape[1]
+        if k == 1:
+            return rotations
+        sampled = getattr(self.frames[0], "sampled", None)
+        if sampled is not None and bool(sampled.any()):
+            idx = sampled.nonzero().flatten()[:5].tolist()
+            raise DegenerateFrameError(
+                f"FrameResidualInterface: the automorphism groups of inputs {idx} are larger than the "
+                f"S_n frame's max_elements={self.frames[0].max_elements} and were sampled, so their "
+                "frame is not a function of the input; pass a larger max_elements through the "
+                "interface's frame, or use order='given' or RotationInterface for such inputs")
+        several = (weights > 0).sum(1) > 1
+        silent = several if noise is None else several & (noise.flatten(1) == 0).all(1)
+        if bool(silent.any()):
+            idx = silent.nonzero().flatten()[:5].tolist()
             raise DegenerateFrameError(
                 f"FrameResidualInterface: the minimal frame of inputs {idx} has several elements "
-                f"(up to {weights.shape[1]}: nodes that the rotation-invariant Gram graph cannot tell "
-                "apart), and an interface returns one element per draw; use order='given' (a "
-                "frame of the rotation group only) or RotationInterface for such inputs")
-        return elements[-1] if isinstance(elements, tuple) and self.order == "canonical" else elements
+                f"(up to {k}: nodes that the rotation-invariant Gram graph cannot tell apart), and "
+                "the interface's noise chooses among them, but these inputs have no noise (zero, as "
+                "in learned canonicalization): one fixed element cannot be invariant to the "
+                "permutations that fix such an input; use noise (noise_scale > 0), or order='given' "
+                "(equivariant to the rotation group only)")
+        return self._choose(x, rotations, weights, noise, context)
+
+    def _choose(self, x: Any, rotations: Element, weights: Tensor, noise: Tensor,
+                context: GroupContext | None) -> Element:
+        """The frame element of least score ``Σ_n φ(ε_n F_j)`` per input (weight-0
+        padding never chosen): ``rotations`` ``[B·K]`` b-major, ``weights`` ``[B, K]``."""
+        batch, k = weights.shape
+        rot = self.group.rotation(rotations).reshape(batch, k, self.dim, self.dim)
+        eps = noise.to(rot.dtype)
+        mask = node_view(self._action(), x, context).mask
+        if mask is not None:
+            eps = eps * mask[..., None].to(eps.dtype)
+        moved = torch.einsum("bnd,bkde->bkne", eps, rot)                      # ε_n F_j
+        w, u = _generic_directions(self.dim, rot.dtype, rot.device)
+        score = (moved @ w + (moved @ u) ** 3).sum(-1)                          # [B, K]
+        score = score.masked_fill(weights <= 0, float("inf"))
+        pick = score.argmin(1) + torch.arange(batch, device=score.device) * k
+        return element_take(rotations, pick)
 
     def canonical_inputs(self, x: Any, frame: Element, noise: Tensor,
                          context: GroupContext | None) -> tuple[Tensor, Tensor | None]:
@@ -184,7 +229,7 @@ class FrameResidualInterface(Interface):
 
     def relaxed(self, x: Any, noise: Tensor, context: GroupContext | None = None,
                 soft: bool = False) -> RelaxedElement:
-        frame = self.minimal_frame(x)
+        frame = self.minimal_frame(x, noise, context)
         feats, mask = self.canonical_inputs(x, frame, noise, context)
         rot = self.residual(feats, mask)
         if self.group.has_translations:
@@ -192,3 +237,11 @@ class FrameResidualInterface(Interface):
         else:
             step = self.group.from_parts(rot)
         return RelaxedElement(self.group.compose(frame, step), (None,), rot.new_zeros(()))
+
+
+def _generic_directions(dim: int, dtype: torch.dtype, device: Any) -> tuple[Tensor, Tensor]:
+    """Two fixed unit vectors ``[d]`` in no special position (no coordinate axis or plane),
+    the same at every call: the directions of the frame-choice score."""
+    i = torch.arange(1, dim + 1, dtype=torch.float64)
+    w, u = torch.cos(1.3 * i + 0.4), torch.sin(2.1 * i ** 1.5 + 0.7)
+    return ((w / w.norm()).to(device=device, dtype=dtype), (u / u.norm()).to(device=device, dtype=dtype))
