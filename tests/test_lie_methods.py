@@ -213,8 +213,12 @@ def test_all_generators_in_one_call_by_default(method):
         model.batches.clear()
         alone = lie_derivatives(model, x, "all", method=method, share_primal=False)
         assert len(model.batches) == 12
+    # other batch sizes round differently; the central difference divides that by its
+    # step (~eps^(1/3)), so float32 fd agrees only to ~eps^(2/3) of the output's scale
+    rtol, atol = {"jvp": (1e-4, 1e-6), "fd": (2e-3, 2e-3)}[method]
     for k in alone:
-        torch.testing.assert_close(chunked[k], alone[k], rtol=1e-4, atol=1e-6)
+        scale = max(float(alone[k].abs().max()), 1.0)
+        torch.testing.assert_close(chunked[k], alone[k], rtol=rtol, atol=atol * scale)
 
 
 def test_fd_falls_back_when_the_output_is_not_per_example():
