@@ -99,6 +99,7 @@ def test_qr_frame_scale_free_tolerance_and_gradients():
 # --- the wrappers on minimal frames -------------------------------------------------------
 import symtrain as st  # noqa: E402
 from symtrain.actions import Fields, Mask, Points, Vectors  # noqa: E402
+from symtrain.groups.base import element_take  # noqa: E402
 from tests.models import PointMLP  # noqa: E402
 
 
@@ -268,6 +269,40 @@ def test_apply_repeated_equals_repeat_then_apply(group, dtype):
     slow = Action.apply_repeated(sym.input, sym.group, g, x, 4, ctx)
     for a, b in zip(fast, slow, strict=False):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("group", ["O3", "SE3", "C4", "S_n x E3"])
+def test_act_mean_equals_act_then_weighted_mean(group, dtype):
+    """The output side's fast path (one contraction over copies and axes) gives the moved,
+    weighted average exactly, with weights of 0 and unequal weights, and gradients equal
+    to the act-then-mean path's; a wrong element count is refused like act's."""
+    from symtrain.actions.base import Action
+
+    single = group in ("O3", "SE3")
+    sym = st.Symmetry(group, "trivial", Fields(Points(), Vectors(), *([Vectors(nodes=False)] if single else [])))
+    d = 2 if group == "C4" else 3
+    b, k = 3, 4
+    y = [torch.randn(b * k, 5, d, dtype=dtype), torch.randn(b * k, 5, d, dtype=dtype)]
+    if single:
+        y.append(torch.randn(b * k, d, dtype=dtype))
+    y = tuple(t.requires_grad_(True) for t in y)
+    ctx = st.Symmetry(group, Points(), "trivial").context(torch.randn(b, 5, d, dtype=dtype))
+    g = sym.sample(ctx, k)
+    weights = torch.rand(b, k, dtype=dtype)
+    weights[0, 1] = 0.0
+    weights = weights / weights.sum(1, keepdim=True)
+    fast = sym.output.act_mean(sym.group, g, y, weights, ctx.repeat(k), ctx)
+    slow = Action.act_mean(sym.output, sym.group, g, y, weights, ctx.repeat(k), ctx)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    for a, s in zip(fast, slow, strict=True):
+        assert a.shape == s.shape == (b, *a.shape[1:]) and torch.allclose(a, s, atol=tol)
+    probe = [torch.randn_like(a) for a in fast]
+    g_fast = torch.autograd.grad(sum((a * p).sum() for a, p in zip(fast, probe, strict=True)), y)
+    g_slow = torch.autograd.grad(sum((a * p).sum() for a, p in zip(slow, probe, strict=True)), y)
+    for a, s in zip(g_fast, g_slow, strict=True):
+        assert torch.allclose(a, s, atol=tol)
+    with pytest.raises(st.ShapeError, match="group elements for a batch"):
+        sym.output.act_mean(sym.group, element_take(g, torch.arange(b * k - 1)), y, weights)
 
 
 # --- finite groups on square images --------------------------------------------------------

@@ -124,12 +124,31 @@ class Action(ABC):
     def act(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:
         """``g·x``, after checking that ``x`` fits this action and ``group`` (shape, layout,
         group/data mismatch) and that ``g`` has one element per sample."""
+        self._check_acting(group, g, x)
+        return self.apply(group, g, x, context)
+
+    def _check_acting(self, group: Group, g: Element, x: Any) -> None:
         self.check_group(group)
         self.check(x, group)
         n, b = element_batch_size(g), self.batch_size(x)
         if n != b:
             raise ShapeError(f"{self!r}: {n} group elements for a batch of {b} samples")
-        return self.apply(group, g, x, context)
+
+    def act_mean(self, group: Group, g: Element, y: Any, weights: Tensor,
+                 context_k: GroupContext | None = None, context: GroupContext | None = None) -> Any:
+        """``Σ_k w_k g_k·y_k`` per sample: ``y`` holds ``k`` copies of each sample (``[B·k]``,
+        b-major), ``g`` their elements (``[B·k]``), ``weights`` ``[B, k]`` (rows summing to
+        one); the wrappers' last step. ``context_k``: the context of the ``B·k`` copies,
+        ``context``: the un-repeated samples'. Default: :meth:`act` (with its checks), then
+        :meth:`mean`; an action with a faster :meth:`apply_mean` overrides this to check
+        ``y`` as :meth:`act` does and call it."""
+        return self.mean(self.act(group, g, y, context_k), weights, context)
+
+    def apply_mean(self, group: Group, g: Element, y: Any, weights: Tensor,
+                   context_k: GroupContext | None = None, context: GroupContext | None = None) -> Any:
+        """:meth:`act_mean` without its checks: :meth:`apply`, then :meth:`mean`. Actions may
+        override it with one product that moves and averages the copies at once."""
+        return self.mean(self.apply(group, g, y, context_k), weights, context)
 
     def apply(self, group: Group, g: Element, x: Any, context: GroupContext | None = None) -> Any:
         """``g·x`` without the checks of :meth:`act`: the fast path for data already

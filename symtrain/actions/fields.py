@@ -131,6 +131,14 @@ class Fields(Action):
     def mean(self, y, weights, context=None):
         return self._rebuild([(key, a.mean(v, weights, context)) for key, a, v in self._items(y)])
 
+    def act_mean(self, group, g, y, weights, context_k=None, context=None):
+        self._check_acting(group, g, y)
+        return self.apply_mean(group, g, y, weights, context_k, context)
+
+    def apply_mean(self, group, g, y, weights, context_k=None, context=None):
+        return self._rebuild([(key, a.apply_mean(group, g, v, weights, context_k, context))
+                              for key, a, v in self._items(y)])
+
     def __repr__(self):
         if isinstance(self.actions, dict):
             return "Fields(" + ", ".join(f"{k}={a!r}" for k, a in self.actions.items()) + ")"

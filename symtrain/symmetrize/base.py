@@ -148,8 +148,10 @@ class Symmetrizer(nn.Module):
         context_k = context.repeat(k)
         xs = self.transform_input(g, x, context_k) if repeated else self.transform_input_repeated(g, x, k, context)
         ys = self.call_base(xs, weights, context_k)
-        ys = self.transform_output(g, ys, context_k)
-        return sym.output.mean(ys, weights, context)
+        if type(self).transform_output is not Symmetrizer.transform_output:  # a subclass's own path
+            return sym.output.mean(self.transform_output(g, ys, context_k), weights, context)
+        # moved back and averaged in one step (the output action's act_mean, checked)
+        return sym.output.act_mean(sym.group, g, ys, weights, context_k, context)
 
     def call_base(self, xs: Any, weights: Tensor, context_k: GroupContext) -> Any:
         """The base model's checked output on the ``B·K`` copies ``xs`` (``context_k``
