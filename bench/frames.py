@@ -49,7 +49,10 @@ D4 images, CNN (7.8–11 ms)                         1.61                       
 
 ``pca_fa_vs_lucidrains=1.027``, ``grid_canonicalization_cost=1.605``,
 ``minimal_frame_cost=11.084`` (graphs), ``minimal_frame_error=7.08e-06`` (the Petersen
-graph + 3 isolated nodes, 720 elements in float32). See docs/frames.md for the errors
+graph + 3 isolated nodes, 720 elements in float32). On a quiet machine (load 0, base
+forwards 2–5× faster, so fixed costs weigh more): ``pca_fa_vs_lucidrains=1.071`` (point
+MLP; transformer 1.026), ``grid_canonicalization_cost=2.047``,
+``minimal_frame_cost=11.338``, ``minimal_frame_error=5.35e-06``. See docs/frames.md for the errors
 on every degenerate family and where the fixed cost goes.
 """
 
