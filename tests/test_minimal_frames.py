@@ -305,6 +305,32 @@ def test_act_mean_equals_act_then_weighted_mean(group, dtype):
         sym.output.act_mean(sym.group, element_take(g, torch.arange(b * k - 1)), y, weights)
 
 
+@pytest.mark.parametrize("output", ["points", "fields", "image"])
+def test_act_mean_refuses_weights_that_do_not_fit(output):
+    """Weights transposed to ``[k, B]`` (same count: the copies of different samples would
+    be mixed), of the wrong count, or not floating point: a ShapeError naming the
+    weights, on the fast paths (points, fields of points) and the default (images)."""
+    b, k = 3, 4
+    if output == "image":
+        sym = st.Symmetry("C4", "trivial", Image())
+        y, ctx = torch.randn(b * k, 1, 6, 6), st.Symmetry("C4", Image(), "trivial").context(torch.randn(b, 1, 6, 6))
+    else:
+        action = Points() if output == "points" else Fields(Points(), Vectors())
+        sym = st.Symmetry("SE3", "trivial", action)
+        y = torch.randn(b * k, 5, 3)
+        y = y if output == "points" else (y, torch.randn(b * k, 5, 3))
+        ctx = st.Symmetry("SE3", Points(), "trivial").context(torch.randn(b, 5, 3))
+    g = sym.sample(ctx, k)
+    ok = torch.full((b, k), 1.0 / k)
+    sym.output.act_mean(sym.group, g, y, ok, ctx.repeat(k), ctx)  # fits
+    for bad, match in ((ok.T.contiguous(), "have 4 rows, but the batch holds 3"),
+                       (torch.full((b, k + 1), 0.2), "give 15 copies, but there are 12"),
+                       (torch.ones(b, k, dtype=torch.long), "floating-point tensor"),
+                       (ok.reshape(-1), "floating-point tensor")):
+        with pytest.raises(st.ShapeError, match=match):
+            sym.output.act_mean(sym.group, g, y, bad, ctx.repeat(k), ctx)
+
+
 # --- finite groups on square images --------------------------------------------------------
 from symtrain.actions import Image  # noqa: E402
 from tests.models import CNN  # noqa: E402

@@ -140,9 +140,21 @@ class Action(ABC):
         b-major), ``g`` their elements (``[B·k]``), ``weights`` ``[B, k]`` (rows summing to
         one); the wrappers' last step. ``context_k``: the context of the ``B·k`` copies,
         ``context``: the un-repeated samples'. Default: :meth:`act` (with its checks), then
-        :meth:`mean`; an action with a faster :meth:`apply_mean` overrides this to check
-        ``y`` as :meth:`act` does and call it."""
+        :meth:`mean`; an action with a faster :meth:`apply_mean` uses
+        :meth:`checked_apply_mean` for it."""
+        check_mean_weights(weights, element_batch_size(g), context)
         return self.mean(self.act(group, g, y, context_k), weights, context)
+
+    def checked_apply_mean(self, group: Group, g: Element, y: Any, weights: Tensor,
+                           context_k: GroupContext | None = None,
+                           context: GroupContext | None = None) -> Any:
+        """:meth:`act_mean` for an action whose :meth:`apply_mean` is faster than
+        :meth:`apply` then :meth:`mean` and whose :meth:`act` checks as the default does:
+        the same checks, then :meth:`apply_mean`. Such an action sets
+        ``act_mean = Action.checked_apply_mean``."""
+        self._check_acting(group, g, y)
+        check_mean_weights(weights, element_batch_size(g), context)
+        return self.apply_mean(group, g, y, weights, context_k, context)
 
     def apply_mean(self, group: Group, g: Element, y: Any, weights: Tensor,
                    context_k: GroupContext | None = None, context: GroupContext | None = None) -> Any:
@@ -290,6 +302,23 @@ class Action(ABC):
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, repr(self)))
+
+
+def check_mean_weights(weights: Any, copies: int, context: GroupContext | None = None) -> None:
+    """Raise :class:`ShapeError` unless ``weights`` is a floating ``[B, k]`` tensor whose
+    ``B·k`` matches the ``copies`` (group elements) and, where ``context`` knows it, whose
+    ``B`` is the batch of un-repeated samples (a transposed ``[k, B]`` would otherwise mix
+    the copies of different samples). Shapes only: no values are read."""
+    if not isinstance(weights, Tensor) or weights.dim() != 2 or not weights.is_floating_point():
+        got = f"{weights.dtype} {tuple(weights.shape)}" if isinstance(weights, Tensor) else type(weights).__name__
+        raise ShapeError(f"weights must be a floating-point tensor [B, k], got {got}")
+    b, k = weights.shape
+    if b * k != copies:
+        raise ShapeError(f"weights {tuple(weights.shape)} give {b * k} copies, but there are {copies} "
+                         "group elements (one per copy, b-major)")
+    if context is not None and context.batch_size is not None and b != context.batch_size:
+        raise ShapeError(f"weights {tuple(weights.shape)} have {b} rows, but the batch holds "
+                         f"{context.batch_size} samples: weights are [B, k], one row per sample")
 
 
 def flatten_rows(y: Any, batch: int) -> Tensor:

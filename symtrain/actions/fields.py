@@ -131,9 +131,7 @@ class Fields(Action):
     def mean(self, y, weights, context=None):
         return self._rebuild([(key, a.mean(v, weights, context)) for key, a, v in self._items(y)])
 
-    def act_mean(self, group, g, y, weights, context_k=None, context=None):
-        self._check_acting(group, g, y)
-        return self.apply_mean(group, g, y, weights, context_k, context)
+    act_mean = Action.checked_apply_mean  # each field's own apply_mean
 
     def apply_mean(self, group, g, y, weights, context_k=None, context=None):
         return self._rebuild([(key, a.apply_mean(group, g, v, weights, context_k, context))

@@ -71,9 +71,7 @@ class Vectors(Action):
         # contiguous, as repeating would give (models may .view() their input)
         return turned.contiguous().reshape(b * k, *x.shape[1:])
 
-    def act_mean(self, group, g, y, weights, context_k=None, context=None):
-        self._check_acting(group, g, y)
-        return self.apply_mean(group, g, y, weights, context_k, context)
+    act_mean = Action.checked_apply_mean  # apply_mean below is one product
 
     def apply_mean(self, group, g, y, weights, context_k=None, context=None):
         """One contraction of each sample's ``k`` weighted matrices with its ``k`` output
